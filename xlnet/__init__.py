@@ -1,0 +1,18 @@
+"""xlnet: deep learning in Excel, cell by cell, proven right against PyTorch.
+
+Build lesson workbooks whose every cell is a live formula, recalculate them in a real
+spreadsheet engine, and check each block against the same computation in torch.
+"""
+
+from .api import build, check, load, plot
+from .errors import (DeviceError, EngineError, InputError, LayoutError, ManifestError,
+                     XlnetError)
+from .lessons import all_lessons
+from .report import Report, exit_code
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "build", "check", "load", "plot", "all_lessons", "Report", "exit_code",
+    "XlnetError", "InputError", "ManifestError", "LayoutError", "EngineError", "DeviceError",
+]

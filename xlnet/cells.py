@@ -1,0 +1,83 @@
+"""Formula text for the cells of a lesson. Pure functions: blocks and indices in, text out.
+
+Only functions every engine has (SUMPRODUCT, SUM, MAX, EXP, LN, SQRT, IF, INDEX, MATCH,
+MMULT); never OFFSET, INDIRECT, RAND, LET, LAMBDA or ``_xlfn.`` functions.
+"""
+
+
+def formula(expr):
+    """Return a cell formula from an expression."""
+    return "=" + expr
+
+
+def window_sumproduct(x, x_lead, r, c, kh, kw, w, w_lead, here):
+    """``SUMPRODUCT(window of x, kernel w)``: one term of a convolution.
+
+    Args:
+        x: the input block; x_lead its leading index (channel), r, c the window's top-left.
+        kh, kw: kernel size.
+        w: the weight block; w_lead the leading index of the kernel tile.
+        here: the sheet the formula is written on.
+    """
+    window = x.window(x_lead, r, c, kh, kw, here)
+    kernel = w.whole(here, w_lead, absolute=True)
+    return f"SUMPRODUCT({window},{kernel})"
+
+
+def conv_cell(x, channels, r, c, kh, kw, w, out_channel, here, relu=False):
+    """One output cell of a convolution summed over input channels, optionally through ReLU."""
+    terms = [window_sumproduct(x, (ch,), r, c, kh, kw, w, (out_channel, ch), here)
+             for ch in range(channels)]
+    expr = "+".join(terms)
+    return formula(f"MAX(0,{expr})" if relu else expr)
+
+
+def relu(ref):
+    """``MAX(0, cell)``."""
+    return formula(f"MAX(0,{ref})")
+
+
+def window_max(x, lead, r, c, h, w, here):
+    """``MAX(window)``: one cell of a max-pool."""
+    return formula(f"MAX({x.window(lead, r, c, h, w, here)})")
+
+
+def copy(ref):
+    """``=cell``: a cell that shows another one (flatten, reshape, padding interior)."""
+    return formula(ref)
+
+
+def dot_plus(row_a, row_b, bias=None):
+    """``SUMPRODUCT(a,b)+bias``: one output of a dense layer."""
+    expr = f"SUMPRODUCT({row_a},{row_b})"
+    return formula(f"{expr}+{bias}" if bias else expr)
+
+
+def exp(ref):
+    """``EXP(cell)``."""
+    return formula(f"EXP({ref})")
+
+
+def divide_by_sum(ref, total_range):
+    """``cell/SUM(range)``: normalising one entry."""
+    return formula(f"{ref}/SUM({total_range})")
+
+
+def abs_diff(a, b):
+    """``ABS(a-b)``."""
+    return formula(f"ABS({a}-{b})")
+
+
+def range_max(ref):
+    """``MAX(range)``."""
+    return formula(f"MAX({ref})")
+
+
+def keep_if_at_least(u, p):
+    """``IF(u>=p,1,0)``: a dropout keep-mask entry from a uniform random constant."""
+    return formula(f"IF({u}>={p},1,0)")
+
+
+def scaled_keep(x, mask, p):
+    """``x*mask/(1-p)``: inverted dropout, as torch computes it."""
+    return formula(f"{x}*{mask}/(1-{p})")

@@ -1,0 +1,88 @@
+"""The command line, thin over the API: parse, call, print; XlnetError -> one line, exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import api, engines, lessons
+from .errors import XlnetError
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog="xlnet", description="Deep learning in Excel, cell by cell, checked against PyTorch.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("list", help="list the lessons and their options")
+
+    build = sub.add_parser("build", help="build lesson workbooks (default: all, into workbooks/)")
+    build.add_argument("lessons", nargs="*", metavar="LESSON", help="lessons to build (default: all)")
+    build.add_argument("--out", default=api.DEFAULT_OUT, help="output directory (default: workbooks)")
+    build.add_argument("--seed", type=int, default=0, help="seed of every random constant (default: 0)")
+    seen = {}
+    for lesson in lessons.all_lessons().values():
+        for option in lesson.OPTIONS:
+            if option.name in seen:
+                continue
+            seen[option.name] = option
+            build.add_argument("--" + option.name.replace("_", "-"), dest=option.name, type=option.type,
+                               default=None, help=f"{option.help} (default: {option.default})")
+
+    check = sub.add_parser("check", help="recalculate workbooks and check every block against torch")
+    check.add_argument("files", nargs="+", metavar="FILE")
+    check.add_argument("--engine", default="libreoffice",
+                       choices=list(engines.ENGINES) + ["all"], help="recalculation engine (default: libreoffice)")
+    check.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                       help="where torch runs (default: cuda when available, else cpu)")
+    check.add_argument("--json", action="store_true", help="print the report as JSON")
+    check.add_argument("--timeout", type=int, default=engines.DEFAULT_TIMEOUT,
+                       help="seconds allowed to the engine (default: 600)")
+
+    plot = sub.add_parser("plot", help="draw every block of a workbook as PNG heat maps")
+    plot.add_argument("file", metavar="FILE")
+    plot.add_argument("--out", default=".", help="output directory (default: .)")
+    plot.add_argument("--engine", default="cached", choices=list(engines.ENGINES),
+                      help="values as saved (cached, default) or recalculated by an engine")
+    return parser
+
+
+def _list():
+    for lesson in lessons.all_lessons().values():
+        print(f"{lesson.NAME:<12} {lesson.DESCRIPTION}")
+        for option in lesson.OPTIONS:
+            print(f"    --{option.name.replace('_', '-'):<14} {option.help} (default: {option.default})")
+    return 0
+
+
+def main(argv=None):
+    """Run the CLI; return the exit code (0 pass, 1 mismatch, 2 bad input or engine failure)."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "list":
+            return _list()
+        if args.command == "build":
+            names = {o.name for m in lessons.all_lessons().values() for o in m.OPTIONS}
+            options = {k: v for k, v in vars(args).items() if k in names}
+            for path in api.build(args.lessons, out=args.out, seed=args.seed, **options):
+                print(f"wrote {path}")
+            return 0
+        if args.command == "check":
+            from .report import exit_code, to_json
+            reports = api.check(args.files, engine=args.engine, device=args.device, timeout=args.timeout)
+            print(to_json(reports) if args.json else "\n\n".join(r.text() for r in reports))
+            return exit_code(reports)
+        if args.command == "plot":
+            for path in api.plot(args.file, out=args.out, engine=args.engine):
+                print(f"wrote {path}")
+            return 0
+    except XlnetError as exc:
+        print(f"xlnet: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

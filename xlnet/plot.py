@@ -1,0 +1,104 @@
+"""Matplotlib figures of a workbook's blocks: each tensor as heat-map tiles in the colours its
+sheet uses, and the lesson's charts (probabilities, loss curves) as plots."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import atomic_path
+
+
+def _figure_module():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def colormap(colours):
+    """The matplotlib colour map of a sheet's colour scale."""
+    from matplotlib.colors import LinearSegmentedColormap
+    return LinearSegmentedColormap.from_list("sheet", list(colours))
+
+
+def plot_tensor(plt, name, info, values):
+    """One figure: the tensor's tiles side by side, annotated with their values when small."""
+    from matplotlib.colors import TwoSlopeNorm
+
+    shape = values.shape
+    if values.ndim <= 1:
+        tiles = [values.reshape(1, -1) if info.get("orient", "row") == "row" else values.reshape(-1, 1)]
+    else:
+        tiles = list(values.reshape((-1,) + shape[-2:]))
+    labels = info.get("tile_labels", [name] * len(tiles))
+    colours = info.get("heat", ["#FFFFFF", "#4F81BD"])
+    finite = values[np.isfinite(values)]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    if len(colours) == 3 and lo < 0 < hi:
+        norm = TwoSlopeNorm(0.0, lo, hi)
+    else:
+        from matplotlib.colors import Normalize
+        norm = Normalize(lo, hi if hi > lo else lo + 1)
+    cols = min(len(tiles), 8)
+    rows = math.ceil(len(tiles) / cols)
+    th, tw = tiles[0].shape
+    scale = min(0.45, 12 / max(1, cols * tw))
+    fig, axes = plt.subplots(rows, cols, squeeze=False,
+                             figsize=(max(3, cols * tw * scale + 1), max(2, rows * th * scale + 1)))
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, tile, label in zip(axes.ravel(), tiles, labels):
+        ax.imshow(tile, cmap=colormap(colours), norm=norm, interpolation="nearest")
+        ax.set_title(label, fontsize=9)
+        if tile.size <= 100:
+            for (i, j), v in np.ndenumerate(tile):
+                ax.text(j, i, "err" if not np.isfinite(v) else f"{v:.2f}", ha="center", va="center", fontsize=7)
+    fig.suptitle(info.get("caption", name), fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_workbook(book, out, stem):
+    """Write one PNG per tensor of a read workbook into ``out``; return their paths."""
+    plt = _figure_module()
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, info in book.manifest["tensors"].items():
+        values = book.tensors[name].values
+        if values.ndim == 0:
+            continue
+        fig = plot_tensor(plt, name, info, values)
+        paths.append(_save(plt, fig, out / f"{stem}-{name}.png"))
+    for chart in book.manifest.get("charts", []):
+        fig = plot_chart(plt, chart, book.tensors)
+        paths.append(_save(plt, fig, out / f"{stem}-{chart['name']}.png"))
+    return paths
+
+
+def plot_chart(plt, chart, tensors):
+    """A bar or line chart described in the manifest (the same data as the sheet's chart)."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    if chart["kind"] == "bar":
+        values = tensors[chart["series"][0]["tensor"]].values.ravel()
+        labels = chart.get("categories") or [str(i) for i in range(values.size)]
+        ax.bar(labels, values, color="#4F81BD")
+    else:
+        for series in chart["series"]:
+            values = tensors[series["tensor"]].values.ravel()
+            ax.plot(np.arange(1, values.size + 1), values, marker="o", label=series.get("label", series["tensor"]))
+        ax.legend()
+    ax.set_title(chart.get("title", ""))
+    ax.set_xlabel(chart.get("x_label", ""))
+    ax.set_ylabel(chart.get("y_label", ""))
+    fig.tight_layout()
+    return fig
+
+
+def _save(plt, fig, path):
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return path

@@ -1,0 +1,205 @@
+"""Read an xlnet workbook: its manifest, its sentinel, and every named block as float64.
+
+Tolerant of what real files contain: Excel error values (#NUM!, #DIV/0!, #NAME?) and
+non-finite numbers are kept as errors with their addresses; blank cells are blank. Input
+cells that hold an error, text or a blank (where a number is needed) are an InputError.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from openpyxl.utils.cell import get_column_letter, range_boundaries
+
+from . import manifest as manifest_mod
+from .errors import InputError, ManifestError
+
+ERROR_CODES = ("#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A", "#GETTING_DATA")
+
+
+@dataclass
+class SheetTensor:
+    """One tensor as the sheet holds it.
+
+    Attributes:
+        name: tensor name.
+        values: float64 array; NaN where the cell holds an error, text or nothing.
+        errors: flat index -> what the cell holds instead of a number (``#NUM!``, ``blank``…).
+        cells: flat index -> cell address (``conv!B3``).
+    """
+
+    name: str
+    values: np.ndarray
+    errors: dict = field(default_factory=dict)
+    cells: list = field(default_factory=list)
+
+    def address(self, flat_index):
+        return self.cells[int(flat_index)]
+
+
+@dataclass
+class Workbook:
+    """What ``read_workbook`` returns: the manifest, the sentinel as read, and the tensors."""
+
+    path: Path
+    manifest: dict
+    sentinel: object
+    tensors: dict
+
+
+def open_book(path):
+    """Open a workbook for reading values, turning every way it can be unreadable into one line.
+
+    Args:
+        path: the file.
+
+    Returns:
+        An openpyxl read-only workbook (values, not formulas).
+    """
+    import openpyxl
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    if not zipfile.is_zipfile(path):
+        raise InputError(f"{path}: not a workbook (an .xlsx file is a zip archive; this one is not)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return openpyxl.load_workbook(path, read_only=True, data_only=True, keep_links=False)
+    except Exception as exc:  # zipfile, XML parsers and defusedxml raise many kinds
+        reason = type(exc).__name__
+        if "Forbidden" in reason or "Entities" in reason or "DTD" in reason:
+            reason = "it contains XML entity declarations (an XML bomb?); refused"
+        elif isinstance(exc, (zipfile.BadZipFile, EOFError, KeyError)):
+            reason = f"it is truncated or damaged ({reason})"
+        else:
+            reason = f"{reason}: {exc}"
+        raise InputError(f"{path}: not a readable .xlsx workbook: {reason}") from None
+
+
+def read_manifest(book, path):
+    """Return (manifest, sentinel value) from the hidden manifest sheet."""
+    if manifest_mod.SHEET not in book.sheetnames:
+        raise ManifestError(f"{path}: no sheet {manifest_mod.SHEET}, so no xlnet manifest: "
+                            "this is not a workbook built by `xlnet build`")
+    rows = _rows(book, manifest_mod.SHEET, None, 3)
+    return manifest_mod.parse_rows(rows, str(path))
+
+
+def _rows(book, sheet, max_row, max_col):
+    try:
+        ws = book[sheet]
+        return [tuple(r) for r in ws.iter_rows(min_row=1, max_row=max_row, min_col=1,
+                                               max_col=max_col, values_only=True)]
+    except Exception as exc:
+        raise InputError(f"sheet {sheet} cannot be read ({type(exc).__name__}: {exc})") from None
+
+
+def _tile_ranges(book, path, name, info):
+    """Resolve the defined names of a tensor's tiles to (sheet, min_row, min_col, max_row, max_col)."""
+    shape = info["shape"]
+    if len(shape) == 0:
+        want = (1, 1)
+    elif len(shape) == 1:
+        want = (1, shape[0]) if info.get("orient", "row") == "row" else (shape[0], 1)
+    else:
+        want = (shape[-2], shape[-1])
+    ranges = []
+    for tile_name in info["tiles"]:
+        defined = book.defined_names.get(tile_name)
+        if defined is None:
+            raise InputError(f"{path}: defined name {tile_name} (tensor {name}) is missing; "
+                             "restore it or rebuild the workbook")
+        dests = list(defined.destinations)
+        if len(dests) != 1:
+            raise InputError(f"{path}: defined name {tile_name} should point at one range, "
+                             f"it points at {defined.attr_text!r}")
+        sheet, ref = dests[0]
+        if sheet not in book.sheetnames:
+            raise InputError(f"{path}: defined name {tile_name} points at missing sheet {sheet!r}")
+        min_col, min_row, max_col, max_row = range_boundaries(ref.replace("$", ""))
+        got = (max_row - min_row + 1, max_col - min_col + 1)
+        if got != want:
+            raise InputError(f"{path}: defined name {tile_name} (tensor {name}) covers {sheet}!{ref}, "
+                             f"{got[0]}x{got[1]} cells; expected {want[0]}x{want[1]}")
+        ranges.append((sheet, min_row, min_col, max_row, max_col))
+    return ranges
+
+
+def _number(value):
+    """Return (float, problem) for one cell value; problem is None for a good number."""
+    if isinstance(value, bool):
+        return float(value), None
+    if isinstance(value, (int, float)):
+        value = float(value)
+        return (value, None) if math.isfinite(value) else (math.nan, "#NUM!")
+    if value is None:
+        return math.nan, "blank"
+    if isinstance(value, str):
+        text = value.strip()
+        if text.upper() in ERROR_CODES:
+            return math.nan, text.upper()
+        return math.nan, f"text {value[:20]!r}"
+    return math.nan, f"a {type(value).__name__}"
+
+
+def read_workbook(path, manifest=None):
+    """Read every tensor of an xlnet workbook.
+
+    Args:
+        path: the workbook (usually a recalculated copy).
+        manifest: the manifest to read by (defaults to the one inside ``path``).
+
+    Returns:
+        A Workbook with float64 tensors keyed by name.
+    """
+    path = Path(path)
+    book = open_book(path)
+    try:
+        own_manifest, sentinel = read_manifest(book, path)
+        manifest = manifest or own_manifest
+        layout = {name: _tile_ranges(book, path, name, info) for name, info in manifest["tensors"].items()}
+        extent = {}
+        for ranges in layout.values():
+            for sheet, _, _, max_row, max_col in ranges:
+                r, c = extent.get(sheet, (0, 0))
+                extent[sheet] = (max(r, max_row), max(c, max_col))
+        grids = {sheet: _rows(book, sheet, r, c) for sheet, (r, c) in extent.items()}
+    finally:
+        book.close()
+
+    tensors = {}
+    for name, info in manifest["tensors"].items():
+        shape = tuple(info["shape"])
+        flat, errors, cells = [], {}, []
+        for sheet, min_row, min_col, max_row, max_col in layout[name]:
+            grid = grids[sheet]
+            for r in range(min_row, max_row + 1):
+                row = grid[r - 1] if r - 1 < len(grid) else ()
+                for c in range(min_col, max_col + 1):
+                    raw = row[c - 1] if c - 1 < len(row) else None
+                    value, problem = _number(raw)
+                    address = f"{_quote(sheet)}!{get_column_letter(c)}{r}"
+                    if problem == "blank" and info.get("blank") == "nan":
+                        problem = None
+                    if problem is not None:
+                        if info["role"] != "output":
+                            raise InputError(f"{path}: input cell {address} of {name} holds {problem}; "
+                                             "expected a number")
+                        errors[len(flat)] = problem
+                    flat.append(value)
+                    cells.append(address)
+        values = np.array(flat, dtype=np.float64).reshape(shape)
+        tensors[name] = SheetTensor(name, values, errors, cells)
+    return Workbook(path, manifest, sentinel, tensors)
+
+
+def _quote(sheet):
+    from .layout import quote_sheet
+    return quote_sheet(sheet)

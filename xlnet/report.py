@@ -1,0 +1,99 @@
+"""Check results: one row per block, as a text table or JSON, and the exit code."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class BlockResult:
+    """The check of one op output.
+
+    Attributes:
+        title: human name of the block.
+        op: the torch op it was checked against.
+        tensor: the output tensor (and defined name).
+        status: pass, fail, skip (an input holds errors) or e2e (composite: end-to-end only).
+        max_abs, max_rel: largest absolute and relative differences with torch.
+        worst_cell: address of the cell furthest outside tolerance.
+        message: what that cell holds against torch, when failing.
+        e2e_pass, e2e_max_abs: the end-to-end comparison (torch from the raw inputs only).
+    """
+
+    title: str
+    op: str
+    tensor: str
+    status: str
+    max_abs: float
+    max_rel: float
+    worst_cell: str = ""
+    message: str = ""
+    e2e_pass: bool = True
+    e2e_max_abs: float = 0.0
+
+
+@dataclass
+class Report:
+    """The check of one workbook by one engine."""
+
+    path: str
+    engine: str
+    device: str
+    blocks: list = field(default_factory=list)
+    sentinel: str = "ok"
+
+    @property
+    def passed(self):
+        """True when every block passes and the end-to-end pass agrees."""
+        return all(b.status in ("pass", "e2e") and b.e2e_pass for b in self.blocks)
+
+    @property
+    def failures(self):
+        return [b for b in self.blocks if b.status == "fail"]
+
+    def to_dict(self):
+        data = asdict(self)
+        data["passed"] = self.passed
+        for block in data["blocks"]:
+            for key in ("max_abs", "max_rel", "e2e_max_abs"):
+                if not math.isfinite(block[key]):
+                    block[key] = None if math.isnan(block[key]) else "inf"
+        return data
+
+    def text(self):
+        """A table: one line per block, then a summary line."""
+        lines = [f"{self.path}  (engine {self.engine}, device {self.device}, recalculated: sentinel {self.sentinel})"]
+        header = f"  {'block':<32} {'op':<12} {'max abs':>9} {'max rel':>9}  {'result':<6} {'e2e':<4}  worst cell"
+        lines.append(header)
+        for b in self.blocks:
+            result = b.status.upper() if b.status == "fail" else b.status
+            e2e = "pass" if b.e2e_pass else "FAIL"
+            detail = b.worst_cell + (f"  {b.message}" if b.message else "")
+            lines.append(f"  {b.title[:32]:<32} {b.op:<12} {_num(b.max_abs):>9} {_num(b.max_rel):>9}  "
+                         f"{result:<6} {e2e:<4}  {detail}")
+        counts = {s: sum(b.status == s for b in self.blocks) for s in ("pass", "fail", "skip")}
+        e2e_failed = sum(not b.e2e_pass for b in self.blocks)
+        lines.append(f"  {len(self.blocks)} blocks: {counts['pass']} pass, {counts['fail']} fail, "
+                     f"{counts['skip']} skipped; end-to-end: "
+                     + ("pass" if not e2e_failed else f"{e2e_failed} differ") + "; "
+                     + ("OK" if self.passed else "MISMATCH"))
+        return "\n".join(lines)
+
+
+def _num(x):
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    if math.isinf(x):
+        return "inf"
+    return f"{x:.1e}"
+
+
+def exit_code(reports):
+    """0 when every report passes, 1 when any block mismatches."""
+    return 0 if all(r.passed for r in reports) else 1
+
+
+def to_json(reports):
+    return json.dumps([r.to_dict() for r in reports], indent=2)
