@@ -81,7 +81,7 @@ def check(paths, engine="libreoffice", device="auto", timeout=engines.DEFAULT_TI
     device = bridge.pick_device(device)
     originals = {}
     for path in paths:
-        book = read.read_workbook(path)  # reject bad files before starting any engine
+        book = read.read_workbook(path, strict_inputs=False)  # reject bad files before any engine runs
         bridge.validate_ops(book.manifest, str(path))
         originals[path] = book.manifest
     reports = []
@@ -117,13 +117,13 @@ def plot(path, out=".", engine="cached"):
     Returns:
         The PNG paths written.
     """
-    from . import plot as plot_mod
+    from . import plots
 
     path = Path(path)
-    book = read.read_workbook(path)
+    book = read.read_workbook(path, strict_inputs=engine == "cached")
     if engine != "cached":
         with tempfile.TemporaryDirectory(prefix="xlnet-") as workdir:
             copy = engines.recalc([path], engine, workdir)[0]
             book = read.read_workbook(copy, manifest=book.manifest)
             _assert_recalculated(book.sentinel, path, engine)
-    return plot_mod.plot_workbook(book, Path(out), path.stem)
+    return plots.plot_workbook(book, Path(out), path.stem)

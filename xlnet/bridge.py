@@ -114,7 +114,7 @@ def _keep_mask(a, at):
 def _dropout(a, at):
     # torch's dropout: x * mask / (1 - p), with a mask drawn by its generator; here the mask is
     # the sheet's, so both sides draw nothing and must agree exactly.
-    return a["x"] * a["mask"] / (1 - a["p"])
+    return a["x"] * (a["mask"] / (1 - a["p"]))
 
 
 def pick_device(device="auto"):

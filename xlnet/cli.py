@@ -77,7 +77,7 @@ def main(argv=None):
                 print(f"wrote {path}")
             return 0
     except XlnetError as exc:
-        print(f"xlnet: error: {exc}", file=sys.stderr)
+        print("xlnet: error: " + " ".join(str(exc).split()), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -7,6 +7,7 @@ Whether a recalculation really happened is proved afterwards by the sentinel cel
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -156,8 +157,9 @@ def _formulas(copies, out, timeout):
     results = []
     for copy in copies:
         try:
-            model = formulas.ExcelModel().loads(str(copy)).finish()
-            solution = model.calculate()
+            with open(os.devnull, "w") as quiet, contextlib.redirect_stderr(quiet):  # progress bars
+                model = formulas.ExcelModel().loads(str(copy)).finish()
+                solution = model.calculate()
         except Exception as exc:  # formulas raises many kinds on what it does not support
             raise EngineError(f"{copy.name.split('_', 1)[1]}: the formulas engine cannot compute "
                               f"this workbook ({type(exc).__name__}: {exc})") from None

@@ -224,6 +224,9 @@ class Sheet:
         self.ws = book.workbook.add_worksheet(name)
         self.ws.set_column(0, 200, col_width)
         self.ws.hide_gridlines(2)
+        self.ws.set_landscape()
+        self.ws.set_paper(9)  # A4
+        self.ws.fit_to_pages(1, 0)  # printed (and exported to PDF) one page wide
         self._used = {}
         self.ws.write_string(0, 0, title, book.fmt("title"))
         self.ws.write_string(1, 0, intro, book.fmt("intro"))

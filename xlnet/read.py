@@ -73,13 +73,18 @@ def open_book(path):
             warnings.simplefilter("ignore")
             return openpyxl.load_workbook(path, read_only=True, data_only=True, keep_links=False)
     except Exception as exc:  # zipfile, XML parsers and defusedxml raise many kinds
-        reason = type(exc).__name__
-        if "Forbidden" in reason or "Entities" in reason or "DTD" in reason:
-            reason = "it contains XML entity declarations (an XML bomb?); refused"
-        elif isinstance(exc, (zipfile.BadZipFile, EOFError, KeyError)):
-            reason = f"it is truncated or damaged ({reason})"
+        chain = []
+        while exc is not None and len(chain) < 10:
+            chain.append(exc)
+            exc = exc.__cause__ or exc.__context__
+        names = " ".join(type(e).__name__ for e in chain)
+        if any(word in names for word in ("Forbidden", "Entities", "DTD")):
+            reason = "it declares XML entities (an XML bomb?), which are refused"
+        elif any(isinstance(e, (zipfile.BadZipFile, EOFError, KeyError)) for e in chain):
+            reason = f"it is truncated or damaged ({type(chain[-1]).__name__})"
         else:
-            reason = f"{reason}: {exc}"
+            reason = f"{type(chain[-1]).__name__}: {chain[-1]}"
+        reason = " ".join(reason.split())[:300]
         raise InputError(f"{path}: not a readable .xlsx workbook: {reason}") from None
 
 
@@ -149,12 +154,14 @@ def _number(value):
     return math.nan, f"a {type(value).__name__}"
 
 
-def read_workbook(path, manifest=None):
+def read_workbook(path, manifest=None, strict_inputs=True):
     """Read every tensor of an xlnet workbook.
 
     Args:
         path: the workbook (usually a recalculated copy).
         manifest: the manifest to read by (defaults to the one inside ``path``).
+        strict_inputs: raise InputError when an input cell holds no number; False when only
+            the file's structure is being validated (its values are about to be recalculated).
 
     Returns:
         A Workbook with float64 tensors keyed by name.
@@ -189,7 +196,7 @@ def read_workbook(path, manifest=None):
                     if problem == "blank" and info.get("blank") == "nan":
                         problem = None
                     if problem is not None:
-                        if info["role"] != "output":
+                        if info["role"] != "output" and strict_inputs:
                             raise InputError(f"{path}: input cell {address} of {name} holds {problem}; "
                                              "expected a number")
                         errors[len(flat)] = problem

@@ -70,13 +70,14 @@ class Report:
         for b in self.blocks:
             result = b.status.upper() if b.status == "fail" else b.status
             e2e = "pass" if b.e2e_pass else "FAIL"
-            detail = b.worst_cell + (f"  {b.message}" if b.message else "")
+            detail = (b.worst_cell if b.status == "fail" or (b.max_abs or 0) > 0 else "") + (
+                f"  {b.message}" if b.message else "")
             lines.append(f"  {b.title[:32]:<32} {b.op:<12} {_num(b.max_abs):>9} {_num(b.max_rel):>9}  "
                          f"{result:<6} {e2e:<4}  {detail}")
-        counts = {s: sum(b.status == s for b in self.blocks) for s in ("pass", "fail", "skip")}
+        counts = {s: sum(b.status == s for b in self.blocks) for s in ("pass", "fail", "skip", "e2e")}
         e2e_failed = sum(not b.e2e_pass for b in self.blocks)
-        lines.append(f"  {len(self.blocks)} blocks: {counts['pass']} pass, {counts['fail']} fail, "
-                     f"{counts['skip']} skipped; end-to-end: "
+        lines.append(f"  {len(self.blocks) - counts['e2e']} blocks: {counts['pass']} pass, {counts['fail']} fail, "
+                     f"{counts['skip']} skipped; end-to-end ({counts['e2e']} composite views): "
                      + ("pass" if not e2e_failed else f"{e2e_failed} differ") + "; "
                      + ("OK" if self.passed else "MISMATCH"))
         return "\n".join(lines)

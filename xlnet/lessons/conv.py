@@ -199,12 +199,12 @@ def build(path, seed=0, **options):
         conv_in = sheet.place("image_padded", xp.shape, row=row, col=col, role="output", values=xp,
                               formulas=pad_formula,
                               caption=f"Padded with {p} ring(s) of zeros")
-        book.op("pad", {"out": conv_in}, {"x": image}, {"padding": p})
+        book.op("pad", {"out": conv_in}, {"x": image}, {"padding": p}, title="zero padding of the image")
         col = conv_in.right + 2
     kernel1 = sheet.place("conv1_w", w1.shape, row=row, col=col, role="parameter", values=w1,
                           caption=f"Conv layer 1: {f1} filters {k}x{k} (edge detectors)")
 
-    row = max(image.bottom, kernel1.bottom) + 2
+    row = max(image.bottom, conv_in.bottom, kernel1.bottom) + 2
     conv1 = sheet.place(
         "conv1_out", a1.shape, row=row, col=1, role="output", values=a1,
         caption=f"Conv 1 + ReLU: each cell =MAX(0,SUMPRODUCT({k}x{k} window, kernel)), stride {s}",
@@ -220,7 +220,7 @@ def build(path, seed=0, **options):
         conv2_in = sheet.place("conv1_padded", a1p.shape, row=row, col=conv1.right + 2, role="output",
                                values=a1p, formulas=pad1_formula,
                                caption=f"Conv 1 output padded with {p} ring(s) of zeros")
-        book.op("pad", {"out": conv2_in}, {"x": conv1}, {"padding": p})
+        book.op("pad", {"out": conv2_in}, {"x": conv1}, {"padding": p}, title="zero padding of conv 1")
 
     row = max(conv1.bottom, conv2_in.bottom) + 2
     kernel2 = sheet.place("conv2_w", w2.shape, row=row, col=1, role="parameter", values=w2,
@@ -235,21 +235,22 @@ def build(path, seed=0, **options):
     relu2 = sheet.place("conv2_out", a2.shape, row=row, col=conv2.right + 2, role="output", values=a2,
                         caption="ReLU: =MAX(0, cell)",
                         formulas=lambda ix: cells.relu(conv2.ref(ix, here)))
-    book.op("relu", {"out": relu2}, {"x": conv2})
+    book.op("relu", {"out": relu2}, {"x": conv2}, title="ReLU after conv 2")
 
     row = max(conv2.bottom, relu2.bottom) + 2
     pool_out = sheet.place(
         "pool_out", pooled.shape, row=row, col=1, role="output", values=pooled,
         caption=f"Max-pool {pool}x{pool}, stride {pool}: =MAX(window)",
         formulas=lambda ix: cells.window_max(relu2, (ix[0],), ix[1] * pool, ix[2] * pool, pool, pool, here))
-    book.op("max_pool2d", {"out": pool_out}, {"x": relu2}, {"kernel_size": pool, "stride": pool})
+    book.op("max_pool2d", {"out": pool_out}, {"x": relu2}, {"kernel_size": pool, "stride": pool},
+            title="max-pool")
 
     row = pool_out.bottom + 2
     flat_block = sheet.place(
         "flat", flat.shape, row=row, col=2, role="output", values=flat,
         caption="Flatten: the pooled maps read channel by channel, row by row",
         formulas=lambda ix: cells.copy(pool_out.ref(np.unravel_index(ix[0], pooled.shape), here)))
-    book.op("flatten", {"out": flat_block}, {"x": pool_out})
+    book.op("flatten", {"out": flat_block}, {"x": pool_out}, title="flatten")
 
     row = flat_block.bottom + 2
     for c in range(CLASSES):
@@ -261,19 +262,21 @@ def build(path, seed=0, **options):
                           orient="col", caption="bias")
     logit_block = sheet.place(
         "logits", logits.shape, row=row, col=col + 2, role="output", values=logits, orient="col",
-        caption="logit = SUMPRODUCT(weights row, flat) + bias",
+        caption="logit",
         formulas=lambda ix: cells.dot_plus(dense_w.window((), ix[0], 0, 1, nf, here),
                                            flat_block.whole(here), dense_b.ref(ix, here)))
     book.op("linear", {"out": logit_block}, {"x": flat_block, "weight": dense_w, "bias": dense_b},
             title="dense layer")
     exp_block = sheet.place("exps", exps.shape, row=row, col=col + 4, role="output", values=exps,
-                            orient="col", caption="=EXP(logit)", number_format="0.000",
+                            orient="col", caption="EXP(logit)", number_format="0.000",
                             formulas=lambda ix: cells.exp(logit_block.ref(ix, here)))
-    book.op("exp", {"out": exp_block}, {"x": logit_block})
+    book.op("exp", {"out": exp_block}, {"x": logit_block}, title="EXP of the logits")
     prob_block = sheet.place("probs", probs.shape, row=row, col=col + 6, role="output", values=probs,
-                             orient="col", caption="softmax = exp / SUM(exps)", number_format="0.000",
+                             orient="col", caption="probability", number_format="0.000",
                              formulas=lambda ix: cells.divide_by_sum(exp_block.ref(ix, here), exp_block.whole(here)))
-    book.op("normalize", {"out": prob_block}, {"x": exp_block})
+    book.op("normalize", {"out": prob_block}, {"x": exp_block}, title="probabilities (exp / sum)")
+    sheet.text(dense_w.bottom + 1, 2, "logit = SUMPRODUCT(weights row, flat) + bias;   "
+               "probability = EXP(logit) / SUM(EXP column): the softmax, which sums to 1.")
     book.op("softmax", {"out": prob_block}, {"x": logit_block}, {"dim": 0}, composite=True,
             title="softmax (exp, then normalise)")
 
@@ -291,13 +294,13 @@ def build(path, seed=0, **options):
 
 def _matmul_sheet(book, conv_in, kernel1, conv1, xp, w1, a1, k, s):
     """Conv layer 1, filter 0, as a matrix product on the top-left patch of the image."""
-    ph, pw = min(8, xp.shape[1]), min(8, xp.shape[2])
+    ph, pw = min(6, xp.shape[1]), min(6, xp.shape[2])
     oh, ow = (ph - k) // s + 1, (pw - k) // s + 1
     sheet = book.sheet(
         "matmul", "A convolution is a matrix multiplication",
         f"Filter 0 of conv layer 1 on the top-left {ph}x{pw} patch of the (padded) image: the patch "
         "flattened to a row, times a matrix of shared weights (formulas pointing at the kernel) "
-        "and fixed zeros.")
+        "and fixed zeros.", col_width=5.5)
     here = "matmul"
     patch = xp[0, :ph, :pw]
     flat = patch.ravel()
@@ -311,7 +314,7 @@ def _matmul_sheet(book, conv_in, kernel1, conv1, xp, w1, a1, k, s):
         "mm_flat", flat.shape, row=3, col=2, role="output", values=flat,
         caption=f"The {ph}x{pw} patch flattened row by row (=cell of the image)",
         formulas=lambda ix: cells.copy(conv_in.ref((0, ix[0] // pw, ix[0] % pw), here)))
-    book.op("flatten", {"out": flat_block}, {"x": conv_in[0, 0:ph, 0:pw]})
+    book.op("flatten", {"out": flat_block}, {"x": conv_in[0, 0:ph, 0:pw]}, title="matmul: patch flattened")
 
     def matrix_formula(ix):
         m, n = ix
@@ -324,38 +327,40 @@ def _matmul_sheet(book, conv_in, kernel1, conv1, xp, w1, a1, k, s):
 
     matrix_block = sheet.place(
         "mm_matrix", matrix.shape, row=flat_block.bottom + 2, col=2, role="output", values=matrix,
+        number_format="0.00;-0.00;0",
         caption="Weight matrix: one row per output cell; the kernel's weights shared along the diagonal, zeros elsewhere",
         formulas=matrix_formula)
     book.op("conv_matrix", {"out": matrix_block}, {"weight": kernel1[0, 0]},
-            {"in_h": ph, "in_w": pw, "stride": s})
+            {"in_h": ph, "in_w": pw, "stride": s}, title="matmul: weight matrix")
     out_block = sheet.place(
         "mm_out", out.shape, row=matrix_block.top, col=matrix_block.right + 2, role="output",
         values=out, orient="col", caption="row . flat",
         formulas=lambda ix: cells.dot_plus(matrix_block.window((), ix[0], 0, 1, flat.size, here),
                                            flat_block.whole(here)))
     book.op("linear", {"out": out_block}, {"x": flat_block, "weight": matrix_block},
-            title="matrix product")
+            title="matmul: matrix product")
 
     row = matrix_block.bottom + 2
     map_block = sheet.place(
         "mm_map", out_map.shape, row=row, col=2, role="output", values=out_map,
         caption="The products put back on the grid",
         formulas=lambda ix: cells.copy(out_block.ref((ix[0] * ow + ix[1],), here)))
-    book.op("reshape", {"out": map_block}, {"x": out_block}, {"shape": [oh, ow]})
+    book.op("reshape", {"out": map_block}, {"x": out_block}, {"shape": [oh, ow]}, title="matmul: back on the grid")
     relu_block = sheet.place(
         "mm_relu", relu_map.shape, row=row, col=map_block.right + 2, role="output", values=relu_map,
         caption="ReLU", formulas=lambda ix: cells.relu(map_block.ref(ix, here)))
-    book.op("relu", {"out": relu_block}, {"x": map_block})
+    book.op("relu", {"out": relu_block}, {"x": map_block}, title="matmul: ReLU")
     diff_block = sheet.place(
         "mm_diff", diff.shape, row=row, col=relu_block.right + 2, role="output", values=diff,
         caption="|matrix way - conv sheet|",
         formulas=lambda ix: cells.abs_diff(relu_block.ref(ix, here), conv1.ref((0,) + tuple(ix), here)))
-    book.op("abs_diff", {"out": diff_block}, {"a": relu_block, "b": conv1[0, 0:oh, 0:ow]})
+    book.op("abs_diff", {"out": diff_block}, {"a": relu_block, "b": conv1[0, 0:oh, 0:ow]},
+            title="matmul vs conv sheet")
     max_block = sheet.place(
         "mm_maxdiff", (), row=diff_block.bottom + 2, col=diff_block.left + 3, role="output",
         values=diff.max(), caption="largest difference (0: both ways agree)",
         number_format="0.0E+00", formulas=lambda ix: cells.range_max(diff_block.whole(here)))
-    book.op("amax", {"out": max_block}, {"x": diff_block})
+    book.op("amax", {"out": max_block}, {"x": diff_block}, title="largest difference")
 
 
 def _dropout_sheet(book, conv1, a1, p, rng):
@@ -377,10 +382,11 @@ def _dropout_sheet(book, conv1, a1, p, rng):
         "dropout_mask", shape, row=5, col=u_block.right + 2, role="output", values=mask, number_format="0",
         caption="keep = IF(u >= p, 1, 0)",
         formulas=lambda ix: cells.keep_if_at_least(u_block.ref(ix, here), p_block.ref((), here, True)))
-    book.op("keep_mask", {"out": mask_block}, {"u": u_block, "p": p_block})
+    book.op("keep_mask", {"out": mask_block}, {"u": u_block, "p": p_block}, title="dropout keep-mask")
     out_block = sheet.place(
         "dropout_out", shape, row=5, col=mask_block.right + 2, role="output", values=out,
         caption="conv1 x keep / (1 - p)",
         formulas=lambda ix: cells.scaled_keep(conv1.ref((0,) + tuple(ix), here), mask_block.ref(ix, here),
                                               p_block.ref((), here, True)))
-    book.op("dropout", {"out": out_block}, {"x": conv1[0], "mask": mask_block, "p": p_block})
+    book.op("dropout", {"out": out_block}, {"x": conv1[0], "mask": mask_block, "p": p_block},
+            title="dropout")

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Set up a fresh machine: the spreadsheet engines (LibreOffice Calc, Gnumeric) and a virtual
+# environment in .venv with xlnet, torch (CPU build) and the test tools. Safe to run twice.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v soffice >/dev/null 2>&1 || need+=(libreoffice-calc)
+command -v ssconvert >/dev/null 2>&1 || need+=(gnumeric)
+command -v pdftoppm >/dev/null 2>&1 || need+=(poppler-utils)
+if [ ${#need[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "installing ${need[*]} with apt-get"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+PYTHON=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+# torch 2.13.0 has a local CPU build on these machines; an unpinned torch pulls GBs of CUDA wheels.
+.venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/python -m pip install -q "torch==2.13.0"
+.venv/bin/python -m pip install -q -e ".[test]"

@@ -1,0 +1,53 @@
+"""Building: deterministic bytes, committed workbooks up to date, the manifest survives saves."""
+
+import openpyxl
+import pytest
+
+import xlnet
+from xlnet import engines, read
+from xlnet.lessons import all_lessons
+from conftest import ROOT, needs_gnumeric
+
+
+def test_two_builds_are_byte_identical(tmp_path):
+    first = xlnet.build(out=tmp_path / "a", seed=3)
+    second = xlnet.build(out=tmp_path / "b", seed=3)
+    for a, b in zip(first, second):
+        assert a.read_bytes() == b.read_bytes(), a.name
+
+
+def test_a_different_seed_gives_different_weights(tmp_path):
+    [a] = xlnet.build(["conv"], out=tmp_path / "a", seed=1)
+    [b] = xlnet.build(["conv"], out=tmp_path / "b", seed=2)
+    assert (xlnet.load(a).tensors["conv2_w"].values != xlnet.load(b).tensors["conv2_w"].values).any()
+
+
+@pytest.mark.parametrize("lesson", list(all_lessons()))
+def test_committed_workbooks_are_up_to_date(built, lesson):
+    committed = ROOT / "workbooks" / f"{lesson}.xlsx"
+    assert committed.is_file(), f"workbooks/{lesson}.xlsx is missing: run `xlnet build`"
+    assert committed.read_bytes() == built[lesson].read_bytes(), \
+        f"workbooks/{lesson}.xlsx is out of date: run `xlnet build`"
+
+
+def test_manifest_survives_an_openpyxl_save(copy_of):
+    path = copy_of("conv")
+    original = xlnet.load(path).manifest
+    openpyxl.load_workbook(path).save(path)
+    assert read.read_workbook(path, strict_inputs=False).manifest == original
+
+
+@needs_gnumeric
+def test_manifest_survives_a_gnumeric_save(built, tmp_path):
+    copy = engines.recalc([built["conv"]], "gnumeric", tmp_path)[0]
+    assert read.read_workbook(copy).manifest == xlnet.load(built["conv"]).manifest
+
+
+def test_the_manifest_records_the_graph(built):
+    manifest = xlnet.load(built["conv"]).manifest
+    assert manifest["lesson"] == "conv"
+    ops = {op["op"] for op in manifest["ops"]}
+    assert {"conv2d", "relu", "max_pool2d", "flatten", "linear", "dropout"} <= ops
+    roles = {info["role"] for info in manifest["tensors"].values()}
+    assert roles == {"input", "parameter", "hyper", "output"}
+    assert manifest["tensors"]["conv1_w"]["shape"] == [2, 1, 3, 3]

@@ -1,0 +1,63 @@
+"""The command line: every command works and is documented in the README."""
+
+import json
+import re
+
+from xlnet.cli import _parser, main
+from conftest import ROOT, needs_libreoffice
+
+
+def commands():
+    sub = next(a for a in _parser()._actions if a.dest == "command")
+    return list(sub.choices)
+
+
+def test_every_command_is_documented_in_the_readme():
+    readme = (ROOT / "README.md").read_text()
+    for command in commands():
+        assert re.search(rf"xlnet {command}\b", readme), f"`xlnet {command}` is not in the README"
+
+
+def test_list_shows_lessons_and_options(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "conv" in out and "--kernel-size" in out
+
+
+@needs_libreoffice
+def test_check_json_and_exit_codes(built, copy_of, capsys):
+    assert main(["check", str(built["conv"]), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data[0]["passed"] is True and data[0]["engine"] == "libreoffice"
+    assert all(b["status"] in ("pass", "e2e") for b in data[0]["blocks"])
+
+    import openpyxl
+    from conftest import tensor_cell
+    path = copy_of("conv")
+    sheet, cell = tensor_cell(path, "pool_out", 0)
+    book = openpyxl.load_workbook(path)
+    book[sheet][cell] = "=42"
+    book.save(path)
+    assert main(["check", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL" in out and f"{sheet}!{cell}" in out and "MISMATCH" in out
+
+
+def test_build_writes_into_out(tmp_path, capsys):
+    assert main(["build", "conv", "--out", str(tmp_path), "--filters1", "3"]) == 0
+    assert (tmp_path / "conv.xlsx").is_file()
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_plot_writes_pngs_in_the_sheet_colours(built, tmp_path, capsys):
+    assert main(["plot", str(built["conv"]), "--out", str(tmp_path)]) == 0
+    pngs = sorted(p.name for p in tmp_path.glob("*.png"))
+    assert "conv-conv1_out.png" in pngs and "conv-probabilities.png" in pngs
+    assert all((tmp_path / p).stat().st_size > 1000 for p in pngs)
+
+
+def test_module_entry_point():
+    import subprocess
+    import sys
+    result = subprocess.run([sys.executable, "-m", "xlnet", "list"], capture_output=True, text=True)
+    assert result.returncode == 0 and "conv" in result.stdout

@@ -1,0 +1,123 @@
+"""The convolution workbook: built, recalculated by real engines, checked block by block."""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+import xlnet
+from conftest import edit, needs_gnumeric, needs_libreoffice, statuses, tensor_cell
+
+
+@needs_libreoffice
+def test_libreoffice_recalc_passes_every_block(built):
+    [report] = xlnet.check(built["conv"], engine="libreoffice")
+    assert report.passed, report.text()
+    blocks = statuses(report)
+    assert len(blocks) >= 17 and set(blocks.values()) == {"pass"}
+    assert {b.op for b in report.blocks} >= {"conv2d", "relu", "max_pool2d", "flatten", "linear",
+                                               "softmax", "dropout", "conv_matrix"}
+    assert max(b.max_abs for b in report.blocks if b.status == "pass") < 1e-9
+
+
+@needs_gnumeric
+def test_gnumeric_recalc_passes_every_block(built):
+    [report] = xlnet.check(built["conv"], engine="gnumeric")
+    assert report.passed, report.text()
+
+
+def test_formulas_engine_passes_every_block(built):
+    pytest.importorskip("formulas")
+    [report] = xlnet.check(built["conv"], engine="formulas")
+    assert report.passed, report.text()
+
+
+@needs_libreoffice
+def test_edited_inputs_are_read_back_and_still_pass(copy_of):
+    path = copy_of("conv")
+    before = xlnet.load(path).tensors["conv1_out"].values.copy()
+    changes = {tensor_cell(path, "image", 0): 1.0, tensor_cell(path, "image", 9): 0.5,
+               tensor_cell(path, "conv1_w", 4): 2.5, tensor_cell(path, "dropout_p", 0): 0.25}
+    edit(path, changes)
+    [report] = xlnet.check(path, engine="libreoffice")
+    assert report.passed, report.text()
+    # the check read the edited values: recompute conv1 from the new inputs by hand
+    book = xlnet.load(path)
+    assert book.tensors["image"].values[0, 0, 0] == 1.0
+    assert book.tensors["dropout_p"].values == 0.25
+    from xlnet import numeric
+    w1 = xlnet.load(path).tensors["conv1_w"].values
+    expected = np.maximum(0, numeric.conv2d(book.tensors["image"].values, w1))
+    assert not np.allclose(expected, before)
+
+
+@needs_libreoffice
+def test_a_broken_formula_fails_exactly_its_block_and_names_the_cell(copy_of):
+    path = copy_of("conv")
+    sheet, cell = tensor_cell(path, "conv2_pre", 5)
+    edit(path, {(sheet, cell): "=1.5"})
+    [report] = xlnet.check(path, engine="libreoffice")
+    assert not report.passed
+    failed = [b for b in report.blocks if b.status == "fail"]
+    assert [b.tensor for b in failed] == ["conv2_pre"]
+    assert failed[0].worst_cell == f"{sheet}!{cell}"
+    assert all(s == "pass" for t, s in statuses(report).items() if t != "conv2_pre")
+    assert any(not b.e2e_pass for b in report.blocks)  # the end-to-end pass sees it too
+
+
+@needs_libreoffice
+def test_error_value_in_a_computed_block_fails_that_block_and_skips_its_readers(copy_of):
+    path = copy_of("conv")
+    sheet, cell = tensor_cell(path, "logits", 3)
+    edit(path, {(sheet, cell): "=1/0"})
+    [report] = xlnet.check(path, engine="libreoffice")
+    by_tensor = statuses(report)
+    assert by_tensor["logits"] == "fail"
+    assert by_tensor["exps"] == "skip"
+    fail = next(b for b in report.blocks if b.tensor == "logits")
+    assert "#DIV/0!" in fail.message and fail.worst_cell == f"{sheet}!{cell}"
+
+
+@needs_libreoffice
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(size=st.integers(6, 14), kernel=st.integers(1, 3), stride=st.integers(1, 2),
+       padding=st.integers(0, 1), filters1=st.integers(1, 3), filters2=st.integers(1, 3),
+       seed=st.integers(0, 1000))
+def test_random_shapes_equal_torch(tmp_path, size, kernel, stride, padding, filters1, filters2, seed):
+    out = tmp_path / f"s{seed}-{size}-{kernel}-{stride}-{padding}-{filters1}-{filters2}"
+    [path] = xlnet.build(["conv"], out=out, seed=seed, size=size, kernel_size=kernel, stride=stride,
+                         padding=padding, filters1=filters1, filters2=filters2, pool=1 if size < 10 else 2)
+    [report] = xlnet.check(path, engine="libreoffice")
+    assert report.passed, report.text()
+
+
+def test_user_image_from_csv_png_and_npy(tmp_path):
+    import matplotlib.image
+    img = np.linspace(0, 255, 100).reshape(10, 10)
+    np.savetxt(tmp_path / "img.csv", img, delimiter=",")
+    np.save(tmp_path / "img.npy", img)
+    matplotlib.image.imsave(tmp_path / "img.png", img, cmap="gray")
+    for name in ("img.csv", "img.npy", "img.png"):
+        [path] = xlnet.build(["conv"], out=tmp_path / name.replace(".", "_"), image=str(tmp_path / name))
+        values = xlnet.load(path).tensors["image"].values
+        assert values.shape == (1, 10, 10)
+        assert values.max() == pytest.approx(1.0, abs=1e-3) and values.min() == pytest.approx(0.0, abs=1e-3)
+
+
+def test_workbook_has_a_defined_name_per_tensor_and_a_heat_map(built):
+    import openpyxl
+    book = openpyxl.load_workbook(built["conv"])
+    manifest = xlnet.load(built["conv"]).manifest
+    for name, info in manifest["tensors"].items():
+        assert name in book.defined_names
+        for tile in info["tiles"]:
+            assert tile in book.defined_names
+    assert len(book["conv"].conditional_formatting) >= 10
+    formulas = [c.value for row in book["conv"].iter_rows() for c in row if isinstance(c.value, str)
+                and c.value.startswith("=")]
+    assert any(f.startswith("=MAX(0,SUMPRODUCT(") for f in formulas)
+    for ws in book.worksheets:
+        for row in ws.iter_rows():
+            for c in row:
+                if isinstance(c.value, str) and c.value.startswith("="):
+                    for banned in ("_xlfn", "OFFSET(", "INDIRECT(", "RAND(", "LAMBDA(", "LET("):
+                        assert banned not in c.value.upper(), (ws.title, c.coordinate, c.value)

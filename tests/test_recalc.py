@@ -1,0 +1,83 @@
+"""Engines and the sentinel: a recalculation that did not happen is an error, never a pass."""
+
+import shutil
+import subprocess
+import sys
+import threading
+
+import pytest
+
+import xlnet
+from xlnet import engines, read
+from conftest import needs_libreoffice
+
+
+def test_cached_values_of_a_fresh_build_are_rejected_as_stale(built):
+    with pytest.raises(xlnet.EngineError, match="sentinel .* reads -1"):
+        xlnet.check(built["conv"], engine="cached")
+
+
+@needs_libreoffice
+def test_libreoffice_without_forced_recalc_keeps_stale_values_and_the_sentinel_sees_it(built, tmp_path):
+    # The trap the forced-recalc profile exists for: a default profile keeps cached values.
+    soffice = shutil.which("soffice")
+    profile = tmp_path / "default-profile"
+    subprocess.run([soffice, f"-env:UserInstallation={profile.as_uri()}", "--headless", "--convert-to",
+                    "xlsx", "--outdir", str(tmp_path / "out"), str(built["conv"])],
+                   check=True, capture_output=True, timeout=300)
+    stale = read.read_workbook(tmp_path / "out" / "conv.xlsx")
+    assert stale.sentinel == -1
+    fresh = read.read_workbook(engines.recalc([built["conv"]], "libreoffice", tmp_path)[0])
+    assert fresh.sentinel == 42
+
+
+@needs_libreoffice
+def test_cached_engine_passes_once_a_real_engine_has_saved_the_file(built, tmp_path):
+    saved = engines.recalc([built["conv"]], "libreoffice", tmp_path)[0]
+    [report] = xlnet.check(saved, engine="cached")
+    assert report.passed, report.text()
+
+
+@needs_libreoffice
+def test_two_checks_at_once_do_not_disturb_each_other(built):
+    results, errors = [], []
+
+    def run():
+        try:
+            results.extend(xlnet.check(built["conv"], engine="libreoffice"))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(results) == 2 and all(r.passed for r in results)
+
+
+def test_the_users_file_is_never_modified(built, tmp_path):
+    before = built["conv"].read_bytes()
+    for engine in ("cached",):
+        engines.recalc([built["conv"]], engine, tmp_path)
+    if engines.available("libreoffice"):
+        xlnet.check(built["conv"], engine="libreoffice")
+    assert built["conv"].read_bytes() == before
+
+
+@pytest.mark.skipif(sys.platform in ("win32", "darwin"), reason="Excel may be present")
+def test_excel_engine_says_clearly_that_excel_is_absent(built):
+    with pytest.raises(xlnet.EngineError, match="needs Microsoft Excel"):
+        xlnet.check(built["conv"], engine="excel")
+
+
+def test_engine_timeout_is_an_engine_error(tmp_path):
+    with pytest.raises(xlnet.EngineError, match="did not finish within 1 s"):
+        engines._run([sys.executable, "-c", "import time; time.sleep(30)"], 1, "a slow engine")
+
+
+def test_cuda_request_without_a_gpu_is_a_clear_error(built):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(xlnet.DeviceError, match="no CUDA GPU"):
+        xlnet.check(built["conv"], engine="cached", device="cuda")
