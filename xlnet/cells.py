@@ -81,3 +81,48 @@ def keep_if_at_least(u, p):
 def scaled_keep(x, mask, p):
     """``x*mask/(1-p)``: inverted dropout, as torch computes it."""
     return formula(f"{x}*{mask}/(1-{p})")
+
+
+def divide(ref, by):
+    """``cell/by``."""
+    return formula(f"{ref}/{by}")
+
+
+def row_sum(ref):
+    """``SUM(range)``."""
+    return formula(f"SUM({ref})")
+
+
+def minus(a, b):
+    """``a-b``."""
+    return formula(f"{a}-{b}")
+
+
+def one_hot(target, class_index):
+    """``IF(target=k,1,0)``: entry k of a one-hot row built from a class index."""
+    return formula(f"IF({target}={class_index},1,0)")
+
+
+def minus_ln(z, total):
+    """``z-LN(total)``: a log-probability from a logit and the row's sum of exponentials."""
+    return formula(f"{z}-LN({total})")
+
+
+def neg_dot(a, b):
+    """``-SUMPRODUCT(a,b)``."""
+    return formula(f"-SUMPRODUCT({a},{b})")
+
+
+def mean(ref):
+    """``AVERAGE(range)``."""
+    return formula(f"AVERAGE({ref})")
+
+
+def sigmoid(z):
+    """``1/(1+EXP(-z))``."""
+    return formula(f"1/(1+EXP(-{z}))")
+
+
+def binary_cross_entropy(p, y):
+    """``-(y*LN(p)+(1-y)*LN(1-p))``."""
+    return formula(f"-({y}*LN({p})+(1-{y})*LN(1-{p}))")

@@ -218,11 +218,13 @@ def index_label(name, lead):
 class Sheet:
     """One worksheet of a lesson: place blocks, write text, and keep track of what is used."""
 
-    def __init__(self, book, name, title, intro, col_width=7.0):
+    def __init__(self, book, name, title, intro, col_width=7.0, label_width=None):
         self.book = book
         self.name = name
         self.ws = book.workbook.add_worksheet(name)
         self.ws.set_column(0, 200, col_width)
+        if label_width:
+            self.ws.set_column(0, 0, label_width)
         self.ws.hide_gridlines(2)
         self.ws.set_landscape()
         self.ws.set_paper(9)  # A4
@@ -401,9 +403,10 @@ class Book:
         self._formats[key] = self.workbook.add_format(props)
         return self._formats[key]
 
-    def sheet(self, name, title, intro, col_width=7.0):
-        """Add a worksheet with a title line and an introduction line."""
-        sheet = Sheet(self, name, title, intro, col_width)
+    def sheet(self, name, title, intro, col_width=7.0, label_width=None):
+        """Add a worksheet with a title line and an introduction line (column A may be wider,
+        for row labels)."""
+        sheet = Sheet(self, name, title, intro, col_width, label_width)
         self.sheets.append(sheet)
         return sheet
 
@@ -457,7 +460,7 @@ class Book:
             name: a file-name-safe name for the plot.
             kind: ``bar`` (columns) or ``line``.
             title: chart title.
-            series: list of (label, 1-D TensorBlock).
+            series: list of (label, 1-D TensorBlock) or (label, 2-D TensorBlock, row index).
             row, col: the chart's top-left cell.
             categories: labels of the x axis (a list of text written by the lesson) or None.
             x_label, y_label: axis titles.
@@ -465,11 +468,17 @@ class Book:
             category_cells: [sheet, first_row, first_col, last_row, last_col] of the x labels.
         """
         chart = self.workbook.add_chart({"type": "column" if kind == "bar" else "line"})
-        for label, block in series:
+        recorded = []
+        for entry in series:
+            label, block = entry[0], entry[1]
+            row_index = entry[2] if len(entry) > 2 else None
             tile = block.tiles[0]
+            r0, r1 = (tile.row, tile.row + tile.nrows - 1) if row_index is None else (tile.row + row_index,) * 2
+            recorded.append({"label": label, "tensor": block.name,
+                             **({"row": row_index} if row_index is not None else {})})
             chart.add_series({
                 "name": label,
-                "values": [tile.sheet, tile.row, tile.col, tile.row + tile.nrows - 1, tile.col + tile.ncols - 1],
+                "values": [tile.sheet, r0, tile.col, r1, tile.col + tile.ncols - 1],
                 "marker": {"type": "circle"} if kind == "line" else {"type": "none"},
                 **({"categories": list(category_cells)} if category_cells else {}),
             })
@@ -481,7 +490,7 @@ class Book:
         sheet.ws.insert_chart(row, col, chart)
         self.charts.append({"name": name, "kind": kind, "title": title, "x_label": x_label,
                             "y_label": y_label, "categories": list(categories or []),
-                            "series": [{"label": lab, "tensor": b.name} for lab, b in series]})
+                            "series": recorded})
         return chart
 
     def manifest(self):

@@ -81,13 +81,17 @@ def plot_workbook(book, out, stem):
 def plot_chart(plt, chart, tensors):
     """A bar or line chart described in the manifest (the same data as the sheet's chart)."""
     fig, ax = plt.subplots(figsize=(6, 3.5))
+    def series_values(series):
+        values = tensors[series["tensor"]].values
+        return (values[series["row"]] if "row" in series else values).ravel()
+
     if chart["kind"] == "bar":
-        values = tensors[chart["series"][0]["tensor"]].values.ravel()
+        values = series_values(chart["series"][0])
         labels = chart.get("categories") or [str(i) for i in range(values.size)]
         ax.bar(labels, values, color="#4F81BD")
     else:
         for series in chart["series"]:
-            values = tensors[series["tensor"]].values.ravel()
+            values = series_values(series)
             ax.plot(np.arange(1, values.size + 1), values, marker="o", label=series.get("label", series["tensor"]))
         ax.legend()
     ax.set_title(chart.get("title", ""))

@@ -17,8 +17,8 @@ class Option:
 
 
 def _registry():
-    from . import conv
-    return {m.NAME: m for m in (conv,)}
+    from . import conv, softmax
+    return {m.NAME: m for m in (conv, softmax)}
 
 
 def all_lessons():

@@ -188,7 +188,7 @@ def build(path, seed=0, **options):
     here = "conv"
     row = 3
     image = sheet.place("image", x.shape, row=row, col=1, role="input", values=x,
-                        caption="Input image (grayscale, 0 = black, 1 = white)")
+                        caption="Input image: ink intensity, 0 (paper) to 1 (ink)")
     conv_in = image
     col = image.right + 2
     if p:

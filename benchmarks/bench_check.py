@@ -1,0 +1,88 @@
+"""Time building and checking the conv workbook (default and a large 28x28 variant with 8
+filters per layer) and print ratios: xlnet's own part of a check (read + torch + compare)
+against bare LibreOffice recalculation, and a whole check against the `formulas` engine.
+
+    python benchmarks/bench_check.py [--repeat N] [--skip-formulas]
+"""
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import xlnet
+from xlnet import bridge, engines, read
+
+VARIANTS = {
+    "conv (8x8, 2+2 filters)": {},
+    "large (28x28, 8+8 filters)": {"size": 28, "filters1": 8, "filters2": 8},
+}
+
+
+def timed(fn, repeat):
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), result
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--skip-formulas", action="store_true")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for label, options in VARIANTS.items():
+            out = tmp / label.split()[0]
+            build_s, paths = timed(lambda: xlnet.build(["conv"], out=out, **options), args.repeat)
+            path = paths[0]
+            n_formulas = sum(1 for _ in _formula_cells(path))
+
+            def recalc(engine):
+                with tempfile.TemporaryDirectory(dir=tmp) as work:
+                    return engines.recalc([path], engine, work)
+            lo_s, _ = timed(lambda: recalc("libreoffice"), args.repeat)
+            gn_s, _ = timed(lambda: recalc("gnumeric"), args.repeat) if engines.available("gnumeric") else (float("nan"), None)
+            work = tmp / f"keep-{out.name}"
+            work.mkdir()
+            copy = engines.recalc([path], "libreoffice", work)[0]
+            manifest = read.read_workbook(path, strict_inputs=False).manifest
+
+            def own_part():
+                book = read.read_workbook(copy, manifest=manifest)
+                return bridge.check_workbook(book, "cpu", "libreoffice")
+            own_s, report = timed(own_part, args.repeat)
+            assert report.passed
+            check_lo_s, _ = timed(lambda: xlnet.check(path, engine="libreoffice", device="cpu"), args.repeat)
+            if args.skip_formulas:
+                check_f_s = float("nan")
+            else:
+                check_f_s, _ = timed(lambda: xlnet.check(path, engine="formulas", device="cpu"), 1)
+            rows.append((label, n_formulas, build_s, lo_s, gn_s, own_s, check_lo_s, check_f_s))
+
+    print(f"{'workbook':<28} {'formulas':>8} {'build s':>8} {'LO recalc s':>11} {'gnumeric s':>10} "
+          f"{'own part s':>10} {'own/LO':>7} {'check(LO) s':>11} {'check(formulas) s':>17} {'speed-up':>8}")
+    for label, n, b, lo, gn, own, clo, cf in rows:
+        print(f"{label:<28} {n:>8} {b:>8.2f} {lo:>11.2f} {gn:>10.2f} {own:>10.3f} {own / lo:>7.3f} "
+              f"{clo:>11.2f} {cf:>17.2f} {cf / clo:>7.1f}x")
+    print("own/LO: xlnet's own part of a check (read + torch + compare) over bare LibreOffice recalc "
+          "(target < 0.5); speed-up: check with formulas over check with LibreOffice (target >= 10x).")
+
+
+def _formula_cells(path):
+    import openpyxl
+    book = openpyxl.load_workbook(path, read_only=True)
+    for ws in book.worksheets:
+        for row in ws.iter_rows(values_only=True):
+            for value in row:
+                if isinstance(value, str) and value.startswith("="):
+                    yield value
+
+
+if __name__ == "__main__":
+    main()
