@@ -1,0 +1,109 @@
+"""The xlwings UDFs, called the way xlwings calls them (2-D ndarrays, scalars as 1x1, blanks as
+None), compared with torch and with the lesson workbooks' recalculated values."""
+
+import tempfile
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from xlnet import engines, read, udfs
+from conftest import needs_libreoffice
+
+
+@pytest.fixture(scope="module")
+def recalculated(built):
+    if not engines.available("libreoffice"):
+        pytest.skip("LibreOffice is not installed")
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = engines.recalc([built["conv"], built["softmax"]], "libreoffice", tmp)
+        return {p.stem.split("_", 1)[1]: read.read_workbook(p).tensors for p in paths}
+
+
+def test_the_module_imports_without_excel():
+    assert callable(udfs.XLNET_CONV2D) and udfs.XLNET_DEVICE() in ("cpu",) or udfs.XLNET_DEVICE().startswith("cuda")
+
+
+@needs_libreoffice
+def test_conv_relu_pool_and_matmul_match_the_conv_workbook(recalculated):
+    t = recalculated["conv"]
+    image, w1 = t["image"].values[0], t["conv1_w"].values
+    conv = udfs.XLNET_CONV2D(image, w1[0, 0])
+    np.testing.assert_allclose(udfs.XLNET_RELU(conv), t["conv1_out"].values[0], atol=1e-12)
+    pooled = udfs.XLNET_MAXPOOL2D(t["conv2_out"].values[1], 2)
+    np.testing.assert_allclose(pooled, t["pool_out"].values[1], atol=0)
+    product = udfs.XLNET_MATMUL(t["mm_matrix"].values, t["mm_flat"].values.reshape(-1, 1))
+    np.testing.assert_allclose(product.ravel(), t["mm_out"].values, atol=1e-12)
+    assert udfs.XLNET_MAXDIFF(t["mm_relu"].values, t["conv1_out"].values[0, :4, :4]) < 1e-12
+
+
+@needs_libreoffice
+def test_softmax_family_matches_the_softmax_workbook(recalculated):
+    t = recalculated["softmax"]
+    logits, temp = t["logits"].values, float(t["T"].values)
+    np.testing.assert_allclose(udfs.XLNET_SOFTMAX(logits, 1, temp), t["probs"].values, rtol=1e-12)
+    np.testing.assert_allclose(udfs.XLNET_LOG_SOFTMAX(logits, 1, temp), t["log_probs"].values, rtol=1e-12)
+    ce = udfs.XLNET_CROSS_ENTROPY(logits, t["targets"].values.reshape(-1, 1))
+    assert ce == pytest.approx(float(t["loss"].values), rel=1e-12)
+    np.testing.assert_allclose(udfs.XLNET_SIGMOID(logits), t["sigmoid_probs"].values, rtol=1e-12)
+    stable = udfs.XLNET_SOFTMAX(t["big_logits"].values)
+    np.testing.assert_allclose(stable, t["stable_probs"].values, rtol=1e-12)
+
+
+def test_scalars_arrive_as_1x1_and_columns_as_2d():
+    image = np.arange(25, dtype=float).reshape(5, 5)
+    kernel = np.array([[1.0, 0.0], [0.0, -1.0]])
+    out = udfs.XLNET_CONV2D(image, kernel, np.array([[2.0]]), np.array([[1.0]]))
+    expected = F.conv2d(torch.tensor(image)[None, None], torch.tensor(kernel)[None, None], stride=2, padding=1)
+    np.testing.assert_allclose(out, expected[0, 0].numpy())
+    np.testing.assert_allclose(udfs.XLNET_SOFTMAX(np.array([[1.0], [2.0]]), 0), [[0.26894142], [0.73105858]], rtol=1e-7)
+
+
+def test_embedding_is_nn_embedding():
+    weight = np.random.default_rng(0).normal(size=(6, 3))
+    ids = np.array([[4.0], [0.0], [4.0]])
+    emb = torch.nn.Embedding.from_pretrained(torch.tensor(weight))
+    np.testing.assert_array_equal(udfs.XLNET_EMBEDDING(ids, weight), emb(torch.tensor([4, 0, 4])).numpy())
+
+
+def test_optimizer_trajectories_match_torch_optim():
+    x = np.array([[1.0], [2.0], [3.0], [4.0]])
+    y = 2 * x + 30
+    sgd = udfs.XLNET_SGD_TRAJECTORY(x, y, 1.0, 1.0, 0.01, 2)
+    assert sgd.shape == (8, 2)
+    a, b = 1.0, 1.0
+    for xi, yi in list(zip(x.ravel(), y.ravel())) * 2:
+        err = a * xi + b - yi
+        a, b = a - 0.01 * 2 * err * xi, b - 0.01 * 2 * err
+    np.testing.assert_allclose(sgd[-1], [a, b], rtol=1e-12)
+    adam = udfs.XLNET_ADAM_TRAJECTORY(x, y, 1.0, 1.0, 0.1, 0.9, 0.999, 1e-8, 3)
+    p = torch.tensor([1.0, 1.0], dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.Adam([p], lr=0.1)
+    for xi, yi in list(zip(x.ravel(), y.ravel())) * 3:
+        opt.zero_grad()
+        ((p[0] * xi + p[1] - yi) ** 2).backward()
+        opt.step()
+    np.testing.assert_allclose(adam[-1], p.detach().numpy(), rtol=1e-12)
+    momentum = udfs.XLNET_SGD_TRAJECTORY(x, y, 1.0, 1.0, 0.01, 1, 0.9)
+    assert momentum.shape == (4, 2) and not np.allclose(momentum, sgd[:4])
+
+
+@pytest.mark.parametrize("call, words", [
+    (lambda: udfs.XLNET_RELU(np.array([[1.0, None]], dtype=object)), "row 1, column 2 is blank"),
+    (lambda: udfs.XLNET_RELU(np.array([[1.0, "cat"]], dtype=object)), "text 'cat'"),
+    (lambda: udfs.XLNET_SIGMOID(np.array([["#DIV/0!"]], dtype=object)), "error #DIV/0!"),
+    (lambda: udfs.XLNET_CONV2D(np.ones((2, 2)), np.ones((3, 3))), "larger than the image"),
+    (lambda: udfs.XLNET_MATMUL(np.ones((2, 3)), np.ones((2, 3))), "column count"),
+    (lambda: udfs.XLNET_MAXDIFF(np.ones((2, 2)), np.ones((3, 2))), "range_b is 3x2"),
+    (lambda: udfs.XLNET_CROSS_ENTROPY(np.ones((2, 3)), np.array([[0.0], [5.0]])), "from 0 to 2"),
+    (lambda: udfs.XLNET_EMBEDDING(np.array([[1.5]]), np.ones((3, 2))), "whole numbers"),
+    (lambda: udfs.XLNET_SOFTMAX(np.ones((2, 2)), 3), "axis must be"),
+    (lambda: udfs.XLNET_CONV2D(None, np.ones((1, 1))), "image is empty"),
+    (lambda: udfs.XLNET_SGD_TRAJECTORY(np.ones((3, 1)), np.ones((2, 1)), 0, 0, 0.1), "must match"),
+    (lambda: udfs.XLNET_MAXPOOL2D(np.ones((3, 3)), "big"), "size must be a number"),
+])
+def test_bad_arguments_give_a_readable_message(call, words):
+    message = call()
+    assert isinstance(message, str) and message.startswith("xlnet: ") and words in message
+    assert "Traceback" not in message and "\n" not in message

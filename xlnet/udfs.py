@@ -1,0 +1,320 @@
+"""xlwings UDFs: xlnet's torch computations callable from Excel cells.
+
+In Excel (Windows or macOS) with the xlwings add-in, set "UDF Modules" to ``xlnet.udfs`` and
+import the functions; then ``=XLNET_CONV2D(A2:H9,K2:M4)`` spills torch's answer next to the
+hand-built formulas. Torch runs on the GPU when there is one (``=XLNET_DEVICE()`` says where).
+
+Every function takes what xlwings passes (2-D arrays, scalars, None for blanks) and returns a
+2-D array or a scalar. Bad arguments — blanks, text, error values, shapes that do not fit —
+come back as one readable line in the cell (``xlnet: …``), never a Python traceback.
+On Linux the decorators do nothing and the functions are plain callables.
+"""
+
+from __future__ import annotations
+
+import functools
+import numbers
+
+import numpy as np
+import xlwings as xw
+
+_ERRORS = ("#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A")
+
+
+class UdfArgumentError(ValueError):
+    """An argument a UDF cannot use; its message is shown in the cell."""
+
+
+def _torch():
+    import torch
+    return torch
+
+
+def _device():
+    from .bridge import pick_device
+    return pick_device("auto")
+
+
+def _friendly(fn):
+    """Turn any failure into one line shown in the cell."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except UdfArgumentError as exc:
+            return f"xlnet: {exc}"
+        except Exception as exc:  # a UDF must never hand Excel a traceback
+            return f"xlnet: {fn.__name__} failed: {type(exc).__name__}: {exc}"
+    return wrapper
+
+
+def matrix(name, value, allow_blank=False):
+    """Return a float64 2-D array from what xlwings passes, or raise UdfArgumentError.
+
+    Args:
+        name: the argument's name, for messages.
+        value: a 2-D array, a list of rows, or a scalar (a 1x1 range).
+        allow_blank: read blanks as NaN instead of refusing them.
+    """
+    if value is None:
+        raise UdfArgumentError(f"{name} is empty: select a range of numbers")
+    if isinstance(value, np.ndarray) and value.dtype.kind in "fiu" and value.ndim == 2:
+        fast = value.astype(np.float64)
+        if allow_blank or not np.isnan(fast).any():
+            return fast
+    arr = np.array(value, dtype=object)
+    if arr.ndim == 0:
+        arr = arr.reshape(1, 1)
+    elif arr.ndim == 1:
+        arr = arr.reshape(1, -1)
+    elif arr.ndim > 2:
+        raise UdfArgumentError(f"{name} must be a 2-D range")
+    out = np.empty(arr.shape, dtype=np.float64)
+    for (i, j), v in np.ndenumerate(arr):
+        where = f"{name} row {i + 1}, column {j + 1}"
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            if allow_blank:
+                out[i, j] = np.nan
+                continue
+            raise UdfArgumentError(f"{where} is blank: every cell needs a number")
+        if isinstance(v, str):
+            if v.strip().upper() in _ERRORS:
+                raise UdfArgumentError(f"{where} holds the error {v.strip().upper()}")
+            raise UdfArgumentError(f"{where} holds text {v[:20]!r}, not a number")
+        if isinstance(v, bool) or not isinstance(v, numbers.Real):
+            raise UdfArgumentError(f"{where} holds {type(v).__name__}, not a number")
+        out[i, j] = float(v)
+    return out
+
+
+def scalar(name, value, default=None, integer=False, minimum=None):
+    """Return a number from a cell (or a 1x1 range); blank means ``default``."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        arr = matrix(name, value)
+        if arr.size != 1:
+            raise UdfArgumentError(f"{name} must be a single cell, got {arr.shape[0]}x{arr.shape[1]}")
+        value = float(arr[0, 0])
+    if value is None:
+        if default is None:
+            raise UdfArgumentError(f"{name} is blank")
+        value = default
+    if isinstance(value, str) or isinstance(value, bool):
+        raise UdfArgumentError(f"{name} must be a number, got {value!r}")
+    value = float(value)
+    if integer:
+        if value != int(value):
+            raise UdfArgumentError(f"{name} must be a whole number, got {value}")
+        value = int(value)
+    if minimum is not None and value < minimum:
+        raise UdfArgumentError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _t(arr):
+    return _torch().as_tensor(arr, dtype=_torch().float64, device=_device())
+
+
+def _out(tensor):
+    return tensor.detach().cpu().numpy()
+
+
+@xw.func
+@xw.arg("image", np.array, ndim=2)
+@xw.arg("kernel", np.array, ndim=2)
+@_friendly
+def XLNET_CONV2D(image, kernel, stride=1, padding=0):
+    """Cross-correlation of an image with a kernel, as torch's conv2d (no bias)."""
+    import torch.nn.functional as F
+    x, k = matrix("image", image), matrix("kernel", kernel)
+    s = scalar("stride", stride, 1, integer=True, minimum=1)
+    p = scalar("padding", padding, 0, integer=True, minimum=0)
+    if k.shape[0] > x.shape[0] + 2 * p or k.shape[1] > x.shape[1] + 2 * p:
+        raise UdfArgumentError(f"kernel {k.shape[0]}x{k.shape[1]} is larger than the image "
+                               f"{x.shape[0]}x{x.shape[1]} with padding {p}")
+    return _out(F.conv2d(_t(x)[None, None], _t(k)[None, None], stride=s, padding=p)[0, 0])
+
+
+@xw.func
+@xw.arg("x", np.array, ndim=2)
+@_friendly
+def XLNET_RELU(x):
+    """max(0, x) for every cell."""
+    return _out(_torch().relu(_t(matrix("x", x))))
+
+
+@xw.func
+@xw.arg("x", np.array, ndim=2)
+@_friendly
+def XLNET_MAXPOOL2D(x, size=2, stride=None):
+    """Max-pool with a size x size window (stride defaults to size), as torch (floor mode)."""
+    import torch.nn.functional as F
+    a = matrix("x", x)
+    k = scalar("size", size, 2, integer=True, minimum=1)
+    s = scalar("stride", stride, k, integer=True, minimum=1)
+    if k > min(a.shape):
+        raise UdfArgumentError(f"pool size {k} is larger than x ({a.shape[0]}x{a.shape[1]})")
+    return _out(F.max_pool2d(_t(a)[None, None], k, s)[0, 0])
+
+
+def _axis(axis):
+    a = scalar("axis", axis, 1, integer=True)
+    if a not in (0, 1):
+        raise UdfArgumentError(f"axis must be 1 (along each row) or 0 (down each column), got {a}")
+    return a
+
+
+@xw.func
+@xw.arg("x", np.array, ndim=2)
+@_friendly
+def XLNET_SOFTMAX(x, axis=1, temperature=1):
+    """Softmax of x / temperature along each row (axis 1, default) or column (axis 0)."""
+    t = scalar("temperature", temperature, 1.0)
+    if t <= 0:
+        raise UdfArgumentError(f"temperature must be positive, got {t}")
+    return _out(_torch().softmax(_t(matrix("x", x)) / t, dim=_axis(axis)))
+
+
+@xw.func
+@xw.arg("x", np.array, ndim=2)
+@_friendly
+def XLNET_LOG_SOFTMAX(x, axis=1, temperature=1):
+    """Log-softmax (natural log) of x / temperature along each row (axis 1) or column (axis 0)."""
+    t = scalar("temperature", temperature, 1.0)
+    if t <= 0:
+        raise UdfArgumentError(f"temperature must be positive, got {t}")
+    return _out(_torch().log_softmax(_t(matrix("x", x)) / t, dim=_axis(axis)))
+
+
+@xw.func
+@xw.arg("logits", np.array, ndim=2)
+@xw.arg("targets", np.array, ndim=2)
+@_friendly
+def XLNET_CROSS_ENTROPY(logits, targets):
+    """Mean cross-entropy of rows of logits against 0-based class indices (one per row)."""
+    import torch.nn.functional as F
+    z = matrix("logits", logits)
+    y = matrix("targets", targets).ravel()
+    if y.size != z.shape[0]:
+        raise UdfArgumentError(f"targets has {y.size} cells; logits has {z.shape[0]} rows (one target per row)")
+    if np.any(y != np.round(y)) or y.min() < 0 or y.max() >= z.shape[1]:
+        raise UdfArgumentError(f"targets must be whole class indices from 0 to {z.shape[1] - 1}")
+    return float(F.cross_entropy(_t(z), _t(y).long()).item())
+
+
+@xw.func
+@xw.arg("x", np.array, ndim=2)
+@_friendly
+def XLNET_SIGMOID(x):
+    """1 / (1 + exp(-x)) for every cell."""
+    return _out(_torch().sigmoid(_t(matrix("x", x))))
+
+
+@xw.func
+@xw.arg("a", np.array, ndim=2)
+@xw.arg("b", np.array, ndim=2)
+@_friendly
+def XLNET_MATMUL(a, b):
+    """The matrix product a @ b."""
+    x, y = matrix("a", a), matrix("b", b)
+    if x.shape[1] != y.shape[0]:
+        raise UdfArgumentError(f"a is {x.shape[0]}x{x.shape[1]} and b is {y.shape[0]}x{y.shape[1]}: "
+                               "a's column count must equal b's row count")
+    return _out(_t(x) @ _t(y))
+
+
+@xw.func
+@xw.arg("ids", np.array, ndim=2)
+@xw.arg("weight", np.array, ndim=2)
+@_friendly
+def XLNET_EMBEDDING(ids, weight):
+    """Rows of ``weight`` picked by 0-based ids, as nn.Embedding: one output row per id."""
+    import torch.nn.functional as F
+    w = matrix("weight", weight)
+    i = matrix("ids", ids).ravel()
+    if np.any(i != np.round(i)) or i.min() < 0 or i.max() >= w.shape[0]:
+        raise UdfArgumentError(f"ids must be whole numbers from 0 to {w.shape[0] - 1} (weight has {w.shape[0]} rows)")
+    return _out(F.embedding(_t(i).long(), _t(w)))
+
+
+@xw.func
+@xw.arg("range_a", np.array, ndim=2)
+@xw.arg("range_b", np.array, ndim=2)
+@_friendly
+def XLNET_MAXDIFF(range_a, range_b):
+    """The largest |a - b| over two ranges of the same shape."""
+    a, b = matrix("range_a", range_a), matrix("range_b", range_b)
+    if a.shape != b.shape:
+        raise UdfArgumentError(f"range_a is {a.shape[0]}x{a.shape[1]} but range_b is {b.shape[0]}x{b.shape[1]}")
+    return float((_t(a) - _t(b)).abs().max().item())
+
+
+@xw.func
+@_friendly
+def XLNET_DEVICE():
+    """Where torch runs: ``cuda: <GPU name>`` or ``cpu``."""
+    device = _device()
+    if device.type == "cuda":
+        return f"cuda: {_torch().cuda.get_device_name(device)}"
+    return "cpu"
+
+
+def _line_data(x, y):
+    xs, ys = matrix("x", x).ravel(), matrix("y", y).ravel()
+    if xs.size != ys.size:
+        raise UdfArgumentError(f"x has {xs.size} cells and y has {ys.size}: they must match")
+    return xs, ys
+
+
+def trajectory(xs, ys, a0, b0, make_optimizer, epochs):
+    """Online (batch size 1) fit of y = a*x + b with a torch optimizer; one row [a, b] per step."""
+    torch = _torch()
+    params = torch.tensor([a0, b0], dtype=torch.float64, device=_device(), requires_grad=True)
+    optimizer = make_optimizer([params])
+    x_t, y_t = _t(xs), _t(ys)
+    rows = []
+    for _ in range(epochs):
+        for i in range(xs.size):
+            optimizer.zero_grad()
+            loss = (params[0] * x_t[i] + params[1] - y_t[i]) ** 2
+            loss.backward()
+            optimizer.step()
+            rows.append(params.detach().cpu().numpy().copy())
+    return np.array(rows)
+
+
+@xw.func
+@xw.arg("x", np.array, ndim=2)
+@xw.arg("y", np.array, ndim=2)
+@_friendly
+def XLNET_SGD_TRAJECTORY(x, y, a0, b0, lr, epochs=1, momentum=0):
+    """Fit y = a*x + b by online SGD (torch.optim.SGD); returns one row [a, b] per step.
+
+    ``momentum`` is the β of an exponentially weighted average of the gradient
+    (v = β v + (1-β) g, i.e. SGD(momentum=β, dampening=1-β)).
+    """
+    torch = _torch()
+    xs, ys = _line_data(x, y)
+    beta = scalar("momentum", momentum, 0.0, minimum=0.0)
+    if beta >= 1:
+        raise UdfArgumentError(f"momentum must be below 1, got {beta}")
+    rate = scalar("lr", lr, minimum=0.0)
+    return trajectory(xs, ys, scalar("a0", a0), scalar("b0", b0),
+                      lambda p: torch.optim.SGD(p, lr=rate, momentum=beta, dampening=1 - beta if beta else 0),
+                      scalar("epochs", epochs, 1, integer=True, minimum=1))
+
+
+@xw.func
+@xw.arg("x", np.array, ndim=2)
+@xw.arg("y", np.array, ndim=2)
+@_friendly
+def XLNET_ADAM_TRAJECTORY(x, y, a0, b0, lr, beta1=0.9, beta2=0.999, eps=1e-8, epochs=1):
+    """Fit y = a*x + b by online Adam (torch.optim.Adam); returns one row [a, b] per step."""
+    torch = _torch()
+    xs, ys = _line_data(x, y)
+    b1, b2 = scalar("beta1", beta1, 0.9, minimum=0.0), scalar("beta2", beta2, 0.999, minimum=0.0)
+    if b1 >= 1 or b2 >= 1:
+        raise UdfArgumentError("beta1 and beta2 must be below 1")
+    rate, e = scalar("lr", lr, minimum=0.0), scalar("eps", eps, 1e-8, minimum=0.0)
+    return trajectory(xs, ys, scalar("a0", a0), scalar("b0", b0),
+                      lambda p: torch.optim.Adam(p, lr=rate, betas=(b1, b2), eps=e),
+                      scalar("epochs", epochs, 1, integer=True, minimum=1))
