@@ -80,3 +80,13 @@ def test_random_logits_including_extreme_ones(tmp_path, classes, batch, seed, te
                 tensor_cell(path, "big_logits", classes): huge})
     [report] = xlnet.check(path, engine="libreoffice")
     assert report.passed, report.text()
+
+
+@needs_libreoffice
+@needs_gnumeric
+def test_saturated_sigmoid_and_bce_stay_finite(copy_of):
+    path = copy_of("softmax")
+    edit(path, {tensor_cell(path, "logits", 0): -2100.0, tensor_cell(path, "logits", 1): 40.0})
+    for engine in ("libreoffice", "gnumeric"):
+        [report] = xlnet.check(path, engine=engine)
+        assert report.passed, report.text()

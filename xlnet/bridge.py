@@ -169,11 +169,6 @@ def _sigmoid(a, at):
     return torch.sigmoid(a["x"])
 
 
-@op("bce_elem")
-def _bce_elem(a, at):
-    return F.binary_cross_entropy(a["p"], a["y"], reduction="none")
-
-
 @op("bce_with_logits")
 def _bce_with_logits(a, at):
     return F.binary_cross_entropy_with_logits(a["x"], a["y"], reduction=at.get("reduction", "mean"))

@@ -119,10 +119,11 @@ def mean(ref):
 
 
 def sigmoid(z):
-    """``1/(1+EXP(-z))``."""
-    return formula(f"1/(1+EXP(-{z}))")
+    """``1/(1+EXP(-z))``, written as ``EXP(z)/(1+EXP(z))`` for negative z so EXP never overflows."""
+    return formula(f"IF({z}>=0,1/(1+EXP(-{z})),EXP({z})/(1+EXP({z})))")
 
 
-def binary_cross_entropy(p, y):
-    """``-(y*LN(p)+(1-y)*LN(1-p))``."""
-    return formula(f"-({y}*LN({p})+(1-{y})*LN(1-{p}))")
+def bce_from_logits(z, y):
+    """``MAX(z,0)-z*y+LN(1+EXP(-ABS(z)))``: binary cross-entropy from the logit, which stays
+    finite where the sigmoid rounds to exactly 0 or 1 (LN(0) would be an error)."""
+    return formula(f"MAX({z},0)-{z}*{y}+LN(1+EXP(-ABS({z})))")

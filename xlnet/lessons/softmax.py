@@ -257,7 +257,7 @@ def _sigmoid_sheet(book, logit_block, logits, labels, names):
                        label_width=11)
     here = "sigmoid"
     sig = 1 / (1 + np.exp(-logits))
-    bce = -(labels * np.log(sig) + (1 - labels) * np.log(1 - sig))
+    bce = np.maximum(logits, 0) - logits * labels + np.log1p(np.exp(-np.abs(logits)))
     row = 3
     for i in range(b):
         sheet.text(row + 2 + i, 0, f"example {i}", "label")
@@ -267,15 +267,18 @@ def _sigmoid_sheet(book, logit_block, logits, labels, names):
         sheet.text(row + 1, 1 + k, name, "label")
     sig_block = sheet.place(
         "sigmoid_probs", (b, c), row=row, col=label_block.right + 2, role="output", values=sig,
-        number_format="0.000", caption="sigmoid = 1/(1+EXP(-logit))",
+        number_format="0.000", caption="sigmoid = 1/(1+EXP(-z))",
         formulas=lambda ix: cells.sigmoid(logit_block.ref(ix, here)))
     book.op("sigmoid", {"out": sig_block}, {"x": logit_block}, title="sigmoid of the logits")
     bce_block = sheet.place(
         "bce", (b, c), row=row, col=sig_block.right + 2, role="output", values=bce, number_format="0.000",
-        caption="-(y LN p + (1-y) LN(1-p))",
-        formulas=lambda ix: cells.binary_cross_entropy(sig_block.ref(ix, here), label_block.ref(ix, here)))
-    book.op("bce_elem", {"out": bce_block}, {"p": sig_block, "y": label_block}, title="binary cross-entropy")
-    mean_block = sheet.place("bce_loss", (), row=bce_block.bottom + 2, col=bce_block.left, role="output",
+        caption="BCE = MAX(z,0) - z y + LN(1+EXP(-|z|))",
+        formulas=lambda ix: cells.bce_from_logits(logit_block.ref(ix, here), label_block.ref(ix, here)))
+    sheet.text(bce_block.bottom + 1, bce_block.left,
+               "= -(y LN p + (1-y) LN(1-p)) with p = sigmoid(z), written so it never takes LN(0).", "note")
+    book.op("bce_with_logits", {"out": bce_block}, {"x": logit_block, "y": label_block}, {"reduction": "none"},
+            title="binary cross-entropy")
+    mean_block = sheet.place("bce_loss", (), row=bce_block.bottom + 3, col=bce_block.left, role="output",
                              values=bce.mean(), number_format="0.0000", caption="mean BCE",
                              formulas=lambda ix: cells.mean(bce_block.whole(here)))
     book.op("mean", {"out": mean_block}, {"x": bce_block}, title="mean BCE")

@@ -1,0 +1,14 @@
+"""The examples run as documented."""
+
+import subprocess
+import sys
+
+from conftest import ROOT, needs_libreoffice
+
+
+@needs_libreoffice
+def test_custom_conv_example(tmp_path):
+    result = subprocess.run([sys.executable, str(ROOT / "examples" / "custom_conv.py"), str(tmp_path)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "OK" in result.stdout and (tmp_path / "conv.xlsx").is_file()
