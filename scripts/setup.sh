@@ -19,6 +19,6 @@ fi
 PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-# torch 2.13.0 has a local CPU build on these machines; an unpinned torch pulls GBs of CUDA wheels.
+# Pin torch to its CPU build, 2.13.0: an unpinned torch pulls several GB of CUDA wheels.
 .venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/python -m pip install -q "torch==2.13.0"
 .venv/bin/python -m pip install -q -e ".[test]"
