@@ -163,15 +163,20 @@ def _axis(axis):
     return a
 
 
+def _over_axis(fn, x, axis, temperature):
+    """Apply softmax or log-softmax to x / temperature along the chosen axis."""
+    t = scalar("temperature", temperature, 1.0)
+    if t <= 0:
+        raise UdfArgumentError(f"temperature must be positive, got {t}")
+    return _out(fn(_t(matrix("x", x)) / t, dim=_axis(axis)))
+
+
 @xw.func
 @xw.arg("x", np.array, ndim=2)
 @_friendly
 def XLNET_SOFTMAX(x, axis=1, temperature=1):
     """Softmax of x / temperature along each row (axis 1, default) or column (axis 0)."""
-    t = scalar("temperature", temperature, 1.0)
-    if t <= 0:
-        raise UdfArgumentError(f"temperature must be positive, got {t}")
-    return _out(_torch().softmax(_t(matrix("x", x)) / t, dim=_axis(axis)))
+    return _over_axis(_torch().softmax, x, axis, temperature)
 
 
 @xw.func
@@ -179,10 +184,7 @@ def XLNET_SOFTMAX(x, axis=1, temperature=1):
 @_friendly
 def XLNET_LOG_SOFTMAX(x, axis=1, temperature=1):
     """Log-softmax (natural log) of x / temperature along each row (axis 1) or column (axis 0)."""
-    t = scalar("temperature", temperature, 1.0)
-    if t <= 0:
-        raise UdfArgumentError(f"temperature must be positive, got {t}")
-    return _out(_torch().log_softmax(_t(matrix("x", x)) / t, dim=_axis(axis)))
+    return _over_axis(_torch().log_softmax, x, axis, temperature)
 
 
 @xw.func
