@@ -2,9 +2,10 @@
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, Phase, assume, given, settings, strategies as st
 
 import xlnet
+from xlnet.errors import InputError
 from conftest import edit, needs_gnumeric, needs_libreoffice, statuses, tensor_cell
 
 
@@ -78,14 +79,19 @@ def test_error_value_in_a_computed_block_fails_that_block_and_skips_its_readers(
 
 
 @needs_libreoffice
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=6, deadline=None, phases=[Phase.explicit, Phase.generate],
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(size=st.integers(6, 14), kernel=st.integers(1, 3), stride=st.integers(1, 2),
        padding=st.integers(0, 1), filters1=st.integers(1, 3), filters2=st.integers(1, 3),
        seed=st.integers(0, 1000))
 def test_random_shapes_equal_torch(tmp_path, size, kernel, stride, padding, filters1, filters2, seed):
     out = tmp_path / f"s{seed}-{size}-{kernel}-{stride}-{padding}-{filters1}-{filters2}"
-    [path] = xlnet.build(["conv"], out=out, seed=seed, size=size, kernel_size=kernel, stride=stride,
-                         padding=padding, filters1=filters1, filters2=filters2, pool=1 if size < 10 else 2)
+    try:
+        [path] = xlnet.build(["conv"], out=out, seed=seed, size=size, kernel_size=kernel, stride=stride,
+                             padding=padding, filters1=filters1, filters2=filters2, pool=1 if size < 10 else 2)
+    except InputError as exc:  # a shape that leaves nothing after the second layer is refused
+        assert "leaves nothing" in str(exc)
+        assume(False)
     [report] = xlnet.check(path, engine="libreoffice")
     assert report.passed, report.text()
 

@@ -12,3 +12,11 @@ def test_custom_conv_example(tmp_path):
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "OK" in result.stdout and (tmp_path / "conv.xlsx").is_file()
+
+
+@needs_libreoffice
+def test_tune_learning_rate_example(tmp_path):
+    result = subprocess.run([sys.executable, str(ROOT / "examples" / "tune_learning_rate.py"), str(tmp_path)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "OK" in result.stdout and "to 0.3" in result.stdout

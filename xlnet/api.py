@@ -106,13 +106,14 @@ def _assert_recalculated(sentinel, path, engine):
                       f"{manifest_mod.SENTINEL_VALUE}); {hint}")
 
 
-def plot(path, out=".", engine="cached"):
+def plot(path, out=".", engine="cached", charts_only=False):
     """Draw every block of a workbook as a heat map PNG, in the sheet's colours.
 
     Args:
         path: an xlnet workbook.
         out: directory for the PNG files.
         engine: where the values come from: ``cached`` (as saved) or a recalculating engine.
+        charts_only: draw the workbook's charts (loss curves, probabilities) and no tensor.
 
     Returns:
         The PNG paths written.
@@ -126,4 +127,4 @@ def plot(path, out=".", engine="cached"):
             copy = engines.recalc([path], engine, workdir)[0]
             book = read.read_workbook(copy, manifest=book.manifest)
             _assert_recalculated(book.sentinel, path, engine)
-    return plots.plot_workbook(book, Path(out), path.stem)
+    return plots.plot_workbook(book, Path(out), path.stem, charts_only)

@@ -127,3 +127,80 @@ def bce_from_logits(z, y):
     """``MAX(z,0)-z*y+LN(1+EXP(-ABS(z)))``: binary cross-entropy from the logit, which stays
     finite where the sigmoid rounds to exactly 0 or 1 (LN(0) would be an error)."""
     return formula(f"MAX({z},0)-{z}*{y}+LN(1+EXP(-ABS({z})))")
+
+
+# ---- gradient descent on y = a*x + b ----
+
+def index(table, row):
+    """``INDEX(table,row)``: the row-th value of a column (a lookup, portable everywhere)."""
+    return formula(f"INDEX({table},{row})")
+
+
+def residual(a, x, b, y):
+    """``a*x+b-y``: the prediction's error, as text to build larger formulas with."""
+    return f"{a}*{x}+{b}-{y}"
+
+
+def affine(a, x, b):
+    """``a*x+b``."""
+    return formula(f"{a}*{x}+{b}")
+
+
+def squared_error_expr(a, x, b, y):
+    """``(a*x+b-y)^2`` for one data row, or its mean over a batch when x and y are ranges."""
+    return _batch_mean(f"({residual(a, x, b, y)})^2", x)
+
+
+def squared_error(a, x, b, y):
+    """The cell holding ``squared_error_expr``."""
+    return formula(squared_error_expr(a, x, b, y))
+
+
+def slope_gradient(a, x, b, y):
+    """d/da of the squared error: ``2*(a*x+b-y)*x`` (a batch mean when x and y are ranges)."""
+    return formula("2*" + _batch_mean(f"({residual(a, x, b, y)})*{x}", x))
+
+
+def intercept_gradient(a, x, b, y):
+    """d/db of the squared error: ``2*(a*x+b-y)`` (a batch mean when x and y are ranges)."""
+    return formula("2*" + _batch_mean(f"({residual(a, x, b, y)})", x))
+
+
+def forward_difference(moved_loss, loss, h):
+    """``(loss at p+h - loss)/h``: the derivative estimated from two values of the loss."""
+    return formula(f"({moved_loss}-{loss})/{h}")
+
+
+def _batch_mean(term, x):
+    if ":" not in x:
+        return term
+    return f"SUMPRODUCT({term})/ROWS({x})"
+
+
+def average_step(beta, previous, g, square=False):
+    """``beta*previous+(1-beta)*g`` (g^2 when ``square``); the first row has no previous."""
+    g = f"{g}^2" if square else g
+    if previous is None:
+        return formula(f"(1-{beta})*{g}")
+    return formula(f"{beta}*{previous}+(1-{beta})*{g}")
+
+
+def bias_corrected(m, beta, t):
+    """``m/(1-beta^t)``: Adam's correction of an average that started at 0."""
+    return formula(f"{m}/(1-{beta}^{t})")
+
+
+def step_down(p, lr, direction):
+    """``p-lr*direction``."""
+    return formula(f"{p}-{lr}*{direction}")
+
+
+def scaled_step_down(p, lr, numerator, square_avg, eps, decay=None):
+    """``p-lr*numerator/(SQRT(square_avg)+eps)``, the parameter first multiplied by ``decay``."""
+    start = f"{p}*{decay}" if decay else p
+    return formula(f"{start}-{lr}*{numerator}/(SQRT({square_avg})+{eps})")
+
+
+def rmse(a, x, b, y):
+    """``SQRT(SUMPRODUCT((a*x+b-y)^2)/ROWS(x))``: the root mean squared error over the data."""
+    return formula(f"SQRT(SUMPRODUCT(({residual(a, x, b, y)})^2)/ROWS({x}))")

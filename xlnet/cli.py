@@ -44,6 +44,8 @@ def _parser():
     plot.add_argument("--out", default=".", help="output directory (default: .)")
     plot.add_argument("--engine", default="cached", choices=list(engines.ENGINES),
                       help="values as saved (cached, default) or recalculated by an engine")
+    plot.add_argument("--charts-only", action="store_true",
+                      help="draw only the workbook's charts (loss curves, probabilities)")
     return parser
 
 
@@ -73,7 +75,7 @@ def main(argv=None):
             print(to_json(reports) if args.json else "\n\n".join(r.text() for r in reports))
             return exit_code(reports)
         if args.command == "plot":
-            for path in api.plot(args.file, out=args.out, engine=args.engine):
+            for path in api.plot(args.file, out=args.out, engine=args.engine, charts_only=args.charts_only):
                 print(f"wrote {path}")
             return 0
     except XlnetError as exc:

@@ -140,6 +140,7 @@ class TensorBlock:
     heat: tuple | None = None
     expected_errors: list = field(default_factory=list)
     blank: str = "error"
+    fixed: dict | None = None
 
     @property
     def lead_shape(self):
@@ -207,6 +208,8 @@ class TensorBlock:
             entry["expected_errors"] = [list(ix) for ix in self.expected_errors]
         if self.blank != "error":
             entry["blank"] = self.blank
+        if self.fixed:
+            entry["fixed"] = dict(self.fixed)
         return entry
 
 
@@ -250,7 +253,7 @@ class Sheet:
 
     def place(self, name, shape, *, row, col, role, caption, values, formulas=None,
               orient="row", number_format="0.00", heat="auto", gap=1,
-              expected_errors=(), blank="error"):
+              expected_errors=(), blank="error", fixed_by=None):
         """Place a tensor block and write its cells.
 
         Args:
@@ -269,6 +272,8 @@ class Sheet:
             gap: empty columns between tiles.
             expected_errors: indices where the sheet is meant to show an error value.
             blank: ``error`` (a blank cell is an error) or ``nan`` (a blank means missing).
+            fixed_by: for a scalar that sets the layout (a number of rows), the build option
+                that sets it; the check refuses a workbook where the cell was edited.
 
         Returns:
             The TensorBlock.
@@ -315,7 +320,12 @@ class Sheet:
                             orient if len(shape) == 1 else "row", top, left, bottom, right,
                             expected_errors=[tuple(int(k) for k in ix) for ix in expected_errors],
                             blank=blank)
-        cell_fmt = book.fmt(f"cell:{role}:{number_format}", role=role, number_format=number_format)
+        if fixed_by:
+            if shape != () or role != "hyper":
+                raise LayoutError(f"block {name}: only a hyper-parameter scalar can be fixed by the layout")
+            block.fixed = {"value": float(values), "option": fixed_by}
+        style = "fixed" if fixed_by else role
+        cell_fmt = book.fmt(f"cell:{style}:{number_format}", role=style, number_format=number_format)
         for index in np.ndindex(*shape):
             tile, i, j = block.locate(index)
             value = float(values[index])
@@ -400,6 +410,8 @@ class Book:
                 props["font_color"] = "#0000FF"  # blue: a constant the learner may edit
             if role == "hyper":
                 props.update(font_color="#0000FF", bg_color="#FFF2CC", bold=True)
+            if role == "fixed":  # set when the workbook is built: grey, not an invitation to edit
+                props.update(font_color="#595959", bg_color="#EDEDED", bold=True)
         self._formats[key] = self.workbook.add_format(props)
         return self._formats[key]
 
@@ -452,7 +464,7 @@ class Book:
         self.ops.append(entry)
 
     def chart(self, sheet, name, kind, title, series, row, col, categories=None,
-              x_label="", y_label="", y_range=None, category_cells=None):
+              x_label="", y_label="", y_range=None, category_cells=None, y_log=False, size=None):
         """Insert a native chart and record it so ``xlnet plot`` draws the same data.
 
         Args:
@@ -466,6 +478,8 @@ class Book:
             x_label, y_label: axis titles.
             y_range: (min, max) of the y axis, or None.
             category_cells: [sheet, first_row, first_col, last_row, last_col] of the x labels.
+            y_log: a logarithmic y axis (for losses that fall by orders of magnitude).
+            size: (width, height) in pixels, or None for XlsxWriter's default.
         """
         chart = self.workbook.add_chart({"type": "column" if kind == "bar" else "line"})
         recorded = []
@@ -484,13 +498,16 @@ class Book:
             })
         chart.set_title({"name": title})
         chart.set_x_axis({"name": x_label})
-        chart.set_y_axis({"name": y_label, **({"min": y_range[0], "max": y_range[1]} if y_range else {})})
+        chart.set_y_axis({"name": y_label, **({"min": y_range[0], "max": y_range[1]} if y_range else {}),
+                          **({"log_base": 10} if y_log else {})})
+        if size:
+            chart.set_size({"width": size[0], "height": size[1]})
         if len(series) == 1:
             chart.set_legend({"none": True})
         sheet.ws.insert_chart(row, col, chart)
         self.charts.append({"name": name, "kind": kind, "title": title, "x_label": x_label,
                             "y_label": y_label, "categories": list(categories or []),
-                            "series": recorded})
+                            "series": recorded, **({"y_log": True} if y_log else {})})
         return chart
 
     def manifest(self):

@@ -92,8 +92,9 @@ def parse_spec(spec):
 def validate(manifest, where):
     """Raise ManifestError unless the manifest is well formed and its graph is in order.
 
-    Every input names a tensor; every tensor that is an op's output is computed before any
-    (non-composite) op reads it; shapes and tile counts agree.
+    Every input names a tensor; every tensor that is an op's output is computed (by any op,
+    composite or not) before an op reads it; shapes and tile counts agree. An unrolled
+    recurrence (step t reads step t-1 of the same column) lists its composite op first.
     """
     if not isinstance(manifest, dict) or manifest.get("version") != VERSION:
         raise ManifestError(f"{where}: manifest version {manifest.get('version') if isinstance(manifest, dict) else None!r} "
@@ -126,6 +127,5 @@ def validate(manifest, where):
                 raise ManifestError(f"{where}: op {op['op']} outputs unknown tensor {name}")
             if tensors[name]["role"] != "output":
                 raise ManifestError(f"{where}: op {op['op']} writes {name}, which is not an output")
-            if not op.get("composite"):
-                produced.add(name)
+            produced.add(name)  # a composite op may come first: an unrolled trajectory feeds its steps
     return manifest

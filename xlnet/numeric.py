@@ -43,3 +43,77 @@ def softmax(x, axis=-1):
     """Numerically stable softmax."""
     z = np.exp(x - x.max(axis=axis, keepdims=True))
     return z / z.sum(axis=axis, keepdims=True)
+
+
+def batches(points, batch_size, epochs):
+    """The data rows of every step: a list of (start, stop) ranges, epoch after epoch, in order
+    (the last batch of an epoch is smaller when batch_size does not divide points)."""
+    one_epoch = [(s, min(s + batch_size, points)) for s in range(0, points, batch_size)]
+    return one_epoch * epochs
+
+
+# The state each optimizer keeps per parameter, in the order its sheet shows it.
+OPTIMIZER_STATES = {
+    "sgd": (),
+    "momentum": ("v",),
+    "rmsprop": ("s",),
+    "adam": ("m", "v", "mhat", "vhat"),
+    "adam_uncorrected": ("m", "v"),
+    "adamw": ("m", "v", "mhat", "vhat"),
+}
+
+
+def fit_line(x, y, a0, b0, optimizer, hyper, steps):
+    """Fit y = a*x + b, one step per batch, with the arithmetic the workbook's cells use.
+
+    Args:
+        x, y: the data.
+        a0, b0: the starting parameters.
+        optimizer: a key of OPTIMIZER_STATES.
+        hyper: lr and the optimizer's own settings (beta, alpha, beta1, beta2, eps, weight_decay).
+        steps: (start, stop) data rows of each step, from ``batches``.
+
+    Returns:
+        A dict of per-step arrays: a, b (before the step), loss, da, db, new_a, new_b and the
+        optimizer's state for each parameter (``m_a``, ``vhat_b`` …).
+    """
+    lr = hyper["lr"]
+    p = np.array([a0, b0], dtype=np.float64)
+    state = {k: np.zeros(2) for k in OPTIMIZER_STATES[optimizer]}
+    out = {k: [] for k in ("a", "b", "loss", "da", "db", "new_a", "new_b")}
+    out.update({f"{k}_{w}": [] for k in state for w in "ab"})
+    for t, (start, stop) in enumerate(steps, 1):
+        xs, ys = x[start:stop], y[start:stop]
+        r = p[0] * xs + p[1] - ys
+        g = np.array([2 * (r * xs).sum() / len(xs), 2 * r.sum() / len(xs)])
+        loss = (r ** 2).sum() / len(xs)
+        for k, v in (("a", p[0]), ("b", p[1]), ("loss", loss), ("da", g[0]), ("db", g[1])):
+            out[k].append(v)
+        if optimizer == "sgd":
+            new = p - lr * g
+        elif optimizer == "momentum":
+            beta = hyper["beta"]
+            state["v"] = g.copy() if t == 1 else beta * state["v"] + (1 - beta) * g
+            new = p - lr * state["v"]
+        elif optimizer == "rmsprop":
+            alpha = hyper["alpha"]
+            state["s"] = alpha * state["s"] + (1 - alpha) * g ** 2
+            new = p - lr * g / (np.sqrt(state["s"]) + hyper["eps"])
+        else:
+            b1, b2, eps = hyper["beta1"], hyper["beta2"], hyper["eps"]
+            state["m"] = b1 * state["m"] + (1 - b1) * g
+            state["v"] = b2 * state["v"] + (1 - b2) * g ** 2
+            if optimizer == "adam_uncorrected":
+                new = p - lr * state["m"] / (np.sqrt(state["v"]) + eps)
+            else:
+                state["mhat"] = state["m"] / (1 - b1 ** t)
+                state["vhat"] = state["v"] / (1 - b2 ** t)
+                decay = 1 - lr * hyper.get("weight_decay", 0.0) if optimizer == "adamw" else 1.0
+                new = p * decay - lr * state["mhat"] / (np.sqrt(state["vhat"]) + eps)
+        for k, v in state.items():
+            out[f"{k}_a"].append(v[0])
+            out[f"{k}_b"].append(v[1])
+        out["new_a"].append(new[0])
+        out["new_b"].append(new[1])
+        p = new
+    return {k: np.array(v, dtype=np.float64) for k, v in out.items()}

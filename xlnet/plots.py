@@ -4,7 +4,6 @@ sheet uses, and the lesson's charts (probabilities, loss curves) as plots."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 
@@ -61,16 +60,28 @@ def plot_tensor(plt, name, info, values):
     return fig
 
 
-def plot_workbook(book, out, stem):
-    """Write one PNG per tensor of a read workbook into ``out``; return their paths."""
+def plot_series(plt, name, info, values):
+    """A long 1-D tensor (one value per step of an unrolled table) as a line over its index."""
+    fig, ax = plt.subplots(figsize=(6, 2.5))
+    ax.plot(np.arange(1, values.size + 1), values, color="#4F81BD")
+    ax.set_xlabel("row")
+    ax.set_title(f"{name}: {info.get('caption', '')}", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_workbook(book, out, stem, charts_only=False):
+    """Write one PNG per tensor (unless ``charts_only``) and per chart of a read workbook into
+    ``out``; return their paths."""
     plt = _figure_module()
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, info in book.manifest["tensors"].items():
         values = book.tensors[name].values
-        if values.ndim == 0:
+        if values.ndim == 0 or charts_only:
             continue
-        fig = plot_tensor(plt, name, info, values)
+        long_series = values.ndim == 1 and values.size > 40
+        fig = (plot_series if long_series else plot_tensor)(plt, name, info, values)
         paths.append(_save(plt, fig, out / f"{stem}-{name}.png"))
     for chart in book.manifest.get("charts", []):
         fig = plot_chart(plt, chart, book.tensors)
@@ -92,7 +103,11 @@ def plot_chart(plt, chart, tensors):
     else:
         for series in chart["series"]:
             values = series_values(series)
-            ax.plot(np.arange(1, values.size + 1), values, marker="o", label=series.get("label", series["tensor"]))
+            ax.plot(np.arange(values.size), values, marker="o", label=series.get("label", series["tensor"]))
+            categories = chart.get("categories") or [str(i + 1) for i in range(values.size)]
+            ax.set_xticks(np.arange(values.size), categories)
+        if chart.get("y_log"):
+            ax.set_yscale("log")
         ax.legend()
     ax.set_title(chart.get("title", ""))
     ax.set_xlabel(chart.get("x_label", ""))

@@ -65,14 +65,14 @@ class Report:
     def text(self):
         """A table: one line per block, then a summary line."""
         lines = [f"{self.path}  (engine {self.engine}, device {self.device}, recalculated: sentinel {self.sentinel})"]
-        header = f"  {'block':<32} {'op':<12} {'max abs':>9} {'max rel':>9}  {'result':<6} {'e2e':<4}  worst cell"
+        header = f"  {'block':<44} {'op':<12} {'max abs':>9} {'max rel':>9}  {'result':<6} {'e2e':<4}  worst cell"
         lines.append(header)
         for b in self.blocks:
             result = b.status.upper() if b.status == "fail" else b.status
             e2e = "pass" if b.e2e_pass else "FAIL"
             detail = (b.worst_cell if b.status == "fail" or (b.max_abs or 0) > 0 else "") + (
                 f"  {b.message}" if b.message else "")
-            lines.append(f"  {b.title[:32]:<32} {b.op:<12} {_num(b.max_abs):>9} {_num(b.max_rel):>9}  "
+            lines.append(f"  {b.title[:44]:<44} {b.op:<12} {_num(b.max_abs):>9} {_num(b.max_rel):>9}  "
                          f"{result:<6} {e2e:<4}  {detail}")
         counts = {s: sum(b.status == s for b in self.blocks) for s in ("pass", "fail", "skip", "e2e")}
         e2e_failed = sum(not b.e2e_pass for b in self.blocks)

@@ -17,8 +17,8 @@ class Option:
 
 
 def _registry():
-    from . import conv, softmax
-    return {m.NAME: m for m in (conv, softmax)}
+    from . import conv, graddesc, softmax
+    return {m.NAME: m for m in (conv, softmax, graddesc)}
 
 
 def all_lessons():

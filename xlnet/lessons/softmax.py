@@ -13,7 +13,7 @@ Sheets:
 
 import numpy as np
 
-from .. import cells, numeric
+from .. import cells
 from ..errors import InputError
 from ..layout import Book
 from . import Option

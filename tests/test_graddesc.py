@@ -1,0 +1,170 @@
+"""The gradient-descent workbook: every optimizer's trajectory equals torch.optim's, step by
+step, after a real recalculation."""
+
+import tempfile
+
+import numpy as np
+import openpyxl
+import pytest
+import torch
+from hypothesis import HealthCheck, Phase, given, settings, strategies as st
+
+import xlnet
+from xlnet import engines, read, trajectories
+from xlnet.errors import InputError
+from xlnet.lessons.graddesc import OPTIMIZERS
+from conftest import edit, needs_gnumeric, needs_libreoffice, tensor_cell
+
+PREFIX = {optimizer: prefix for _, prefix, optimizer, *_ in OPTIMIZERS}
+
+
+def recalculated(path, engine="libreoffice"):
+    with tempfile.TemporaryDirectory() as tmp:
+        return read.read_workbook(engines.recalc([path], engine, tmp)[0])
+
+
+def torch_run(book, optimizer):
+    """torch.optim's run from the values the recalculated sheet holds in its cells."""
+    t = {k: v.values for k, v in book.tensors.items()}
+    p = PREFIX[optimizer]
+    hyper = {k: float(t[f"{p}_{k}"]) for k in ("lr", "beta", "alpha", "beta1", "beta2", "eps", "weight_decay")
+             if f"{p}_{k}" in t}
+    n, bs, epochs = t["data_x"].size, int(t["batch_size"]), int(t["epochs"])
+    steps = [(s, min(s + bs, n)) for s in range(0, n, bs)] * epochs
+    run = trajectories.fit_line(torch.tensor(t["data_x"]), torch.tensor(t["data_y"]), float(t["start_a"]),
+                                float(t["start_b"]), optimizer, hyper, steps)
+    return {k: v.numpy() for k, v in run.items()}
+
+
+def assert_trajectories_match(book):
+    for optimizer, p in PREFIX.items():
+        run = torch_run(book, optimizer)
+        for key in ("a", "b", "new_a", "new_b", "da", "db", "loss"):
+            np.testing.assert_allclose(book.tensors[f"{p}_{key}"].values, run[key], rtol=1e-9, atol=1e-9,
+                                       err_msg=f"{optimizer} {key}")
+
+
+@needs_libreoffice
+def test_libreoffice_every_optimizer_matches_torch_optim(built):
+    [report] = xlnet.check(built["graddesc"], engine="libreoffice")
+    assert report.passed, report.text()
+    runs = {b.title.split(":")[0] for b in report.blocks if b.op == "fit_line"}
+    assert runs == {sheet for sheet, *_ in OPTIMIZERS}
+    assert {"mse_grad", "mse_fd", "ewma", "bias_correct", "adam_update", "rmsprop_update", "sgd_update",
+            "rmse", "index_rows", "carry"} <= {b.op for b in report.blocks}
+    book = recalculated(built["graddesc"])
+    assert_trajectories_match(book)
+    sgd = book.tensors
+    # the finite differences agree with the analytic derivatives up to the size of h
+    np.testing.assert_allclose(sgd["sgd_fd_a"].values, sgd["sgd_da"].values, atol=0.1)
+    # momentum's average starts at the first gradient, as torch's buffer does
+    assert sgd["mom_v_a"].values[0] == sgd["mom_da"].values[0]
+
+
+@needs_gnumeric
+def test_gnumeric_passes(built):
+    [report] = xlnet.check(built["graddesc"], engine="gnumeric")
+    assert report.passed, report.text()
+
+
+@needs_libreoffice
+def test_editing_the_learning_rate_beta_and_a_data_point_still_matches(copy_of):
+    path = copy_of("graddesc")
+    before = recalculated(path)
+    edit(path, {tensor_cell(path, "sgd_lr"): 0.05, tensor_cell(path, "mom_beta"): 0.5,
+                tensor_cell(path, "adam_beta1"): 0.8, tensor_cell(path, "data_x", 3): 1.5})
+    [report] = xlnet.check(path, engine="libreoffice")
+    assert report.passed, report.text()
+    after = recalculated(path)
+    assert float(after.tensors["sgd_lr"].values) == 0.05 and after.tensors["data_x"].values[3] == 1.5
+    for name in ("sgd_new_a", "mom_new_b", "adam_new_a", "rms_new_b"):
+        assert not np.allclose(after.tensors[name].values, before.tensors[name].values), name
+    assert_trajectories_match(after)
+
+
+@needs_libreoffice
+def test_a_smaller_h_brings_the_finite_differences_closer(copy_of):
+    path = copy_of("graddesc")
+    edit(path, {tensor_cell(path, "sgd_h"): 1e-6})
+    [report] = xlnet.check(path, engine="libreoffice")
+    assert report.passed, report.text()
+    book = recalculated(path)
+    np.testing.assert_allclose(book.tensors["sgd_fd_a"].values, book.tensors["sgd_da"].values, atol=1e-4)
+
+
+@needs_libreoffice
+@pytest.mark.parametrize("tensor, index, old, new", [
+    ("adam_m_a", 5, "(1-", "(2-"),        # a wrong average
+    ("sgd_da", 7, "2*(", "3*("),           # a wrong derivative
+    ("rms_new_b", 2, "SQRT(", "("),        # forgetting the root
+])
+def test_one_broken_formula_fails_exactly_its_block(copy_of, tensor, index, old, new):
+    path = copy_of("graddesc")
+    sheet, cell = tensor_cell(path, tensor, index)
+    book = openpyxl.load_workbook(path)
+    formula = book[sheet][cell].value
+    assert old in formula
+    book[sheet][cell] = formula.replace(old, new, 1)
+    book.save(path)
+    [report] = xlnet.check(path, engine="libreoffice")
+    failed = [b for b in report.blocks if b.status == "fail"]
+    assert [b.tensor for b in failed] == [tensor], report.text()
+    assert failed[0].worst_cell == f"{sheet}!{cell}"
+    assert not report.passed
+
+
+@needs_libreoffice
+def test_an_edited_epoch_count_is_refused_with_the_cell(copy_of):
+    path = copy_of("graddesc")
+    sheet, cell = tensor_cell(path, "epochs")
+    edit(path, {(sheet, cell): 3})
+    with pytest.raises(InputError, match=rf"{sheet}!{cell}.*--epochs 3"):
+        xlnet.check(path, engine="libreoffice")
+
+
+@needs_libreoffice
+@settings(max_examples=5, deadline=None, phases=[Phase.explicit, Phase.generate],
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 10_000), points=st.integers(3, 12), batch_size=st.integers(1, 4),
+       epochs=st.integers(1, 4), lr=st.sampled_from([0.001, 0.05, 0.2]),
+       adaptive_lr=st.sampled_from([0.01, 0.3, 2.0]), beta=st.sampled_from([0.0, 0.5, 0.95]),
+       beta2=st.sampled_from([0.9, 0.999]), noise=st.sampled_from([0.0, 2.0]))
+def test_random_settings_match_torch_optim(tmp_path, seed, points, batch_size, epochs, lr, adaptive_lr, beta,
+                                           beta2, noise):
+    batch_size = min(batch_size, points)
+    out = tmp_path / f"{seed}-{points}-{batch_size}-{epochs}-{lr}-{adaptive_lr}-{beta}-{beta2}-{noise}"
+    [path] = xlnet.build(["graddesc"], out=out, seed=seed, points=points, batch_size=batch_size, epochs=epochs,
+                         lr=lr, adaptive_lr=adaptive_lr, beta=beta, beta1=beta, beta2=beta2, noise=noise)
+    [report] = xlnet.check(path, engine="libreoffice")
+    assert report.passed, report.text()
+
+
+@needs_libreoffice
+def test_mini_batches_with_a_smaller_last_batch(tmp_path):
+    [path] = xlnet.build(["graddesc"], out=tmp_path, points=10, batch_size=4, epochs=3)
+    [report] = xlnet.check(path, engine="libreoffice")
+    assert report.passed, report.text()
+    book = recalculated(path)
+    assert book.tensors["sgd_a"].values.size == 9  # 3 steps per epoch: rows 1-4, 5-8, 9-10
+    assert_trajectories_match(book)
+
+
+def test_the_compare_sheet_charts_every_optimizer(built):
+    manifest = xlnet.load(built["graddesc"]).manifest
+    [chart] = manifest["charts"]
+    assert chart["kind"] == "line" and [s["label"] for s in chart["series"]] == list(PREFIX)
+    assert manifest["tensors"]["rmse_all"]["shape"] == [6, 9]
+
+
+def test_bad_settings_are_refused(tmp_path):
+    for options in ({"batch_size": 20, "points": 10}, {"beta": 1.0}, {"lr": 0.0}, {"h": 0.0}):
+        with pytest.raises(InputError):
+            xlnet.build(["graddesc"], out=tmp_path, **options)
+    assert not list(tmp_path.iterdir())
+
+
+def test_plot_draws_the_same_loss_chart(built, tmp_path, capsys):
+    from xlnet.cli import main
+    assert main(["plot", str(built["graddesc"]), "--charts-only", "--out", str(tmp_path)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["graddesc-loss.png"]
+    assert (tmp_path / "graddesc-loss.png").stat().st_size > 10_000
