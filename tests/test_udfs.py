@@ -17,7 +17,7 @@ def recalculated(built):
     if not engines.available("libreoffice"):
         pytest.skip("LibreOffice is not installed")
     with tempfile.TemporaryDirectory() as tmp:
-        paths = engines.recalc([built["conv"], built["softmax"]], "libreoffice", tmp)
+        paths = engines.recalc([built["conv"], built["softmax"], built["graddesc"]], "libreoffice", tmp)
         return {p.stem.split("_", 1)[1]: read.read_workbook(p).tensors for p in paths}
 
 
@@ -28,6 +28,23 @@ def test_the_module_imports_without_excel():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "cpu" or result.stdout.startswith("cuda: ")
+
+
+def test_the_module_imports_without_xlwings_installed():
+    import subprocess
+    import sys
+    code = ("import sys; sys.modules['xlwings'] = None\n"
+            "import numpy as np, xlnet.udfs as u\n"
+            "print(u.XLNET_RELU(np.array([[-1.0, 2.0]])).tolist())")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[[0.0, 2.0]]"
+
+
+def test_the_excel_engine_and_the_udfs_share_their_excel_support():
+    from xlnet import engines, excel, read
+    assert read.ERROR_CODES is excel.ERROR_CODES and udfs.ERROR_CODES is excel.ERROR_CODES
+    assert engines.available("excel") == (excel.app_class() is not None)
 
 
 @needs_libreoffice
@@ -90,8 +107,33 @@ def test_optimizer_trajectories_match_torch_optim():
         ((p[0] * xi + p[1] - yi) ** 2).backward()
         opt.step()
     np.testing.assert_allclose(adam[-1], p.detach().numpy(), rtol=1e-12)
+    # momentum is the weighted average v = beta*v + (1-beta)*g, started at the first gradient
     momentum = udfs.XLNET_SGD_TRAJECTORY(x, y, 1.0, 1.0, 0.01, 1, 0.9)
-    assert momentum.shape == (4, 2) and not np.allclose(momentum, sgd[:4])
+    g = np.array([2 * (1 + 1 - 32) * 1.0, 2 * (1 + 1 - 32)])
+    np.testing.assert_allclose(momentum[0], [1, 1] - 0.01 * g, rtol=1e-12)
+    g2 = 2 * (momentum[0, 0] * 2 + momentum[0, 1] - 34) * np.array([2.0, 1.0])
+    np.testing.assert_allclose(momentum[1], momentum[0] - 0.01 * (0.9 * g + 0.1 * g2), rtol=1e-12)
+    batched = udfs.XLNET_SGD_TRAJECTORY(x, y, 1.0, 1.0, 0.01, 2, 0, 3)
+    assert batched.shape == (4, 2)  # rows 1-3 then row 4, twice
+
+
+@needs_libreoffice
+def test_trajectories_match_the_graddesc_workbook(recalculated):
+    t = {k: v.values for k, v in recalculated["graddesc"].items()}
+    data = (t["data_x"][:, None], t["data_y"][:, None], t["start_a"], t["start_b"])
+    epochs = float(t["epochs"])
+
+    def sheet(prefix):
+        return np.stack([t[f"{prefix}_new_a"], t[f"{prefix}_new_b"]], axis=1)
+
+    tol = dict(rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(udfs.XLNET_SGD_TRAJECTORY(*data, t["sgd_lr"], epochs), sheet("sgd"), **tol)
+    np.testing.assert_allclose(udfs.XLNET_SGD_TRAJECTORY(*data, t["mom_lr"], epochs, t["mom_beta"]),
+                               sheet("mom"), **tol)
+    adam = (t["adam_lr"], t["adam_beta1"], t["adam_beta2"], t["adam_eps"], epochs)
+    np.testing.assert_allclose(udfs.XLNET_ADAM_TRAJECTORY(*data, *adam), sheet("adam"), **tol)
+    adamw = (t["adamw_lr"], t["adamw_beta1"], t["adamw_beta2"], t["adamw_eps"], epochs, 1, t["adamw_weight_decay"])
+    np.testing.assert_allclose(udfs.XLNET_ADAM_TRAJECTORY(*data, *adamw), sheet("adamw"), **tol)
 
 
 @pytest.mark.parametrize("call, words", [
@@ -107,6 +149,8 @@ def test_optimizer_trajectories_match_torch_optim():
     (lambda: udfs.XLNET_CONV2D(None, np.ones((1, 1))), "image is empty"),
     (lambda: udfs.XLNET_SGD_TRAJECTORY(np.ones((3, 1)), np.ones((2, 1)), 0, 0, 0.1), "must match"),
     (lambda: udfs.XLNET_MAXPOOL2D(np.ones((3, 3)), "big"), "size must be a number"),
+    (lambda: udfs.XLNET_SGD_TRAJECTORY(np.ones((3, 1)), np.ones((3, 1)), 0, 0, 0.1, 1, 0, 5), "larger than the 3"),
+    (lambda: udfs.XLNET_ADAM_TRAJECTORY(np.ones((3, 1)), np.ones((3, 1)), 0, 0, 0.1, 1.2), "beta1 must be below 1"),
 ])
 def test_bad_arguments_give_a_readable_message(call, words):
     message = call()

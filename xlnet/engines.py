@@ -12,10 +12,10 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
+from . import excel
 from .errors import EngineError
 
 ENGINES = ("libreoffice", "gnumeric", "formulas", "excel", "cached")
@@ -45,7 +45,7 @@ def available(engine):
             return False
         return True
     if engine == "excel":
-        return _excel_app_class() is not None
+        return excel.app_class() is not None
     return engine == "cached"
 
 
@@ -198,18 +198,8 @@ def _plain(value):
         return text
 
 
-def _excel_app_class():
-    if sys.platform not in ("win32", "darwin"):
-        return None
-    try:
-        import xlwings
-    except ImportError:
-        return None
-    return xlwings.App
-
-
 def _excel(copies, out, timeout):
-    app_class = _excel_app_class()
+    app_class = excel.app_class()
     if app_class is None:
         raise EngineError("the excel engine needs Microsoft Excel on Windows or macOS, driven by "
                           "xlwings; none is here: use --engine libreoffice or gnumeric")

@@ -18,8 +18,8 @@ from openpyxl.utils.cell import get_column_letter, range_boundaries
 
 from . import manifest as manifest_mod
 from .errors import InputError, ManifestError
+from .excel import ERROR_CODES
 
-ERROR_CODES = ("#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A", "#GETTING_DATA")
 
 
 @dataclass

@@ -16,9 +16,10 @@ import functools
 import numbers
 
 import numpy as np
-import xlwings as xw
 
-_ERRORS = ("#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A")
+from .excel import ERROR_CODES, udf_decorators
+
+xw = udf_decorators()
 
 
 class UdfArgumentError(ValueError):
@@ -78,7 +79,7 @@ def matrix(name, value, allow_blank=False):
                 continue
             raise UdfArgumentError(f"{where} is blank: every cell needs a number")
         if isinstance(v, str):
-            if v.strip().upper() in _ERRORS:
+            if v.strip().upper() in ERROR_CODES:
                 raise UdfArgumentError(f"{where} holds the error {v.strip().upper()}")
             raise UdfArgumentError(f"{where} holds text {v[:20]!r}, not a number")
         if isinstance(v, bool) or not isinstance(v, numbers.Real):
@@ -267,56 +268,56 @@ def _line_data(x, y):
     return xs, ys
 
 
-def trajectory(xs, ys, a0, b0, make_optimizer, epochs):
-    """Online (batch size 1) fit of y = a*x + b with a torch optimizer; one row [a, b] per step."""
-    torch = _torch()
-    params = torch.tensor([a0, b0], dtype=torch.float64, device=_device(), requires_grad=True)
-    optimizer = make_optimizer([params])
-    x_t, y_t = _t(xs), _t(ys)
-    rows = []
-    for _ in range(epochs):
-        for i in range(xs.size):
-            optimizer.zero_grad()
-            loss = (params[0] * x_t[i] + params[1] - y_t[i]) ** 2
-            loss.backward()
-            optimizer.step()
-            rows.append(params.detach().cpu().numpy().copy())
-    return np.array(rows)
-
-
-@xw.func
-@xw.arg("x", np.array, ndim=2)
-@xw.arg("y", np.array, ndim=2)
-@_friendly
-def XLNET_SGD_TRAJECTORY(x, y, a0, b0, lr, epochs=1, momentum=0):
-    """Fit y = a*x + b by online SGD (torch.optim.SGD); returns one row [a, b] per step.
-
-    ``momentum`` is the β of an exponentially weighted average of the gradient
-    (v = β v + (1-β) g, i.e. SGD(momentum=β, dampening=1-β)).
-    """
-    torch = _torch()
+def _trajectory(x, y, a0, b0, optimizer, hyper, epochs, batch_size):
+    """Rows [a, b] after each step of fitting y = a*x + b, computed by the same torch code that
+    checks the graddesc workbook (so the UDF and the sheet agree step by step)."""
+    from .numeric import batches
+    from .trajectories import fit_line
     xs, ys = _line_data(x, y)
-    beta = scalar("momentum", momentum, 0.0, minimum=0.0)
+    epochs = scalar("epochs", epochs, 1, integer=True, minimum=1)
+    batch_size = scalar("batch_size", batch_size, 1, integer=True, minimum=1)
+    if batch_size > xs.size:
+        raise UdfArgumentError(f"batch_size {batch_size} is larger than the {xs.size} data rows")
+    if epochs * -(-xs.size // batch_size) > 100_000:
+        raise UdfArgumentError("more than 100,000 steps: lower epochs or raise batch_size")
+    run = fit_line(_t(xs), _t(ys), scalar("a0", a0), scalar("b0", b0), optimizer, hyper,
+                   batches(xs.size, batch_size, epochs))
+    return _out(_torch().stack([run["new_a"], run["new_b"]], dim=1))
+
+
+def _below_one(name, value, default):
+    beta = scalar(name, value, default, minimum=0.0)
     if beta >= 1:
-        raise UdfArgumentError(f"momentum must be below 1, got {beta}")
-    rate = scalar("lr", lr, minimum=0.0)
-    return trajectory(xs, ys, scalar("a0", a0), scalar("b0", b0),
-                      lambda p: torch.optim.SGD(p, lr=rate, momentum=beta, dampening=1 - beta if beta else 0),
-                      scalar("epochs", epochs, 1, integer=True, minimum=1))
+        raise UdfArgumentError(f"{name} must be below 1, got {beta}")
+    return beta
 
 
 @xw.func
 @xw.arg("x", np.array, ndim=2)
 @xw.arg("y", np.array, ndim=2)
 @_friendly
-def XLNET_ADAM_TRAJECTORY(x, y, a0, b0, lr, beta1=0.9, beta2=0.999, eps=1e-8, epochs=1):
-    """Fit y = a*x + b by online Adam (torch.optim.Adam); returns one row [a, b] per step."""
-    torch = _torch()
-    xs, ys = _line_data(x, y)
-    b1, b2 = scalar("beta1", beta1, 0.9, minimum=0.0), scalar("beta2", beta2, 0.999, minimum=0.0)
-    if b1 >= 1 or b2 >= 1:
-        raise UdfArgumentError("beta1 and beta2 must be below 1")
-    rate, e = scalar("lr", lr, minimum=0.0), scalar("eps", eps, 1e-8, minimum=0.0)
-    return trajectory(xs, ys, scalar("a0", a0), scalar("b0", b0),
-                      lambda p: torch.optim.Adam(p, lr=rate, betas=(b1, b2), eps=e),
-                      scalar("epochs", epochs, 1, integer=True, minimum=1))
+def XLNET_SGD_TRAJECTORY(x, y, a0, b0, lr, epochs=1, momentum=0, batch_size=1):
+    """Fit y = a*x + b by SGD (torch.optim.SGD); returns one row [a, b] after each step.
+
+    ``momentum`` is the beta of an exponentially weighted average of the gradient,
+    v = beta*v + (1-beta)*g, started at the first gradient: torch's
+    ``SGD(momentum=beta, dampening=beta)``, as on the graddesc workbook's momentum sheet.
+    ``batch_size`` rows per step (1: online SGD); the last batch of an epoch may be smaller.
+    """
+    beta = _below_one("momentum", momentum, 0.0)
+    hyper = {"lr": scalar("lr", lr, minimum=0.0), "beta": beta}
+    return _trajectory(x, y, a0, b0, "momentum" if beta else "sgd", hyper, epochs, batch_size)
+
+
+@xw.func
+@xw.arg("x", np.array, ndim=2)
+@xw.arg("y", np.array, ndim=2)
+@_friendly
+def XLNET_ADAM_TRAJECTORY(x, y, a0, b0, lr, beta1=0.9, beta2=0.999, eps=1e-8, epochs=1, batch_size=1,
+                          weight_decay=0):
+    """Fit y = a*x + b by Adam (torch.optim.Adam), or AdamW when ``weight_decay`` > 0; returns
+    one row [a, b] after each step."""
+    hyper = {"lr": scalar("lr", lr, minimum=0.0), "beta1": _below_one("beta1", beta1, 0.9),
+             "beta2": _below_one("beta2", beta2, 0.999), "eps": scalar("eps", eps, 1e-8, minimum=0.0),
+             "weight_decay": scalar("weight_decay", weight_decay, 0.0, minimum=0.0)}
+    return _trajectory(x, y, a0, b0, "adamw" if hyper["weight_decay"] else "adam", hyper, epochs, batch_size)
