@@ -1,13 +1,14 @@
 """Shared fixtures: workbooks built into temporary folders, and helpers to edit them."""
 
 import shutil
+import tempfile
 from pathlib import Path
 
 import openpyxl
 import pytest
 
 import xlnet
-from xlnet import engines
+from xlnet import engines, read
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,6 +48,12 @@ def edit(path, changes):
     for (sheet, cell), value in changes.items():
         book[sheet][cell].value = value
     book.save(path)
+
+
+def recalculated(path, engine="libreoffice"):
+    """Recalculate a copy of a workbook with a real engine and read every tensor back."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return read.read_workbook(engines.recalc([path], engine, tmp)[0])
 
 
 def statuses(report):

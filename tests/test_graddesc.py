@@ -1,8 +1,6 @@
 """The gradient-descent workbook: every optimizer's trajectory equals torch.optim's, step by
 step, after a real recalculation."""
 
-import tempfile
-
 import numpy as np
 import openpyxl
 import pytest
@@ -10,17 +8,12 @@ import torch
 from hypothesis import HealthCheck, Phase, given, settings, strategies as st
 
 import xlnet
-from xlnet import engines, read, trajectories
+from xlnet import trajectories
 from xlnet.errors import InputError
 from xlnet.lessons.graddesc import OPTIMIZERS
-from conftest import edit, needs_gnumeric, needs_libreoffice, tensor_cell
+from conftest import edit, needs_gnumeric, needs_libreoffice, recalculated, tensor_cell
 
 PREFIX = {optimizer: prefix for _, prefix, optimizer, *_ in OPTIMIZERS}
-
-
-def recalculated(path, engine="libreoffice"):
-    with tempfile.TemporaryDirectory() as tmp:
-        return read.read_workbook(engines.recalc([path], engine, tmp)[0])
 
 
 def torch_run(book, optimizer):

@@ -4,7 +4,7 @@ import numpy as np
 from hypothesis import HealthCheck, Phase, given, settings, strategies as st
 
 import xlnet
-from conftest import edit, needs_gnumeric, needs_libreoffice, statuses, tensor_cell
+from conftest import edit, needs_gnumeric, needs_libreoffice, recalculated, statuses, tensor_cell
 
 
 @needs_libreoffice
@@ -40,10 +40,7 @@ def test_editing_a_logit_and_the_temperature_still_passes(copy_of):
     edit(path, {tensor_cell(path, "logits", 2): 4.5, tensor_cell(path, "T", 0): 2.5})
     [report] = xlnet.check(path, engine="libreoffice")
     assert report.passed, report.text()
-    from xlnet import engines, read
-    import tempfile
-    with tempfile.TemporaryDirectory() as tmp:
-        book = read.read_workbook(engines.recalc([path], "libreoffice", tmp)[0])
+    book = recalculated(path)
     logits = book.tensors["logits"].values
     assert logits[0, 2] == 4.5
     z = logits / 2.5
