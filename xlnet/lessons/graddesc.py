@@ -241,15 +241,18 @@ def _optimizer_sheet(book, data, spec, options, x, y, steps):
         column("row", "data row", [start + 1 for start, _ in steps], role="input", fmt="0")
         column("x", "x", x[[s for s, _ in steps]], lambda t: cells.index(xs, cell("row", t)), fmt="0.00")
         column("y", "y", y[[s for s, _ in steps]], lambda t: cells.index(ys, cell("row", t)), fmt="0.00")
-        batch_x = lambda t: cell("x", t)  # noqa: E731
-        batch_y = lambda t: cell("y", t)  # noqa: E731
+
+        def batch(column_name, t):  # the step's own x or y cell
+            return cell(column_name, t)
     else:
         sheet.text(top, col_of["rows"], "data rows", "caption")
         for t, (start, stop) in enumerate(steps):
             sheet.text(top + 2 + t, col_of["rows"], f"{start + 1}-{stop}" if stop - start > 1 else str(start + 1),
                        "label")
-        batch_x = lambda t: data["x"].window((), steps[t][0], 0, steps[t][1] - steps[t][0], 1, here, True)  # noqa: E731
-        batch_y = lambda t: data["y"].window((), steps[t][0], 0, steps[t][1] - steps[t][0], 1, here, True)  # noqa: E731
+
+        def batch(column_name, t):  # the step's rows of the data's x or y column
+            start, stop = steps[t]
+            return data[column_name].window((), start, 0, stop - start, 1, here, True)
 
     start_a, start_b = data["start_a"].ref((), here, True), data["start_b"].ref((), here, True)
     column("a", "a", ref["a"], lambda t: cells.copy(start_a if t == 0 else cell("new_a", t - 1)), heat="auto")
@@ -257,7 +260,7 @@ def _optimizer_sheet(book, data, spec, options, x, y, steps):
 
     def args(t, a_shift="", b_shift=""):
         a, b = cell("a", t), cell("b", t)
-        return (f"({a}{a_shift})" if a_shift else a), batch_x(t), (f"({b}{b_shift})" if b_shift else b), batch_y(t)
+        return (f"({a}{a_shift})" if a_shift else a), batch("x", t), (f"({b}{b_shift})" if b_shift else b), batch("y", t)
 
     if "pred" in col_of:
         column("pred", "a * x + b", ref["a"] * x[[s for s, _ in steps]] + ref["b"],
