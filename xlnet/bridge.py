@@ -341,6 +341,152 @@ def _fit_line(a, at):
     return fit_line(a["x"], a["y"], a["a0"], a["b0"], at["optimizer"], hyper, at["batches"])
 
 
+# ---- embeddings and collaborative filtering ----
+
+@op("copy")
+def _copy(a, at):
+    return a["x"].clone()
+
+
+@op("transpose")
+def _transpose(a, at):
+    return a["x"].T
+
+
+@op("count_known")
+def _count_known(a, at):
+    # COUNT(range): the cells that hold numbers
+    return (~torch.isnan(a["x"])).sum().to(a["x"].dtype)
+
+
+def _where_rated(ratings, values):
+    return torch.where(torch.isnan(ratings), torch.full_like(values, math.nan), values)
+
+
+@op("rated_dot")
+def _rated_dot(a, at):
+    return _where_rated(a["ratings"], a["user"] @ a["movie"])
+
+
+@op("rated_sigmoid_range_dot")
+def _rated_sigmoid_range_dot(a, at):
+    z = a["user"] @ a["movie"] + a["user_bias"][:, None] + a["movie_bias"][None, :]
+    return _where_rated(a["ratings"], a["low"] + (a["high"] - a["low"]) * torch.sigmoid(z))
+
+
+@op("rated_error")
+def _rated_error(a, at):
+    return _where_rated(a["ratings"], a["pred"] - a["ratings"])
+
+
+@op("mean_square")
+def _mean_square(a, at):
+    # SUMSQ skips blank cells: the sum over the rated ones, divided by their count
+    return torch.nansum(a["x"] * a["x"]) / a["n"]
+
+
+@op("sqrt")
+def _sqrt(a, at):
+    return a["x"].sqrt()
+
+
+@op("sigmoid_range_mse_grad")
+def _sigmoid_range_mse_grad(a, at):
+    # Autograd at the sheet's own point: z is recovered from the sheet's prediction (the inverse
+    # of the sigmoid range), the rating from prediction - error, and the loss differentiated.
+    error, pred, low, high = a["error"], a["pred"], a["low"], a["high"]
+    known = ~torch.isnan(error)
+    scaled = ((pred - low) / (high - low))[known]
+    with torch.enable_grad():
+        z = torch.log(scaled / (1 - scaled)).detach().requires_grad_(True)
+        refit = low + (high - low) * torch.sigmoid(z)
+        loss = ((refit - (pred - error)[known]) ** 2).sum() / a["n"]
+        (grad,) = torch.autograd.grad(loss, z)
+    out = torch.zeros_like(error)
+    out[known] = grad
+    return out
+
+
+@op("matmul")
+def _matmul(a, at):
+    left = a["a"].T if at.get("transpose_a") else a["a"]
+    right = a["b"].T if at.get("transpose_b") else a["b"]
+    return left @ right
+
+
+def _positions(values, ids):
+    """MATCH(value, ids, 0) for each value, from 0; -1 where absent. Words match whatever their
+    case, as MATCH does."""
+    if isinstance(values, list):
+        vocabulary = [w.lower() for w in ids]
+        return [vocabulary.index(w.lower()) if w.lower() in vocabulary else -1 for w in values]
+    hits = values.reshape(-1, 1) == ids.reshape(1, -1)
+    found = hits.any(dim=1)
+    return torch.where(found, hits.to(torch.int64).argmax(dim=1), torch.full_like(found, -1, dtype=torch.int64))
+
+
+@op("match")
+def _match(a, at):
+    positions = torch.as_tensor(_positions(a["values"], a["ids"]), dtype=torch.float64)
+    if isinstance(a["ids"], torch.Tensor):
+        positions = positions.to(device=a["ids"].device, dtype=a["ids"].dtype)
+    base = int(at.get("base", 1))
+    return torch.where(positions < 0, torch.full_like(positions, math.nan), positions + base)
+
+
+@op("embedding")
+def _embedding(a, at):
+    # nn.Embedding looks rows up by id from 0; the sheet's INDEX counts rows from 1 (base 1)
+    weight, rows = a["weight"], a["rows"] - int(at.get("base", 1))
+    inside = ~torch.isnan(rows) & (rows >= 0) & (rows < weight.shape[0])
+    table = torch.nn.Embedding.from_pretrained(weight, freeze=True)
+    picked = table(torch.where(inside, rows, torch.zeros_like(rows)).long())
+    return torch.where(inside[:, None], picked, torch.full_like(picked, math.nan))
+
+
+@op("one_hot_ids")
+def _one_hot_ids(a, at):
+    # IF(value=id,1,0) across the ids: F.one_hot of the value's position (all 0 when absent)
+    positions = _positions(a["values"], a["ids"])
+    found = positions >= 0
+    hot = F.one_hot(torch.where(found, positions, torch.zeros_like(positions)), a["ids"].numel())
+    return (hot * found[:, None]).to(a["ids"].dtype)
+
+
+@op("index_grid")
+def _index_grid(a, at):
+    # INDEX(table, row, col); an empty cell reads 0, as in every engine
+    rows, cols = a["rows"].long() - 1, a["cols"].long() - 1
+    picked = a["table"][rows, cols]
+    return torch.nan_to_num(picked, nan=0.0)
+
+
+@op("row_dot")
+def _row_dot(a, at):
+    return (a["a"] * a["b"]).sum(dim=1)
+
+
+@op("row_squared_distance")
+def _row_squared_distance(a, at):
+    out = ((a["a"] - a["b"]) ** 2).sum(dim=1)
+    if "c" in a:
+        out = out + ((a["c"] - a["d"]) ** 2).sum(dim=1)
+    return out
+
+
+@op("mean_squared_difference")
+def _mean_squared_difference(a, at):
+    return ((a["a"] - a["b"]) ** 2).mean()
+
+
+@op("collab_train")
+def _collab_train(a, at):
+    from .collab import train
+    run = train(a["ratings"], a["user"], a["movie"], a["user_bias"], a["movie_bias"], a["low"], a["high"],
+                a["lr"], a["epochs"])
+    return {f"{key}_{epoch}": values[epoch] for key, values in run.items() for epoch in range(values.shape[0])}
+
+
 def pick_device(device="auto"):
     """Return the torch device: ``cuda`` when available (or asked for), else ``cpu``."""
     if isinstance(device, torch.device):
@@ -365,6 +511,8 @@ def validate_ops(manifest, where):
 def _fetch(spec, values, device):
     name, index = manifest_mod.parse_spec(spec)
     tensor = values[name]
+    if isinstance(tensor, np.ndarray) and tensor.dtype == object:  # words: torch has no text
+        return [str(w) for w in tensor.ravel()]
     if not isinstance(tensor, torch.Tensor):
         tensor = torch.as_tensor(tensor, dtype=torch.float64, device=device)
     return tensor[index] if index else tensor

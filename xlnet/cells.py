@@ -204,3 +204,84 @@ def scaled_step_down(p, lr, numerator, square_avg, eps, decay=None):
 def rmse(a, x, b, y):
     """``SQRT(SUMPRODUCT((a*x+b-y)^2)/ROWS(x))``: the root mean squared error over the data."""
     return formula(f"SQRT(SUMPRODUCT(({residual(a, x, b, y)})^2)/ROWS({x}))")
+
+
+# ---- embeddings and collaborative filtering ----
+
+def if_rated(rating, expr):
+    """``IF(ISNUMBER(rating),expr,"")``: a value only where a rating exists, blank elsewhere."""
+    return formula(f'IF(ISNUMBER({rating}),{expr},"")')
+
+
+def row_times_column(row, column):
+    """``MMULT(row,column)``: a 1 x k row times a k x 1 column, one number (a dot product)."""
+    return f"MMULT({row},{column})"
+
+
+def sigmoid_range_expr(z, low, high):
+    """``low+(high-low)/(1+EXP(-(z)))``: fastai's sigmoid_range, squashing z into (low, high)."""
+    return f"{low}+({high}-{low})/(1+EXP(-({z})))"
+
+
+def count(range_):
+    """``COUNT(range)``: how many cells hold numbers (blank cells are not counted)."""
+    return formula(f"COUNT({range_})")
+
+
+def mean_square(range_, n):
+    """``SUMSQ(range)/n``: the mean squared error over the cells that hold numbers."""
+    return formula(f"SUMSQ({range_})/{n}")
+
+
+def square_root(ref):
+    """``SQRT(cell)``."""
+    return formula(f"SQRT({ref})")
+
+
+def sigmoid_range_mse_grad(error, pred, n, low, high):
+    """dL/dz for L = mean squared error and pred = sigmoid_range(z): ``2*error/n`` times the
+    sigmoid's slope ``(pred-low)*(high-pred)/(high-low)``; 0 where there is no rating."""
+    return formula(f"IF(ISNUMBER({error}),2*{error}/{n}*({pred}-{low})*({high}-{pred})/({high}-{low}),0)")
+
+
+def sumproduct(a, b):
+    """``SUMPRODUCT(a,b)``: the dot product of two ranges of the same shape."""
+    return formula(f"SUMPRODUCT({a},{b})")
+
+
+def total(range_):
+    """``SUM(range)``."""
+    return formula(f"SUM({range_})")
+
+
+def match(value, ids):
+    """``MATCH(value,ids,0)``: the position (from 1) of an exact match, #N/A when absent."""
+    return formula(f"MATCH({value},{ids},0)")
+
+
+def match_from_zero(value, ids):
+    """``MATCH(value,ids,0)-1``: the position counted from 0, as torch counts."""
+    return formula(f"MATCH({value},{ids},0)-1")
+
+
+def index2(table, row, col):
+    """``INDEX(table,row,col)``: the cell at a row and column of a table (both from 1)."""
+    return formula(f"INDEX({table},{row},{col})")
+
+
+def matrix_product(row, column):
+    """``MMULT(row,column)``: one entry of a row vector times a matrix."""
+    return formula(row_times_column(row, column))
+
+
+def squared_distance(a, b, c=None, d=None):
+    """``SUMPRODUCT((a-b)^2)`` (+ the same for c and d): 0 exactly when the ranges are equal."""
+    expr = f"SUMPRODUCT(({a}-{b})^2)"
+    if c is not None:
+        expr += f"+SUMPRODUCT(({c}-{d})^2)"
+    return formula(expr)
+
+
+def mean_squared_difference(a, b):
+    """``SUMPRODUCT((a-b)^2)/ROWS(a)``: the mean squared difference of two columns."""
+    return formula(f"SUMPRODUCT(({a}-{b})^2)/ROWS({a})")

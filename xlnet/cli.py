@@ -20,14 +20,13 @@ def _parser():
     build.add_argument("lessons", nargs="*", metavar="LESSON", help="lessons to build (default: all)")
     build.add_argument("--out", default=api.DEFAULT_OUT, help="output directory (default: workbooks)")
     build.add_argument("--seed", type=int, default=0, help="seed of every random constant (default: 0)")
-    seen = {}
+    shared = {}  # an option several lessons have (epochs, lr) is one flag; its help names each
     for lesson in lessons.all_lessons().values():
         for option in lesson.OPTIONS:
-            if option.name in seen:
-                continue
-            seen[option.name] = option
-            build.add_argument("--" + option.name.replace("_", "-"), dest=option.name, type=option.type,
-                               default=None, help=f"{option.help} (default: {option.default})")
+            shared.setdefault(option.name, []).append(option)
+    for name, options in shared.items():
+        build.add_argument("--" + name.replace("_", "-"), dest=name, type=options[0].type, default=None,
+                           help="; ".join(f"{o.help} (default: {o.default})" for o in options))
 
     check = sub.add_parser("check", help="recalculate workbooks and check every block against torch")
     check.add_argument("files", nargs="+", metavar="FILE")

@@ -141,6 +141,8 @@ class TensorBlock:
     expected_errors: list = field(default_factory=list)
     blank: str = "error"
     fixed: dict | None = None
+    text: bool = False
+    cached: np.ndarray | None = field(default=None, repr=False)  # the values written with the block
 
     @property
     def lead_shape(self):
@@ -210,6 +212,8 @@ class TensorBlock:
             entry["blank"] = self.blank
         if self.fixed:
             entry["fixed"] = dict(self.fixed)
+        if self.text:
+            entry["text"] = True
         return entry
 
 
@@ -247,13 +251,17 @@ class Sheet:
                         f"{xl_rowcol_to_cell(r, c)}; move one of them")
                 self._used[(r, c)] = owner
 
+    def widen(self, col, width):
+        """Make one column wider (for a long caption or a large number)."""
+        self.ws.set_column(col, col, width)
+
     def text(self, row, col, text, style="note"):
         """Write a line of explanatory text at (row, col)."""
         self.ws.write_string(row, col, text, self.book.fmt(style))
 
     def place(self, name, shape, *, row, col, role, caption, values, formulas=None,
               orient="row", number_format="0.00", heat="auto", gap=1,
-              expected_errors=(), blank="error", fixed_by=None):
+              expected_errors=(), blank="error", fixed_by=None, headers=True):
         """Place a tensor block and write its cells.
 
         Args:
@@ -264,7 +272,8 @@ class Sheet:
             role: input, parameter, hyper or output.
             caption: one sentence on what the block is and how it is computed.
             values: float64 values of the tensor; cached with formulas, written as constants
-                for inputs.
+                for inputs. An input may hold words instead (a sequence of str): a text block,
+                read back as words and passed to torch ops as a list.
             formulas: function index -> formula text (with ``=``) for computed blocks.
             orient: ``row`` or ``col`` for 1-D tensors.
             number_format: Excel number format of the cells.
@@ -274,6 +283,8 @@ class Sheet:
             blank: ``error`` (a blank cell is an error) or ``nan`` (a blank means missing).
             fixed_by: for a scalar that sets the layout (a number of rows), the build option
                 that sets it; the check refuses a workbook where the cell was edited.
+            headers: write the caption and tile labels above the data (False: the data starts
+                at ``row`` and the lesson writes its own headers, e.g. ids beside a grid).
 
         Returns:
             The TensorBlock.
@@ -282,13 +293,15 @@ class Sheet:
         if role not in ROLES:
             raise LayoutError(f"block {name}: role {role!r} is not one of {', '.join(ROLES)}")
         shape = tuple(int(s) for s in shape)
-        values = np.asarray(values, dtype=np.float64)
+        text = role == "input" and len(shape) > 0 and np.asarray(values).dtype.kind in "US"
+        values = np.asarray(values, dtype=object if text else np.float64)
         if values.shape != shape:
             raise LayoutError(f"block {name}: values have shape {values.shape}, expected {shape}")
         if (formulas is None) != (role != "output"):
             raise LayoutError(f"block {name}: outputs are formulas, inputs are constants")
         book, ws = self.book, self.ws
 
+        data_row = row + 2 if headers else row
         if len(shape) == 0:
             tiles = [Tile(self.name, row, col + 1, 1, 1, name, name)]
             self._claim(row, col, row, col + 1, name)
@@ -307,19 +320,20 @@ class Sheet:
                 c0 = col + t * (w + gap)
                 tile_name = f"{name}_{'_'.join(map(str, lead))}" if many else name
                 label = index_label(name, lead)
-                tiles.append(Tile(self.name, row + 2, c0, h, w, check_name(tile_name), label))
+                tiles.append(Tile(self.name, data_row, c0, h, w, check_name(tile_name), label))
             right = tiles[-1].col + w - 1
-            bottom = row + 1 + h
+            bottom = data_row + h - 1
             top, left = row, col
             self._claim(row, col, bottom, right, name)
-            ws.write_string(row, col, caption, book.fmt("caption"))
-            for tile in tiles:
-                ws.write_string(tile.row - 1, tile.col, tile.label, book.fmt("label"))
+            if headers:
+                ws.write_string(row, col, caption, book.fmt("caption"))
+                for tile in tiles:
+                    ws.write_string(tile.row - 1, tile.col, tile.label, book.fmt("label"))
 
         block = TensorBlock(name, shape, role, caption, self.name, tiles,
                             orient if len(shape) == 1 else "row", top, left, bottom, right,
                             expected_errors=[tuple(int(k) for k in ix) for ix in expected_errors],
-                            blank=blank)
+                            blank=blank, text=text, cached=values)
         if fixed_by:
             if shape != () or role != "hyper":
                 raise LayoutError(f"block {name}: only a hyper-parameter scalar can be fixed by the layout")
@@ -328,8 +342,11 @@ class Sheet:
         cell_fmt = book.fmt(f"cell:{style}:{number_format}", role=style, number_format=number_format)
         for index in np.ndindex(*shape):
             tile, i, j = block.locate(index)
-            value = float(values[index])
             r, c = tile.row + i, tile.col + j
+            if text:
+                ws.write_string(r, c, str(values[index]), cell_fmt)
+                continue
+            value = float(values[index])
             if formulas is None:
                 if np.isnan(value):
                     if blank != "nan":
@@ -348,7 +365,7 @@ class Sheet:
                 cached = value if np.isfinite(value) else "#NUM!"
                 ws.write_formula(r, c, formula, cell_fmt, cached)
 
-        if heat and len(shape) > 0:
+        if heat and len(shape) > 0 and not text:
             finite = values[np.isfinite(values)]
             if heat == "auto":
                 heat = HEAT_DIVERGING if finite.size and finite.min() < 0 < finite.max() else HEAT_POSITIVE

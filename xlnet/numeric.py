@@ -117,3 +117,46 @@ def fit_line(x, y, a0, b0, optimizer, hyper, steps):
         out["new_b"].append(new[1])
         p = new
     return {k: np.array(v, dtype=np.float64) for k, v in out.items()}
+
+
+def sigmoid_range(z, low, high):
+    """low + (high - low) * sigmoid(z), fastai's squashing of a prediction into (low, high)."""
+    return low + (high - low) / (1 + np.exp(-z))
+
+
+def collab_epochs(user, movie, user_bias, movie_bias, ratings, low, high, lr, epochs):
+    """Full-batch gradient descent on the dot-product model with biases, with the arithmetic
+    the workbook's cells use.
+
+    Args:
+        user: (users, factors) user factors; movie: (factors, movies) movie factors.
+        user_bias, movie_bias: (users,) and (movies,) biases.
+        ratings: (users, movies), NaN where not rated.
+        low, high: the sigmoid range.
+        lr: the learning rate; epochs: the number of steps.
+
+    Returns:
+        A list of epochs + 1 dicts (the last has no gradients): user, movie, user_bias,
+        movie_bias, pred and error (NaN where not rated), loss, dz (0 where not rated) and the
+        gradients grad_user, grad_movie, grad_user_bias, grad_movie_bias.
+    """
+    known = ~np.isnan(ratings)
+    n = known.sum()
+    p = {"user": user, "movie": movie, "user_bias": user_bias, "movie_bias": movie_bias}
+    out = []
+    for e in range(epochs + 1):
+        z = p["user"] @ p["movie"] + p["user_bias"][:, None] + p["movie_bias"][None, :]
+        pred = sigmoid_range(z, low, high)
+        error = pred - ratings
+        loss = np.nansum(error ** 2) / n
+        record = dict(p, pred=np.where(known, pred, np.nan), error=error, loss=loss)
+        out.append(record)
+        if e == epochs:
+            break
+        dz = np.where(known, 2 * np.where(known, error, 0) / n * (pred - low) * (high - pred) / (high - low), 0.0)
+        grads = {"user": dz @ p["movie"].T, "movie": p["user"].T @ dz,
+                 "user_bias": dz.sum(axis=1), "movie_bias": dz.sum(axis=0)}
+        record["dz"] = dz
+        record.update({f"grad_{k}": g for k, g in grads.items()})
+        p = {k: p[k] - lr * grads[k] for k in p}
+    return out

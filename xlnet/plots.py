@@ -78,7 +78,7 @@ def plot_workbook(book, out, stem, charts_only=False):
     paths = []
     for name, info in book.manifest["tensors"].items():
         values = book.tensors[name].values
-        if values.ndim == 0 or charts_only:
+        if values.ndim == 0 or charts_only or info.get("text"):
             continue
         long_series = values.ndim == 1 and values.size > 40
         fig = (plot_series if long_series else plot_tensor)(plt, name, info, values)

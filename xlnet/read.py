@@ -28,7 +28,8 @@ class SheetTensor:
 
     Attributes:
         name: tensor name.
-        values: float64 array; NaN where the cell holds an error, text or nothing.
+        values: float64 array; NaN where the cell holds an error, text or nothing (for a text
+            block: an object array of the words the cells show).
         errors: flat index -> what the cell holds instead of a number (``#NUM!``, ``blank``…).
         cells: flat index -> cell address (``conv!B3``).
     """
@@ -144,7 +145,7 @@ def _number(value):
     if isinstance(value, (int, float)):
         value = float(value)
         return (value, None) if math.isfinite(value) else (math.nan, "#NUM!")
-    if value is None:
+    if value is None or value == "":  # a formula giving "" shows as blank (LibreOffice saves it so)
         return math.nan, "blank"
     if isinstance(value, str):
         text = value.strip()
@@ -152,6 +153,15 @@ def _number(value):
             return math.nan, text.upper()
         return math.nan, f"text {value[:20]!r}"
     return math.nan, f"a {type(value).__name__}"
+
+
+def _word(value):
+    """The text a cell shows: a number typed in a word cell becomes its digits (7, not 7.0)."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip()
 
 
 def read_workbook(path, manifest=None, strict_inputs=True):
@@ -191,8 +201,12 @@ def read_workbook(path, manifest=None, strict_inputs=True):
                 row = grid[r - 1] if r - 1 < len(grid) else ()
                 for c in range(min_col, max_col + 1):
                     raw = row[c - 1] if c - 1 < len(row) else None
-                    value, problem = _number(raw)
                     address = f"{_quote(sheet)}!{get_column_letter(c)}{r}"
+                    if info.get("text"):  # words: whatever the cell shows, as text
+                        flat.append(_word(raw))
+                        cells.append(address)
+                        continue
+                    value, problem = _number(raw)
                     if problem == "blank" and info.get("blank") == "nan":
                         problem = None
                     if problem is not None:
@@ -202,7 +216,7 @@ def read_workbook(path, manifest=None, strict_inputs=True):
                         errors[len(flat)] = problem
                     flat.append(value)
                     cells.append(address)
-        values = np.array(flat, dtype=np.float64).reshape(shape)
+        values = np.array(flat, dtype=object if info.get("text") else np.float64).reshape(shape)
         tensors[name] = SheetTensor(name, values, errors, cells)
     return Workbook(path, manifest, sentinel, tensors)
 

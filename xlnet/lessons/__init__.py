@@ -17,8 +17,8 @@ class Option:
 
 
 def _registry():
-    from . import conv, graddesc, softmax
-    return {m.NAME: m for m in (conv, softmax, graddesc)}
+    from . import conv, embeddings, graddesc, softmax
+    return {m.NAME: m for m in (conv, softmax, embeddings, graddesc)}
 
 
 def all_lessons():
