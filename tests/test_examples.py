@@ -20,3 +20,11 @@ def test_tune_learning_rate_example(tmp_path):
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "OK" in result.stdout and "to 0.3" in result.stdout
+
+
+@needs_libreoffice
+def test_movie_ratings_example(tmp_path):
+    result = subprocess.run([sys.executable, str(ROOT / "examples" / "movie_ratings.py"), str(tmp_path)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "OK" in result.stdout and (tmp_path / "ratings.csv").is_file() and (tmp_path / "embeddings.xlsx").is_file()

@@ -149,6 +149,7 @@ def _gnumeric(copies, out, timeout):
 def _formulas(copies, out, timeout):
     try:
         import formulas
+        import schedula  # formulas' own dependency: its EMPTY marks a blank cell
     except ImportError:
         raise EngineError("the formulas engine needs the Python package formulas: "
                           "pip install 'xlnet[formulas]'") from None
@@ -178,7 +179,7 @@ def _formulas(copies, out, timeout):
                 raw = raw.ravel()[0]
             except AttributeError:
                 pass
-            book[sheet][cell].value = _plain(raw)
+            book[sheet][cell].value = None if raw is schedula.EMPTY else _plain(raw)
         target = out / (copy.stem + ".xlsx")
         book.save(target)
         results.append(target)
