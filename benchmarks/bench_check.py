@@ -1,9 +1,10 @@
 """Time building and checking lesson workbooks (conv by default and a large 28x28 variant with
-8 filters per layer; graddesc by default and with 50 epochs of 20 rows) and print ratios:
+8 filters per layer; graddesc by default and with 50 epochs of 20 rows; embeddings by default
+and at 20x20 with 5 factors and 25 epochs) and print ratios:
 xlnet's own part of a check (read + torch + compare) against bare LibreOffice recalculation,
 and a whole check against the `formulas` engine.
 
-    python benchmarks/bench_check.py [--repeat N] [--skip-formulas]
+    python benchmarks/bench_check.py [--repeat N] [--skip-formulas] [--only LESSON]
 """
 
 import argparse
@@ -20,6 +21,8 @@ VARIANTS = {
     "large (28x28, 8+8 filters)": ("conv", {"size": 28, "filters1": 8, "filters2": 8}),
     "graddesc (10 rows, 8 epochs)": ("graddesc", {}),
     "graddesc (20 rows, 50 epochs)": ("graddesc", {"points": 20, "epochs": 50}),
+    "embeddings (10x10, 3 factors, 12 epochs)": ("embeddings", {}),
+    "embeddings (20x20, 5 factors, 25 epochs)": ("embeddings", {"users": 20, "movies": 20, "factors": 5, "epochs": 25}),
 }
 FORMULAS_LIMIT = 20_000  # larger books are not run through the `formulas` engine
 
@@ -37,11 +40,14 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--skip-formulas", action="store_true")
+    parser.add_argument("--only", metavar="LESSON", help="time only this lesson's variants")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for k, (label, (lesson, options)) in enumerate(VARIANTS.items()):
+            if args.only and lesson != args.only:
+                continue
             out = tmp / f"v{k}"
             build_s, paths = timed(lambda: xlnet.build([lesson], out=out, **options), args.repeat)
             path = paths[0]
@@ -69,10 +75,10 @@ def main():
                 check_f_s, _ = timed(lambda: xlnet.check(path, engine="formulas", device="cpu"), 1)
             rows.append((label, n_formulas, build_s, lo_s, gn_s, own_s, check_lo_s, check_f_s))
 
-    print(f"{'workbook':<30} {'formulas':>8} {'build s':>8} {'LO recalc s':>11} {'gnumeric s':>10} "
+    print(f"{'workbook':<42} {'formulas':>8} {'build s':>8} {'LO recalc s':>11} {'gnumeric s':>10} "
           f"{'own part s':>10} {'own/LO':>7} {'check(LO) s':>11} {'check(formulas) s':>17} {'speed-up':>8}")
     for label, n, b, lo, gn, own, clo, cf in rows:
-        print(f"{label:<30} {n:>8} {b:>8.2f} {lo:>11.2f} {gn:>10.2f} {own:>10.3f} {own / lo:>7.3f} "
+        print(f"{label:<42} {n:>8} {b:>8.2f} {lo:>11.2f} {gn:>10.2f} {own:>10.3f} {own / lo:>7.3f} "
               f"{clo:>11.2f} {cf:>17.2f} {cf / clo:>7.1f}x")
     print("own/LO: xlnet's own part of a check (read + torch + compare) over bare LibreOffice recalc "
           "(target < 0.5); speed-up: check with formulas over check with LibreOffice (target >= 10x).")

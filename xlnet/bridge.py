@@ -455,10 +455,12 @@ def _one_hot_ids(a, at):
 
 @op("index_grid")
 def _index_grid(a, at):
-    # INDEX(table, row, col); an empty cell reads 0, as in every engine
-    rows, cols = a["rows"].long() - 1, a["cols"].long() - 1
-    picked = a["table"][rows, cols]
-    return torch.nan_to_num(picked, nan=0.0)
+    # INDEX(table, row, col); an empty cell reads 0, as in every engine; no row or column
+    # (an id MATCH did not find) gives no value
+    table, rows, cols = a["table"], a["rows"] - 1, a["cols"] - 1
+    inside = ((rows >= 0) & (rows < table.shape[0]) & (cols >= 0) & (cols < table.shape[1]))
+    picked = table[torch.where(inside, rows, 0).long(), torch.where(inside, cols, 0).long()]
+    return torch.where(inside, torch.nan_to_num(picked, nan=0.0), torch.full_like(picked, math.nan))
 
 
 @op("row_dot")

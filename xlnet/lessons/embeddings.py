@@ -17,6 +17,7 @@ Sheets:
 """
 
 import re
+from pathlib import Path
 
 import numpy as np
 
@@ -80,7 +81,8 @@ def build(path, seed=0, **options):
     users, movies, k = data.table.shape + (options["factors"],)
     user0 = np.round(rng.uniform(-INIT, INIT, (users, k)), 2)
     movie0 = np.round(rng.uniform(-INIT, INIT, (k, movies)), 2)
-    book = Book(NAME, dict(options, seed=seed))
+    # the settings stored in the workbook name the ratings file, not where it lay on this machine
+    book = Book(NAME, dict(options, seed=seed, ratings=Path(options["ratings"]).name if options["ratings"] else None))
 
     rated = _ratings_sheet(book, data)
     factors = _dotprod_sheet(book, rated, data, user0, movie0)
