@@ -415,7 +415,7 @@ def _train_sheet(book, rated, data, model, options):
     sheet.text(table_top + 1, 0, "epoch", "label")
     _header_col(sheet, table_top + 2, 0, [str(e) for e in range(epochs + 1)])
     loss_table = sheet.place("train_loss", (epochs + 1,), row=table_top, col=1, role="output", values=losses,
-                             orient="col", caption="loss after each epoch", number_format="0.0000", heat="auto",
+                             orient="col", caption="loss", number_format="0.0000", heat="auto",
                              formulas=lambda ix: cells.copy(bands[ix[0]]["loss"].ref((), here)))
     book.op("stack", {"out": loss_table}, {f"epoch{e}": b["loss"] for e, b in enumerate(bands)},
             {"order": [f"epoch{e}" for e in range(epochs + 1)]}, title="train: loss of every epoch")
