@@ -58,3 +58,19 @@ def recalculated(path, engine="libreoffice"):
 
 def statuses(report):
     return {b.tensor: b.status for b in report.blocks if b.status != "e2e"}
+
+
+def break_formula(path, tensor, index, old, new):
+    """Rewrite one cell's formula (its first ``old`` becomes ``new``), check the workbook with
+    LibreOffice, and assert that exactly that block fails, at that cell."""
+    sheet, cell = tensor_cell(path, tensor, index)
+    book = openpyxl.load_workbook(path)
+    formula = book[sheet][cell].value
+    assert old in formula, formula
+    book[sheet][cell] = formula.replace(old, new, 1)
+    book.save(path)
+    [report] = xlnet.check(path, engine="libreoffice")
+    failed = [b for b in report.blocks if b.status == "fail"]
+    assert [b.tensor for b in failed] == [tensor], report.text()
+    assert failed[0].worst_cell == f"{sheet}!{cell}"
+    assert not report.passed

@@ -2,7 +2,6 @@
 step, after a real recalculation."""
 
 import numpy as np
-import openpyxl
 import pytest
 import torch
 from hypothesis import HealthCheck, Phase, given, settings, strategies as st
@@ -11,7 +10,7 @@ import xlnet
 from xlnet import trajectories
 from xlnet.errors import InputError
 from xlnet.lessons.graddesc import OPTIMIZERS
-from conftest import edit, needs_gnumeric, needs_libreoffice, recalculated, tensor_cell
+from conftest import break_formula, edit, needs_gnumeric, needs_libreoffice, recalculated, tensor_cell
 
 PREFIX = {optimizer: prefix for _, prefix, optimizer, *_ in OPTIMIZERS}
 
@@ -92,18 +91,7 @@ def test_a_smaller_h_brings_the_finite_differences_closer(copy_of):
     ("rms_new_b", 2, "SQRT(", "("),        # forgetting the root
 ])
 def test_one_broken_formula_fails_exactly_its_block(copy_of, tensor, index, old, new):
-    path = copy_of("graddesc")
-    sheet, cell = tensor_cell(path, tensor, index)
-    book = openpyxl.load_workbook(path)
-    formula = book[sheet][cell].value
-    assert old in formula
-    book[sheet][cell] = formula.replace(old, new, 1)
-    book.save(path)
-    [report] = xlnet.check(path, engine="libreoffice")
-    failed = [b for b in report.blocks if b.status == "fail"]
-    assert [b.tensor for b in failed] == [tensor], report.text()
-    assert failed[0].worst_cell == f"{sheet}!{cell}"
-    assert not report.passed
+    break_formula(copy_of("graddesc"), tensor, index, old, new)
 
 
 @needs_libreoffice
