@@ -49,12 +49,13 @@ def plot_tensor(plt, name, info, values):
                              figsize=(max(3, cols * tw * scale + 1), max(2, rows * th * scale + 1)))
     for ax in axes.ravel():
         ax.axis("off")
+    missing = "" if info.get("blank") == "nan" else "err"  # a blank that means "no value" stays blank
     for ax, tile, label in zip(axes.ravel(), tiles, labels):
         ax.imshow(tile, cmap=colormap(colours), norm=norm, interpolation="nearest")
         ax.set_title(label, fontsize=9)
         if tile.size <= 100:
             for (i, j), v in np.ndenumerate(tile):
-                ax.text(j, i, "err" if not np.isfinite(v) else f"{v:.2f}", ha="center", va="center", fontsize=7)
+                ax.text(j, i, missing if not np.isfinite(v) else f"{v:.2f}", ha="center", va="center", fontsize=7)
     fig.suptitle(info.get("caption", name), fontsize=9)
     fig.tight_layout()
     return fig
