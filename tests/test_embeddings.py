@@ -229,7 +229,7 @@ def test_shared_options_document_every_lesson(capsys):
     assert "graddesc: epochs" in out and "embeddings: epochs" in out
 
 
-def test_plot_draws_the_loss_chart_and_leaves_unrated_cells_blank(built, tmp_path):
+def test_plot_draws_the_loss_chart(built, tmp_path):
     assert main(["plot", str(built["embeddings"]), "--charts-only", "--out", str(tmp_path)]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["embeddings-loss.png"]
     assert (tmp_path / "embeddings-loss.png").stat().st_size > 10_000
