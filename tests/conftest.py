@@ -1,5 +1,6 @@
 """Shared fixtures: workbooks built into temporary folders, and helpers to edit them."""
 
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -9,6 +10,7 @@ import pytest
 
 import xlnet
 from xlnet import engines, read
+from xlnet.errors import InputError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,3 +76,12 @@ def break_formula(path, tensor, index, old, new):
     assert [b.tensor for b in failed] == [tensor], report.text()
     assert failed[0].worst_cell == f"{sheet}!{cell}"
     assert not report.passed
+
+
+def assert_edited_cell_refused(path, tensor, value, rebuild):
+    """Edit a cell that sets the layout and expect the check to refuse it, naming the cell and
+    the ``rebuild`` command."""
+    sheet, cell = tensor_cell(path, tensor)
+    edit(path, {(sheet, cell): value})
+    with pytest.raises(InputError, match=rf"{sheet}!{cell}.*{re.escape(rebuild)}"):
+        xlnet.check(path, engine="libreoffice")

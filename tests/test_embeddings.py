@@ -12,7 +12,7 @@ import xlnet
 from xlnet import collab, ratings
 from xlnet.cli import main
 from xlnet.errors import InputError
-from conftest import break_formula, edit, needs_gnumeric, needs_libreoffice, recalculated, tensor_cell
+from conftest import assert_edited_cell_refused, break_formula, edit, needs_gnumeric, needs_libreoffice, recalculated, tensor_cell
 
 
 def torch_training(book):
@@ -111,11 +111,7 @@ def test_one_broken_formula_fails_exactly_its_block(copy_of, tensor, index, old,
 
 @needs_libreoffice
 def test_an_edited_epoch_count_is_refused_with_the_cell(copy_of):
-    path = copy_of("embeddings")
-    sheet, cell = tensor_cell(path, "train_epochs")
-    edit(path, {(sheet, cell): 30})
-    with pytest.raises(InputError, match=rf"{sheet}!{cell}.*embeddings --epochs 30"):
-        xlnet.check(path, engine="libreoffice")
+    assert_edited_cell_refused(copy_of("embeddings"), "train_epochs", 30, "embeddings --epochs 30")
 
 
 @needs_libreoffice

@@ -10,7 +10,7 @@ import xlnet
 from xlnet import trajectories
 from xlnet.errors import InputError
 from xlnet.lessons.graddesc import OPTIMIZERS
-from conftest import break_formula, edit, needs_gnumeric, needs_libreoffice, recalculated, tensor_cell
+from conftest import assert_edited_cell_refused, break_formula, edit, needs_gnumeric, needs_libreoffice, recalculated, tensor_cell
 
 PREFIX = {optimizer: prefix for _, prefix, optimizer, *_ in OPTIMIZERS}
 
@@ -96,11 +96,7 @@ def test_one_broken_formula_fails_exactly_its_block(copy_of, tensor, index, old,
 
 @needs_libreoffice
 def test_an_edited_epoch_count_is_refused_with_the_cell(copy_of):
-    path = copy_of("graddesc")
-    sheet, cell = tensor_cell(path, "epochs")
-    edit(path, {(sheet, cell): 3})
-    with pytest.raises(InputError, match=rf"{sheet}!{cell}.*--epochs 3"):
-        xlnet.check(path, engine="libreoffice")
+    assert_edited_cell_refused(copy_of("graddesc"), "epochs", 3, "--epochs 3")
 
 
 @needs_libreoffice

@@ -136,12 +136,11 @@ def _ratings_sheet(book, data):
 
 def _grid_frame(sheet, data, top, k, user_col, movie_col, factor_label_col, bias=False):
     """Id labels around a users x movies grid whose rows start at ``top`` (and factor labels)."""
-    users, movies = data.table.shape
+    factors = [f"factor {j + 1}" for j in range(k)] + (["bias"] if bias else [])
     _header_col(sheet, top, 0, [f"user {_id_text(u)}" for u in data.user_ids])
-    _header_row(sheet, top - 1, user_col, [f"factor {j + 1}" for j in range(k)] + (["bias"] if bias else []))
+    _header_row(sheet, top - 1, user_col, factors)
     _movie_header(sheet, top - 1, movie_col, data)
-    rows = [f"factor {j + 1}" for j in range(k)] + (["bias"] if bias else [])
-    _header_col(sheet, top - 1 - len(rows), factor_label_col, rows)
+    _header_col(sheet, top - 1 - len(factors), factor_label_col, factors)
 
 
 def _movie_header(sheet, row, col, data):
