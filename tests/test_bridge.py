@@ -5,13 +5,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from xlnet import bridge, numeric
+from xlnet import bridge, ops
 from xlnet.read import SheetTensor
 
 
-def run(op, attrs=None, **inputs):
+def run(name, attrs=None, **inputs):
+    op = ops.get(name)
     args = {k: torch.as_tensor(v, dtype=torch.float64) for k, v in inputs.items()}
-    return bridge.OPS[op](args, attrs or {})
+    return op.reference(args, op.resolve_attrs(attrs, "test"))
+
+
+def cached(op, attrs=None, **inputs):
+    return op.cached(inputs, op.resolve_attrs(attrs, "test"))
 
 
 def test_dropout_with_a_given_mask_is_torch_dropout():
@@ -28,15 +33,15 @@ def test_conv_matrix_times_image_is_the_convolution():
     matrix = run("conv_matrix", {"in_h": 6, "in_w": 7, "stride": 2}, weight=kernel).numpy()
     direct = F.conv2d(torch.tensor(image)[None, None], torch.tensor(kernel)[None, None], stride=2)
     np.testing.assert_allclose(matrix @ image.ravel(), direct.numpy().ravel(), rtol=1e-12)
-    np.testing.assert_array_equal(matrix, numeric.conv_matrix(kernel, 6, 7, 2))
+    np.testing.assert_array_equal(matrix, cached(ops.ConvMatrix, {"in_h": 6, "in_w": 7, "stride": 2}, weight=kernel))
 
 
 def test_numpy_reference_equals_torch_conv_and_pool():
     rng = np.random.default_rng(1)
     x, w = rng.normal(size=(2, 9, 8)), rng.normal(size=(3, 2, 3, 3))
     torch_conv = run("conv2d", {"stride": 2}, x=x, weight=w).numpy()
-    np.testing.assert_allclose(numeric.conv2d(x, w, 2), torch_conv, rtol=1e-12, atol=1e-12)
-    np.testing.assert_array_equal(numeric.max_pool2d(x, 2, 2), run("max_pool2d", {"kernel_size": 2}, x=x).numpy())
+    np.testing.assert_allclose(cached(ops.Conv2d, {"stride": 2}, x=x, weight=w), torch_conv, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(cached(ops.MaxPool2d, {"kernel_size": 2}, x=x), run("max_pool2d", {"kernel_size": 2}, x=x).numpy())
 
 
 def test_compare_names_the_worst_cell_and_applies_tolerance():

@@ -9,7 +9,8 @@ import torch
 from hypothesis import HealthCheck, Phase, given, settings, strategies as st
 
 import xlnet
-from xlnet import collab, ratings
+from xlnet import ratings
+from xlnet.ops.embedding import train
 from xlnet.cli import main
 from xlnet.errors import InputError
 from conftest import assert_edited_cell_refused, break_formula, edit, needs_gnumeric, needs_libreoffice, recalculated, tensor_cell
@@ -18,7 +19,7 @@ from conftest import assert_edited_cell_refused, break_formula, edit, needs_gnum
 def torch_training(book):
     """nn.Embedding + torch.optim.SGD run from the values the recalculated sheet holds."""
     t = {k: torch.tensor(v.values) for k, v in book.tensors.items() if v.values.dtype != object}
-    run = collab.train(t["ratings"], t["user_factors"], t["movie_factors"], t["user_bias"], t["movie_bias"],
+    run = train(t["ratings"], t["user_factors"], t["movie_factors"], t["user_bias"], t["movie_bias"],
                        t["low"], t["high"], float(t["train_lr"]), int(t["train_epochs"]))
     return {k: v.numpy() for k, v in run.items()}
 

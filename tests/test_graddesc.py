@@ -7,12 +7,12 @@ import torch
 from hypothesis import HealthCheck, Phase, given, settings, strategies as st
 
 import xlnet
-from xlnet import trajectories
+from xlnet.ops.optim import fit_line
 from xlnet.errors import InputError
-from xlnet.lessons.graddesc import OPTIMIZERS
+from xlnet.ops.optim import OPTIMIZERS
 from conftest import assert_edited_cell_refused, break_formula, edit, needs_gnumeric, needs_libreoffice, recalculated, tensor_cell
 
-PREFIX = {optimizer: prefix for _, prefix, optimizer, *_ in OPTIMIZERS}
+PREFIX = {name: optimizer.prefix for name, optimizer in OPTIMIZERS.items()}
 
 
 def torch_run(book, optimizer):
@@ -23,7 +23,7 @@ def torch_run(book, optimizer):
              if f"{p}_{k}" in t}
     n, bs, epochs = t["data_x"].size, int(t["batch_size"]), int(t["epochs"])
     steps = [(s, min(s + bs, n)) for s in range(0, n, bs)] * epochs
-    run = trajectories.fit_line(torch.tensor(t["data_x"]), torch.tensor(t["data_y"]), float(t["start_a"]),
+    run = fit_line(torch.tensor(t["data_x"]), torch.tensor(t["data_y"]), float(t["start_a"]),
                                 float(t["start_b"]), optimizer, hyper, steps)
     return {k: v.numpy() for k, v in run.items()}
 
@@ -41,7 +41,7 @@ def test_libreoffice_every_optimizer_matches_torch_optim(built):
     [report] = xlnet.check(built["graddesc"], engine="libreoffice")
     assert report.passed, report.text()
     runs = {b.title.split(":")[0] for b in report.blocks if b.op == "fit_line"}
-    assert runs == {sheet for sheet, *_ in OPTIMIZERS}
+    assert runs == set(OPTIMIZERS)
     assert {"mse_grad", "mse_fd", "ewma", "bias_correct", "adam_update", "rmsprop_update", "sgd_update",
             "rmse", "index_rows", "carry"} <= {b.op for b in report.blocks}
     book = recalculated(built["graddesc"])

@@ -25,8 +25,7 @@ def build(names=None, out=DEFAULT_OUT, seed=0, **options):
     """
     names = list(names or lessons.all_lessons())
     chosen = [lessons.get(n) for n in names]
-    known = {o.name for m in lessons.all_lessons().values() for o in m.OPTIONS}
-    unknown = [k for k, v in options.items() if v is not None and k not in known]
+    unknown = [k for k, v in options.items() if v is not None and k not in lessons.all_options()]
     if unknown:
         raise InputError(f"unknown lesson option(s): {', '.join(unknown)}")
     paths = []
@@ -50,10 +49,17 @@ def load(path):
 
 
 def engine_names(engine):
-    """Expand ``all`` into the engines available here (never ``cached``)."""
+    """Expand ``all`` into the engines installed here (never ``cached``).
+
+    Args:
+        engine: an engine name, or ``all``.
+
+    Returns:
+        A list of engine names.
+    """
     if engine != "all":
         return [engine]
-    names = [e for e in ("libreoffice", "gnumeric", "formulas", "excel") if engines.available(e)]
+    names = engines.installed()
     if not names:
         raise EngineError("no spreadsheet engine is installed: install LibreOffice or Gnumeric")
     return names
@@ -72,18 +78,17 @@ def check(paths, engine="libreoffice", device="auto", timeout=engines.DEFAULT_TI
         A list of report.Report, one per workbook and engine.
     """
     from . import bridge  # torch is imported only when a check runs
+    from .device import pick_device
 
     if isinstance(paths, (str, Path)):
         paths = [paths]
     paths = [Path(p) for p in paths]
     if not paths:
         raise InputError("no workbook given to check")
-    device = bridge.pick_device(device)
+    device = pick_device(device)
     originals = {}
-    for path in paths:
-        book = read.read_workbook(path, strict_inputs=False)  # reject bad files before any engine runs
-        bridge.validate_ops(book.manifest, str(path))
-        originals[path] = book.manifest
+    for path in paths:  # reject bad files (and unsound manifests) before any engine runs
+        originals[path] = read.read_workbook(path, strict_inputs=False).manifest
     reports = []
     for name in engine_names(engine):
         with tempfile.TemporaryDirectory(prefix="xlnet-") as workdir:

@@ -20,11 +20,7 @@ def _parser():
     build.add_argument("lessons", nargs="*", metavar="LESSON", help="lessons to build (default: all)")
     build.add_argument("--out", default=api.DEFAULT_OUT, help="output directory (default: workbooks)")
     build.add_argument("--seed", type=int, default=0, help="seed of every random constant (default: 0)")
-    shared = {}  # an option several lessons have (epochs, lr) is one flag; its help names each
-    for lesson in lessons.all_lessons().values():
-        for option in lesson.OPTIONS:
-            shared.setdefault(option.name, []).append(option)
-    for name, options in shared.items():
+    for name, options in lessons.all_options().items():  # a shared option (epochs, lr) is one flag
         build.add_argument("--" + name.replace("_", "-"), dest=name, type=options[0].type, default=None,
                            help="; ".join(f"{o.help} (default: {o.default})" for o in options))
 
@@ -63,8 +59,7 @@ def main(argv=None):
         if args.command == "list":
             return _list()
         if args.command == "build":
-            names = {o.name for m in lessons.all_lessons().values() for o in m.OPTIONS}
-            options = {k: v for k, v in vars(args).items() if k in names}
+            options = {k: v for k, v in vars(args).items() if k in lessons.all_options()}
             for path in api.build(args.lessons, out=args.out, seed=args.seed, **options):
                 print(f"wrote {path}")
             return 0

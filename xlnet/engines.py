@@ -21,6 +21,10 @@ from .errors import EngineError
 ENGINES = ("libreoffice", "gnumeric", "formulas", "excel", "cached")
 DEFAULT_TIMEOUT = 600
 
+# Gnumeric evaluates with a wider exponent range: EXP(800) is a number there, so the cells where
+# Excel and LibreOffice overflow to #NUM! hold finite values (saved as inf, or as the true result).
+_OVERFLOW_MAY_BE_FINITE = {"gnumeric"}
+
 # LibreOffice keeps the cached values of an xlsx that claims to come from Excel unless told to
 # recalculate on load; this private profile tells it to, always.
 _PROFILE = """<?xml version="1.0" encoding="UTF-8"?>
@@ -47,6 +51,16 @@ def available(engine):
     if engine == "excel":
         return excel.app_class() is not None
     return engine == "cached"
+
+
+def overflow_may_be_finite(engine):
+    """True when ``engine`` may hold a number where Excel shows an overflow error (#NUM!)."""
+    return engine in _OVERFLOW_MAY_BE_FINITE
+
+
+def installed():
+    """The recalculating engines that can run here (never ``cached``), in order of preference."""
+    return [e for e in ENGINES if e != "cached" and available(e)]
 
 
 def recalc(paths, engine, workdir, timeout=DEFAULT_TIMEOUT):

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import xlsxwriter
-from xlsxwriter.utility import xl_col_to_name, xl_rowcol_to_cell
+from xlsxwriter.utility import xl_rowcol_to_cell
 
 from .atomic import atomic_path
-from .errors import LayoutError
+from .errors import LayoutError, XlnetError
 from . import manifest as manifest_mod
 
 ROLES = ("input", "parameter", "hyper", "output")
@@ -101,10 +101,22 @@ class Tile:
 
 @dataclass(frozen=True)
 class TensorRef:
-    """A tensor, or a slice of one, used as an op input (``conv1_out[0,0:6,0:6]``)."""
+    """A slice of a tensor used as an op input (``conv1_out[0,0:6,0:6]``).
+
+    Attributes:
+        tensor: the tensor's name.
+        index: the slice as the manifest writes it (``0,0:6,0:6``), empty for the whole.
+        block: the TensorBlock it slices, when known.
+    """
 
     tensor: str
     index: str = ""
+    block: object = field(default=None, compare=False, repr=False)
+
+    @property
+    def key(self):
+        """The slice as a tuple of ints and slices."""
+        return manifest_mod.parse_spec(self.spec())[1]
 
     def spec(self):
         """Return the manifest form: the name, with its slice in brackets if there is one."""
@@ -195,7 +207,7 @@ class TensorBlock:
                 parts.append(f"{'' if k.start is None else k.start}:{'' if k.stop is None else k.stop}")
             else:
                 parts.append(str(int(k)))
-        return TensorRef(self.name, ",".join(parts))
+        return TensorRef(self.name, ",".join(parts), self)
 
     def info(self):
         """Return this tensor's manifest entry."""
@@ -259,27 +271,23 @@ class Sheet:
         """Write a line of explanatory text at (row, col)."""
         self.ws.write_string(row, col, text, self.book.fmt(style))
 
-    def place(self, name, shape, *, row, col, role, caption, values, formulas=None,
-              orient="row", number_format="0.00", heat="auto", gap=1,
-              expected_errors=(), blank="error", fixed_by=None, headers=True):
-        """Place a tensor block and write its cells.
+    def place(self, name, shape, *, row, col, role, caption, values, orient="row", number_format="0.00",
+              heat="auto", gap=1, blank="error", fixed_by=None, headers=True):
+        """Place a block of constants (an input, a parameter or a hyper-parameter) and write it.
 
         Args:
             name: tensor and defined name.
             shape: tensor shape (a tuple, () for a scalar).
             row, col: 0-based top-left of the block; the caption goes there, tile labels on
                 the next row, data below. A scalar is written as label, value on one row.
-            role: input, parameter, hyper or output.
-            caption: one sentence on what the block is and how it is computed.
-            values: float64 values of the tensor; cached with formulas, written as constants
-                for inputs. An input may hold words instead (a sequence of str): a text block,
-                read back as words and passed to torch ops as a list.
-            formulas: function index -> formula text (with ``=``) for computed blocks.
+            role: input, parameter or hyper.
+            caption: one sentence on what the block is.
+            values: its float64 values; an input may hold words instead (a sequence of str):
+                a text block, read back as words and passed to torch ops as a list.
             orient: ``row`` or ``col`` for 1-D tensors.
             number_format: Excel number format of the cells.
             heat: ``auto`` (a colour scale chosen from the values), ``None`` or a colour tuple.
             gap: empty columns between tiles.
-            expected_errors: indices where the sheet is meant to show an error value.
             blank: ``error`` (a blank cell is an error) or ``nan`` (a blank means missing).
             fixed_by: for a scalar that sets the layout (a number of rows), the build option
                 that sets it; the check refuses a workbook where the cell was edited.
@@ -289,24 +297,96 @@ class Sheet:
         Returns:
             The TensorBlock.
         """
+        if role == "output":
+            raise LayoutError(f"block {name}: a computed block is placed with Sheet.apply(op(...))")
+        text = role == "input" and len(tuple(shape)) > 0 and np.asarray(values).dtype.kind in "US"
+        values = np.asarray(values, dtype=object if text else np.float64)
+        block = self._layout(name, shape, row, col, role, caption, orient, gap, headers, blank, text)
+        if fixed_by:
+            if block.shape != () or role != "hyper":
+                raise LayoutError(f"block {name}: only a hyper-parameter scalar can be fixed by the layout")
+            block.fixed = {"value": float(values), "option": fixed_by}
+        self._write(block, values, None, number_format, heat)
+        return block
+
+    def apply(self, call, name, *, row, col, caption, values=None, title=None, tol=None, orient="row",
+              number_format="0.00", heat="auto", gap=1, expected_errors=(), blank="error", headers=True):
+        """Place the output of an op: lay out the block, write every cell's formula with its
+        cached value, and record the op with the inputs its formulas read.
+
+        Args:
+            call: the op with its inputs and attributes, e.g. ``ops.MaxPool2d(x=relu2, kernel_size=2)``;
+                an input may be ``OUT`` (the block itself, for a column that reads its previous row).
+            name: tensor and defined name of the output.
+            row, col, caption, orient, number_format, heat, gap, blank, headers: as for ``place``.
+            values: the cached values, when the op cannot compute them from its inputs' cached
+                values (a step of an unrolled recurrence); default: the op's own.
+            title: the block's name in the report (default: the tensor name).
+            tol: ``rtol``/``atol`` overriding the check's defaults for this block.
+            expected_errors: indices where the sheet is meant to show an error value (overflow).
+
+        Returns:
+            The TensorBlock.
+        """
+        op, where = call.op, f"block {name}"
+        if op.composite:
+            raise LayoutError(f"{where}: op {op.name} is a composite op: it writes no cells; record it with "
+                              "Book.composite over the blocks that compute it")
+        reserved = self.book.reserved.pop(name, None)
+        shape = self.book.output_shape(call, where)
+        if shape is None:
+            raise LayoutError(f"{where}: op {op.name} does not say its output shape")
+        if values is None:
+            cached = {k: v.cached for k, v in self._args(call, None).items() if v is not None}
+            with np.errstate(invalid="ignore", divide="ignore"):
+                values = op.cached(cached, self.book.attrs(call, where))
+        values = np.asarray(values, dtype=np.float64)
+        block = self._layout(name, shape, row, col, "output", caption, orient, gap, headers, blank, False,
+                             expected_errors)
+        if reserved is not None and (reserved.tiles != block.tiles):
+            raise LayoutError(f"{where}: placed at {block.tiles[0].a1(0, 0)}, not where it was reserved")
+        args, at = self._args(call, block), self.book.attrs(call, where)
+        self._write(block, values, lambda ix: op.formula(args, at, ix), number_format, heat)
+        self.book.record(call, {"out": block}, title=title, tol=tol)
+        return block
+
+    def reserve(self, name, shape, *, row, col, orient="row", headers=True):
+        """Say where a computed block will go before placing it, so that formulas placed earlier
+        can read it (a step's parameters read the previous step's update, placed to their right).
+
+        Returns:
+            The TensorBlock's geometry; place it later with ``apply`` at the same spot.
+        """
+        block = self._layout(name, shape, row, col, "output", "", orient, 1, headers, "error", False, claim=False)
+        self.book.reserved[name] = block
+        return block
+
+    def _args(self, call, out):
+        """The op's inputs as Args seen from this sheet (OUT: the output block itself)."""
+        from .ops.base import OUT, Arg
+        args = {}
+        for key, value in call.inputs.items():
+            if value is OUT:
+                args[key] = None if out is None else Arg(out, (), self.name)
+            else:
+                block, index = self.book.resolve(value, call.op.name)
+                args[key] = Arg(block, index, self.name)
+        return args
+
+    def _layout(self, name, shape, row, col, role, caption, orient, gap, headers, blank, text,
+                expected_errors=(), claim=True):
         check_name(name)
         if role not in ROLES:
             raise LayoutError(f"block {name}: role {role!r} is not one of {', '.join(ROLES)}")
         shape = tuple(int(s) for s in shape)
-        text = role == "input" and len(shape) > 0 and np.asarray(values).dtype.kind in "US"
-        values = np.asarray(values, dtype=object if text else np.float64)
-        if values.shape != shape:
-            raise LayoutError(f"block {name}: values have shape {values.shape}, expected {shape}")
-        if (formulas is None) != (role != "output"):
-            raise LayoutError(f"block {name}: outputs are formulas, inputs are constants")
-        book, ws = self.book, self.ws
-
+        ws, book = self.ws, self.book
         data_row = row + 2 if headers else row
         if len(shape) == 0:
             tiles = [Tile(self.name, row, col + 1, 1, 1, name, name)]
-            self._claim(row, col, row, col + 1, name)
-            ws.write_string(row, col, caption, book.fmt("scalar_label"))
             top, left, bottom, right = row, col, row, col + 1
+            if claim:
+                self._claim(row, col, row, col + 1, name)
+                ws.write_string(row, col, caption, book.fmt("scalar_label"))
         else:
             if len(shape) == 1:
                 h, w = (1, shape[0]) if orient == "row" else (shape[0], 1)
@@ -319,61 +399,59 @@ class Sheet:
             for t, lead in enumerate(leads):
                 c0 = col + t * (w + gap)
                 tile_name = f"{name}_{'_'.join(map(str, lead))}" if many else name
-                label = index_label(name, lead)
-                tiles.append(Tile(self.name, data_row, c0, h, w, check_name(tile_name), label))
+                tiles.append(Tile(self.name, data_row, c0, h, w, check_name(tile_name), index_label(name, lead)))
             right = tiles[-1].col + w - 1
             bottom = data_row + h - 1
             top, left = row, col
-            self._claim(row, col, bottom, right, name)
-            if headers:
-                ws.write_string(row, col, caption, book.fmt("caption"))
-                for tile in tiles:
-                    ws.write_string(tile.row - 1, tile.col, tile.label, book.fmt("label"))
+            if claim:
+                self._claim(row, col, bottom, right, name)
+                if headers:
+                    ws.write_string(row, col, caption, book.fmt("caption"))
+                    for tile in tiles:
+                        ws.write_string(tile.row - 1, tile.col, tile.label, book.fmt("label"))
+        return TensorBlock(name, shape, role, caption, self.name, tiles,
+                           orient if len(shape) == 1 else "row", top, left, bottom, right,
+                           expected_errors=[tuple(int(k) for k in ix) for ix in expected_errors],
+                           blank=blank, text=text)
 
-        block = TensorBlock(name, shape, role, caption, self.name, tiles,
-                            orient if len(shape) == 1 else "row", top, left, bottom, right,
-                            expected_errors=[tuple(int(k) for k in ix) for ix in expected_errors],
-                            blank=blank, text=text, cached=values)
-        if fixed_by:
-            if shape != () or role != "hyper":
-                raise LayoutError(f"block {name}: only a hyper-parameter scalar can be fixed by the layout")
-            block.fixed = {"value": float(values), "option": fixed_by}
-        style = "fixed" if fixed_by else role
+    def _write(self, block, values, formulas, number_format, heat):
+        name, shape = block.name, block.shape
+        if values.shape != shape:
+            raise LayoutError(f"block {name}: values have shape {values.shape}, expected {shape}")
+        block.cached = values
+        ws, book = self.ws, self.book
+        style = "fixed" if block.fixed else block.role
         cell_fmt = book.fmt(f"cell:{style}:{number_format}", role=style, number_format=number_format)
         for index in np.ndindex(*shape):
             tile, i, j = block.locate(index)
             r, c = tile.row + i, tile.col + j
-            if text:
+            if block.text:
                 ws.write_string(r, c, str(values[index]), cell_fmt)
                 continue
             value = float(values[index])
             if formulas is None:
                 if np.isnan(value):
-                    if blank != "nan":
+                    if block.blank != "nan":
                         raise LayoutError(f"block {name}: constant {index} is NaN")
                     ws.write_blank(r, c, None, cell_fmt)
                 else:
                     ws.write_number(r, c, value, cell_fmt)
+                continue
+            formula = formulas(index)
+            if formula is None:
+                ws.write_blank(r, c, None, cell_fmt)
+            elif not isinstance(formula, str):  # a fixed number inside a computed block
+                ws.write_number(r, c, float(formula), cell_fmt)
             else:
-                formula = formulas(index)
-                if formula is None:
-                    ws.write_blank(r, c, None, cell_fmt)
-                    continue
-                if not isinstance(formula, str):  # a fixed number inside a computed block
-                    ws.write_number(r, c, float(formula), cell_fmt)
-                    continue
-                cached = value if np.isfinite(value) else "#NUM!"
-                ws.write_formula(r, c, formula, cell_fmt, cached)
+                ws.write_formula(r, c, formula, cell_fmt, value if np.isfinite(value) else "#NUM!")
 
-        if heat and len(shape) > 0 and not text:
+        if heat and len(shape) > 0 and not block.text:
             finite = values[np.isfinite(values)]
             if heat == "auto":
                 heat = HEAT_DIVERGING if finite.size and finite.min() < 0 < finite.max() else HEAT_POSITIVE
             block.heat = tuple(heat)
-            self._heat_map(tiles, block.heat)
-
+            self._heat_map(block.tiles, block.heat)
         book.register(block)
-        return block
 
     def _heat_map(self, tiles, colours):
         ranges = " ".join(t.full(False) for t in tiles)
@@ -403,6 +481,7 @@ class Book:
         self.tensors = {}
         self.ops = []
         self.charts = []
+        self.reserved = {}
         self._formats = {}
         self.sheets = []
 
@@ -452,33 +531,83 @@ class Book:
                      f"{last.a1(last.nrows - 1, last.ncols - 1, True)}")
             self.workbook.define_name(block.name, "=" + whole)
 
-    def op(self, op, outputs, inputs, attrs=None, tol=None, composite=False, title=None):
-        """Record one op of the graph: ``outputs = op(inputs, attrs)``.
+    def resolve(self, value, op_name):
+        """Return (block, index) for an op input: a placed or reserved block, or a slice of one."""
+        if isinstance(value, TensorRef):
+            block, index = self.tensors.get(value.tensor) or self.reserved.get(value.tensor), value.key
+        else:
+            block, index = value, ()
+        if not isinstance(block, TensorBlock):
+            raise LayoutError(f"op {op_name}: input {value!r} is not a placed tensor")
+        return block, index
+
+    def attrs(self, call, where):
+        """The call's attributes with the op's defaults filled in (a LayoutError if wrong)."""
+        try:
+            return call.op.resolve_attrs(call.attrs, where)
+        except XlnetError as exc:
+            raise LayoutError(str(exc)) from None
+
+    def output_shape(self, call, where):
+        """The output shape the op's rule gives for the call's inputs (None: the rule cannot say)."""
+        from .ops.base import OUT, slice_shape
+        at = self.attrs(call, where)
+        try:
+            call.op.check_inputs(list(call.inputs), at, where)
+        except XlnetError as exc:
+            raise LayoutError(str(exc)) from None
+        shapes = {}
+        for key, value in call.inputs.items():
+            if value is not OUT:
+                block, index = self.resolve(value, call.op.name)
+                shapes[key] = slice_shape(block.shape, index)
+        shape = call.op.shape(shapes, at)
+        if shape is None and len(call.op.inputs) and not call.op.composite:
+            return None
+        return shape
+
+    def record(self, call, outputs, title=None, tol=None, composite=False):
+        """Record one op of the graph, ``outputs = op(inputs, attrs)``, and check it against the
+        op's signature and shape rule now, when the workbook is built.
 
         Args:
-            op: a name in the bridge's op registry (``conv2d``, ``softmax`` …).
-            outputs: dict of output key -> TensorBlock (most ops have one key, ``out``).
-            inputs: dict of argument name -> TensorBlock or TensorRef.
-            attrs: plain JSON attributes (stride, padding …).
-            tol: dict with ``rtol``/``atol`` overriding the defaults.
-            composite: True when the outputs are computed by several blocks on the sheet;
-                such ops are checked in the end-to-end pass only.
-            title: a human name for the report (defaults to the output name).
+            call: the op with its inputs (placed or reserved blocks, slices, OUT) and attributes.
+            outputs: output key -> TensorBlock (most ops have one key, ``out``).
+            title: a human name for the report (defaults to the output names).
+            tol: ``rtol``/``atol`` overriding the check's defaults.
+            composite: the outputs are computed by several blocks on the sheet; this op is an
+                end-to-end view of them (checked end to end only).
         """
-        def spec(x):
-            if isinstance(x, TensorBlock):
-                return x.name
-            if isinstance(x, TensorRef):
-                return x.spec()
-            raise LayoutError(f"op {op}: input {x!r} is not a placed tensor")
-        entry = {"op": op, "outputs": {k: v.name for k, v in outputs.items()},
-                 "inputs": {k: spec(v) for k, v in inputs.items()}, "attrs": dict(attrs or {})}
+        from .ops.base import OUT
+        op = call.op
+        where = f"op {op.name} ({title or ', '.join(v.name for v in outputs.values())})"
+        if op.composite and not composite:
+            raise LayoutError(f"{where}: a composite op writes no cells; record it with Book.composite")
+        if op.outputs is not None and set(outputs) != set(op.outputs):
+            raise LayoutError(f"{where}: outputs {sorted(outputs)}, expected {list(op.outputs)}")
+        shape = self.output_shape(call, where)
+        if shape is not None and not isinstance(shape, dict) and tuple(shape) != outputs["out"].shape:
+            raise LayoutError(f"{where}: the op makes shape {tuple(shape)}, block {outputs['out'].name} "
+                              f"has shape {outputs['out'].shape}")
+        inputs = {}
+        for key, value in call.inputs.items():
+            if value is OUT:
+                value = outputs["out"]
+            block, index = self.resolve(value, op.name)
+            inputs[key] = TensorRef(block.name, value.index if isinstance(value, TensorRef) else "", block).spec()
+        entry = {"op": op.name, "outputs": {k: v.name for k, v in outputs.items()}, "inputs": inputs,
+                 "attrs": dict(call.attrs)}
         if tol:
             entry["tol"] = dict(tol)
         if composite:
             entry["composite"] = True
         entry["title"] = title or ", ".join(v.name for v in outputs.values())
         self.ops.append(entry)
+
+    def composite(self, call, outputs, title=None, tol=None):
+        """Record an end-to-end view of blocks already placed (softmax over exp-then-normalise,
+        a whole optimizer run over its columns); see ``record``."""
+        self.record(call, outputs, title=title, tol=tol, composite=True)
 
     def chart(self, sheet, name, kind, title, series, row, col, categories=None,
               x_label="", y_label="", y_range=None, category_cells=None, y_log=False, size=None):
@@ -532,13 +661,18 @@ class Book:
         return {
             "version": manifest_mod.VERSION, "lesson": self.lesson, "settings": self.settings,
             "tensors": {n: b.info() for n, b in self.tensors.items()}, "ops": self.ops,
-            "charts": self.charts, "sentinel": {"cell": manifest_mod.SENTINEL_CELL, "value": manifest_mod.SENTINEL_VALUE},
+            "charts": self.charts,
         }
 
     def save(self, path):
         """Write the workbook atomically, with its manifest and sentinel, to ``path``."""
+        if self.reserved:
+            raise LayoutError(f"block {next(iter(self.reserved))} was reserved but never placed")
         manifest = self.manifest()
-        manifest_mod.validate(manifest, where=str(path))
+        try:
+            manifest_mod.validate(manifest, where=str(path))
+        except XlnetError as exc:
+            raise LayoutError(f"the workbook's op graph is not sound: {exc}") from None
         manifest_mod.write_sheet(self.workbook, manifest)
         self.workbook.close()
         with atomic_path(path) as tmp:
@@ -546,7 +680,3 @@ class Book:
                 fh.write(self._buffer.getvalue())
         return path
 
-
-def column_name(col):
-    """Return the letters of a 0-based column index (0 -> A)."""
-    return xl_col_to_name(col)

@@ -90,20 +90,29 @@ def parse_spec(spec):
 
 
 def validate(manifest, where):
-    """Raise ManifestError unless the manifest is well formed and its graph is in order.
+    """Raise ManifestError unless the manifest is well formed and its graph is sound.
 
-    Every input names a tensor; every tensor that is an op's output is computed (by any op,
-    composite or not) before an op reads it; shapes and tile counts agree. An unrolled
-    recurrence (step t reads step t-1 of the same column) lists its composite op first.
+    Every op is known to this xlnet, has its inputs and well-typed attributes, reads tensors
+    that exist, writes output tensors that no other block op writes, and makes the shape its
+    rule gives; the end-to-end pass can be ordered (``evaluation_order``).
+
+    Args:
+        manifest: the manifest dict.
+        where: the file, for messages.
+
+    Returns:
+        The manifest.
     """
+    from . import ops
+
     if not isinstance(manifest, dict) or manifest.get("version") != VERSION:
         raise ManifestError(f"{where}: manifest version {manifest.get('version') if isinstance(manifest, dict) else None!r} "
                             f"is not {VERSION}; rebuild the workbook with this xlnet")
-    tensors, ops = manifest.get("tensors"), manifest.get("ops")
-    if not isinstance(tensors, dict) or not isinstance(ops, list):
+    tensors, entries = manifest.get("tensors"), manifest.get("ops")
+    if not isinstance(tensors, dict) or not isinstance(entries, list):
         raise ManifestError(f"{where}: manifest lacks its tensors or ops")
     for name, info in tensors.items():
-        shape = info.get("shape")
+        shape = info.get("shape") if isinstance(info, dict) else None
         if not isinstance(shape, list) or not all(isinstance(s, int) and s > 0 for s in shape):
             raise ManifestError(f"{where}: tensor {name} has no valid shape")
         lead = 1
@@ -111,21 +120,95 @@ def validate(manifest, where):
             lead *= s
         if len(info.get("tiles", [])) != lead:
             raise ManifestError(f"{where}: tensor {name} should have {lead} tiles")
-    produced = set()
-    for k, op in enumerate(ops):
-        if not isinstance(op, dict) or not isinstance(op.get("op"), str):
-            raise ManifestError(f"{where}: op #{k} has no op name")
-        for arg, spec in op.get("inputs", {}).items():
-            name, _ = parse_spec(spec)
+    written = {}
+    for k, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise ManifestError(f"{where}: op #{k} is not an object")
+        op = ops.get(entry.get("op"), where)
+        label = f"{where}: op #{k} {op.name}"
+        inputs, outputs = entry.get("inputs", {}), entry.get("outputs", {})
+        if not isinstance(inputs, dict) or not isinstance(outputs, dict) or not outputs:
+            raise ManifestError(f"{label}: inputs and outputs must be objects naming tensors")
+        at = op.resolve_attrs(entry.get("attrs", {}), label)
+        op.check_inputs(list(inputs), at, label)
+        if op.composite and not entry.get("composite"):
+            raise ManifestError(f"{label}: this op writes no cells; it must be marked composite")
+        shapes = {}
+        for arg, spec in inputs.items():
+            name, index = parse_spec(spec)
             if name not in tensors:
-                raise ManifestError(f"{where}: op {op['op']} input {arg} names unknown tensor {name}")
-            is_output = any(name in o.get("outputs", {}).values() for o in ops if not o.get("composite"))
-            if is_output and name not in produced:
-                raise ManifestError(f"{where}: op {op['op']} reads {name} before it is computed")
-        for name in op.get("outputs", {}).values():
+                raise ManifestError(f"{label}: input {arg} names unknown tensor {name}")
+            shapes[arg] = _sliced(tensors[name]["shape"], index, f"{label}: input {arg}")
+        for key, name in outputs.items():
             if name not in tensors:
-                raise ManifestError(f"{where}: op {op['op']} outputs unknown tensor {name}")
-            if tensors[name]["role"] != "output":
-                raise ManifestError(f"{where}: op {op['op']} writes {name}, which is not an output")
-            produced.add(name)  # a composite op may come first: an unrolled trajectory feeds its steps
+                raise ManifestError(f"{label}: output {key} names unknown tensor {name}")
+            if tensors[name].get("role") != "output":
+                raise ManifestError(f"{label}: writes {name}, which is not an output")
+            if not entry.get("composite"):
+                if name in written:
+                    raise ManifestError(f"{label}: {name} is already computed by op #{written[name]}")
+                written[name] = k
+        if not entry.get("composite") and "out" in outputs:
+            rule, actual = op.shape(shapes, at), tensors[outputs["out"]]["shape"]
+            if rule is not None and list(rule) != actual:
+                raise ManifestError(f"{label}: makes shape {tuple(rule)}, but {outputs['out']} has shape "
+                                    f"{tuple(actual)}")
+    evaluation_order(manifest, where)
     return manifest
+
+
+def _sliced(shape, index, where):
+    from .ops.base import slice_shape
+    if len(index) > len(shape):
+        raise ManifestError(f"{where}: slice has {len(index)} indices for a {len(shape)}-D tensor")
+    for n, part in zip(shape, index):
+        if isinstance(part, int) and not 0 <= part < n:
+            raise ManifestError(f"{where}: index {part} is outside a dimension of {n}")
+    return slice_shape(tuple(shape), index)
+
+
+def providers(manifest, where="this workbook"):
+    """Return tensor name -> index of the op that gives its end-to-end value: the trajectory op
+    covering it, else the block op writing it (composite views provide nothing)."""
+    from . import ops
+
+    provider = {}
+    for k, entry in enumerate(manifest["ops"]):
+        trajectory = ops.get(entry["op"], where).trajectory
+        for name in entry["outputs"].values():
+            if trajectory:
+                provider[name] = k
+            elif not entry.get("composite"):
+                provider.setdefault(name, k)
+    return provider
+
+
+def evaluation_order(manifest, where="this workbook"):
+    """Return the indices of the manifest's ops in an order the end-to-end pass can run them.
+
+    A tensor's end-to-end value comes from the trajectory op that covers it (a whole unrolled
+    recurrence computed from raw inputs), else from the block op that writes it, else from the
+    sheet (an input). Each op runs after the ops giving its inputs; a cycle that no trajectory
+    breaks is an error.
+    """
+    entries = manifest["ops"]
+    provider = providers(manifest, where)
+    order, state = [], {}
+
+    def visit(k, path):
+        if state.get(k) == "done":
+            return
+        if state.get(k) == "visiting":
+            names = " -> ".join(entries[i].get("title", entries[i]["op"]) for i in path[path.index(k):])
+            raise ManifestError(f"{where}: the ops form a cycle that no trajectory op breaks: {names}")
+        state[k] = "visiting"
+        for spec in entries[k]["inputs"].values():
+            source = provider.get(parse_spec(spec)[0])
+            if source is not None and source != k:
+                visit(source, path + [source])
+        state[k] = "done"
+        order.append(k)
+
+    for k in range(len(entries)):
+        visit(k, [k])
+    return order

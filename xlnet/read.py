@@ -224,3 +224,20 @@ def read_workbook(path, manifest=None, strict_inputs=True):
 def _quote(sheet):
     from .layout import quote_sheet
     return quote_sheet(sheet)
+
+
+def refuse_edited_layout(book):
+    """Raise InputError when a cell that sets the workbook's layout (epochs, batch size) was
+    edited: no recalculation can add rows, so the sheet no longer computes what it says."""
+    for name, info in book.manifest["tensors"].items():
+        fixed = info.get("fixed")
+        if not fixed:
+            continue
+        sheet = book.tensors[name]
+        value = float(sheet.values.ravel()[0])
+        if value != fixed["value"]:
+            option = fixed["option"].replace("_", "-")
+            raise InputError(
+                f"{book.path}: {sheet.address(0)} ({name}) reads {value:g}, but the workbook is laid out "
+                f"for {fixed['value']:g}; this cell is set when the workbook is built: put back "
+                f"{fixed['value']:g} or rebuild with `xlnet build {book.manifest['lesson']} --{option} {value:g}`")

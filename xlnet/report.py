@@ -49,10 +49,6 @@ class Report:
         """True when every block passes and the end-to-end pass agrees."""
         return all(b.status in ("pass", "e2e") and b.e2e_pass for b in self.blocks)
 
-    @property
-    def failures(self):
-        return [b for b in self.blocks if b.status == "fail"]
-
     def to_dict(self):
         data = asdict(self)
         data["passed"] = self.passed

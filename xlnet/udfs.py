@@ -17,6 +17,7 @@ import numbers
 
 import numpy as np
 
+from . import ops
 from .excel import ERROR_CODES, udf_decorators
 
 xw = udf_decorators()
@@ -32,7 +33,7 @@ def _torch():
 
 
 def _device():
-    from .bridge import pick_device
+    from .device import pick_device
     return pick_device("auto")
 
 
@@ -119,20 +120,24 @@ def _out(tensor):
     return tensor.detach().cpu().numpy()
 
 
+def _reference(op, attrs=None, **inputs):
+    """The op's own torch reference, the one the workbooks are checked against."""
+    return op.reference(inputs, op.resolve_attrs(attrs or {}, op.name))
+
+
 @xw.func
 @xw.arg("image", np.array, ndim=2)
 @xw.arg("kernel", np.array, ndim=2)
 @_friendly
 def XLNET_CONV2D(image, kernel, stride=1, padding=0):
     """Cross-correlation of an image with a kernel, as torch's conv2d (no bias)."""
-    import torch.nn.functional as F
     x, k = matrix("image", image), matrix("kernel", kernel)
     s = scalar("stride", stride, 1, integer=True, minimum=1)
     p = scalar("padding", padding, 0, integer=True, minimum=0)
     if k.shape[0] > x.shape[0] + 2 * p or k.shape[1] > x.shape[1] + 2 * p:
         raise UdfArgumentError(f"kernel {k.shape[0]}x{k.shape[1]} is larger than the image "
                                f"{x.shape[0]}x{x.shape[1]} with padding {p}")
-    return _out(F.conv2d(_t(x)[None, None], _t(k)[None, None], stride=s, padding=p)[0, 0])
+    return _out(_reference(ops.Conv2d, {"stride": s, "padding": p}, x=_t(x)[None], weight=_t(k)[None, None])[0])
 
 
 @xw.func
@@ -140,7 +145,7 @@ def XLNET_CONV2D(image, kernel, stride=1, padding=0):
 @_friendly
 def XLNET_RELU(x):
     """max(0, x) for every cell."""
-    return _out(_torch().relu(_t(matrix("x", x))))
+    return _out(_reference(ops.Relu, x=_t(matrix("x", x))))
 
 
 @xw.func
@@ -148,13 +153,12 @@ def XLNET_RELU(x):
 @_friendly
 def XLNET_MAXPOOL2D(x, size=2, stride=None):
     """Max-pool with a size x size window (stride defaults to size), as torch (floor mode)."""
-    import torch.nn.functional as F
     a = matrix("x", x)
     k = scalar("size", size, 2, integer=True, minimum=1)
     s = scalar("stride", stride, k, integer=True, minimum=1)
     if k > min(a.shape):
         raise UdfArgumentError(f"pool size {k} is larger than x ({a.shape[0]}x{a.shape[1]})")
-    return _out(F.max_pool2d(_t(a)[None, None], k, s)[0, 0])
+    return _out(_reference(ops.MaxPool2d, {"kernel_size": k, "stride": s}, x=_t(a)[None])[0])
 
 
 def _axis(axis):
@@ -209,7 +213,7 @@ def XLNET_CROSS_ENTROPY(logits, targets):
 @_friendly
 def XLNET_SIGMOID(x):
     """1 / (1 + exp(-x)) for every cell."""
-    return _out(_torch().sigmoid(_t(matrix("x", x))))
+    return _out(_reference(ops.Sigmoid, x=_t(matrix("x", x))))
 
 
 @xw.func
@@ -271,8 +275,8 @@ def _line_data(x, y):
 def _trajectory(x, y, a0, b0, optimizer, hyper, epochs, batch_size):
     """Rows [a, b] after each step of fitting y = a*x + b, computed by the same torch code that
     checks the graddesc workbook (so the UDF and the sheet agree step by step)."""
-    from .numeric import batches
-    from .trajectories import fit_line
+    from .ops.linefit import batches
+    from .ops.optim import fit_line
     xs, ys = _line_data(x, y)
     epochs = scalar("epochs", epochs, 1, integer=True, minimum=1)
     batch_size = scalar("batch_size", batch_size, 1, integer=True, minimum=1)

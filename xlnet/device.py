@@ -1,0 +1,27 @@
+"""Where torch runs: the GPU when there is one, else the CPU."""
+
+from __future__ import annotations
+
+from .errors import DeviceError
+
+
+def pick_device(device="auto"):
+    """Return the torch device: ``cuda`` when available (or asked for), else ``cpu``.
+
+    Args:
+        device: ``auto``, ``cpu``, ``cuda`` or a torch.device.
+
+    Returns:
+        A torch.device; DeviceError when ``cuda`` is asked for and torch sees no GPU.
+    """
+    import torch
+
+    if isinstance(device, torch.device):
+        return device
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise DeviceError("--device cuda: torch sees no CUDA GPU here; use --device cpu")
+    if device not in ("cpu", "cuda"):
+        raise DeviceError(f"--device {device}: expected cpu, cuda or auto")
+    return torch.device(device)

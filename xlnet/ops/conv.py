@@ -1,0 +1,234 @@
+"""Convolution, padding, pooling and reshaping ops: each with its formula, cached value and
+torch reference (``F.conv2d``, ``F.max_pool2d``, ``F.avg_pool2d``, ``F.pad``)."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .base import Required, F, Op, formula, register, torch
+
+
+def out_size(n, kernel, stride=1, padding=0):
+    """Output length of a convolution or pooling window sliding over n cells (floor mode)."""
+    return (n + 2 * padding - kernel) // stride + 1
+
+
+def _windows(x, size, stride):
+    """Every size x size window of the last two axes, stride apart: [..., OH, OW, size, size]."""
+    kh, kw = size if isinstance(size, tuple) else (size, size)
+    return sliding_window_view(x, (kh, kw), axis=(-2, -1))[..., ::stride, ::stride, :, :]
+
+
+@register
+class Pad(Op):
+    """Zero padding of the last two axes, shown as visible zero cells."""
+
+    name = "pad"
+    inputs = ("x",)
+    attrs = {"padding": Required(int)}
+
+    def shape(self, s, at):
+        p = at["padding"]
+        return s["x"][:-2] + (s["x"][-2] + 2 * p, s["x"][-1] + 2 * p)
+
+    def formula(self, ins, at, ix):
+        p, (h, w) = at["padding"], ins["x"].shape[-2:]
+        *lead, i, j = ix
+        if p <= i < h + p and p <= j < w + p:
+            return formula(ins["x"].ref((*lead, i - p, j - p)))
+        return 0.0
+
+    def cached(self, v, at):
+        p = at["padding"]
+        x = v["x"]
+        return x.copy() if p == 0 else np.pad(x, [(0, 0)] * (x.ndim - 2) + [(p, p), (p, p)])
+
+    def reference(self, a, at):
+        p = at["padding"]
+        return F.pad(a["x"], (p, p, p, p))
+
+
+@register
+class Conv2d(Op):
+    """One cell of a convolution: ``SUMPRODUCT(window, kernel tile)`` summed over the input
+    channels, through ``MAX(0, …)`` when ``relu``; x is [C, H, W], weight [O, C, kh, kw]."""
+
+    name = "conv2d"
+    inputs = ("x", "weight")
+    optional = ("bias",)
+    attrs = {"stride": 1, "padding": 0, "relu": False}
+
+    def shape(self, s, at):
+        (_, h, w), (o, _, kh, kw) = s["x"], s["weight"]
+        return (o, out_size(h, kh, at["stride"], at["padding"]), out_size(w, kw, at["stride"], at["padding"]))
+
+    def formula(self, ins, at, ix):
+        if at["padding"]:
+            raise ValueError("a conv2d block reads its padding from a pad block: place one first")
+        x, w, s = ins["x"], ins["weight"], at["stride"]
+        o, r, c = ix
+        _, channels, kh, kw = w.shape
+        terms = [f"SUMPRODUCT({x.window((ch,), r * s, c * s, kh, kw)},{w.whole((o, ch))})"
+                 for ch in range(channels)]
+        expr = "+".join(terms) + (f"+{ins['bias'].ref((o,), True)}" if "bias" in ins else "")
+        return formula(f"MAX(0,{expr})" if at["relu"] else expr)
+
+    def cached(self, v, at):
+        x = v["x"]
+        if at["padding"]:
+            x = Pad.cached({"x": x}, {"padding": at["padding"]})
+        y = np.einsum("chwij,ocij->ohw", _windows(x, v["weight"].shape[-2:], at["stride"]), v["weight"])
+        if "bias" in v:
+            y = y + v["bias"][:, None, None]
+        return np.maximum(0, y) if at["relu"] else y
+
+    def reference(self, a, at):
+        y = F.conv2d(a["x"][None], a["weight"], a.get("bias"), stride=at["stride"], padding=at["padding"])[0]
+        return torch.relu(y) if at["relu"] else y
+
+
+@register
+class Relu(Op):
+    """``MAX(0, cell)``."""
+
+    name = "relu"
+    inputs = ("x",)
+
+    def formula(self, ins, at, ix):
+        return formula(f"MAX(0,{ins['x'].ref(ix)})")
+
+    def cached(self, v, at):
+        return np.maximum(0, v["x"])
+
+    def reference(self, a, at):
+        return torch.relu(a["x"])
+
+
+class _Pool(Op):
+    inputs = ("x",)
+    attrs = {"kernel_size": Required(int), "stride": None}
+    function = ""
+
+    def _stride(self, at):
+        return at["stride"] or at["kernel_size"]
+
+    def shape(self, s, at):
+        k, st = at["kernel_size"], self._stride(at)
+        return s["x"][:-2] + (out_size(s["x"][-2], k, st), out_size(s["x"][-1], k, st))
+
+    def formula(self, ins, at, ix):
+        k, s = at["kernel_size"], self._stride(at)
+        *lead, i, j = ix
+        return formula(f"{self.function}({ins['x'].window(tuple(lead), i * s, j * s, k, k)})")
+
+
+@register
+class MaxPool2d(_Pool):
+    """One cell of a max-pool: ``MAX(window)``; ties give the same value whichever wins."""
+
+    name = "max_pool2d"
+    function = "MAX"
+
+    def cached(self, v, at):
+        return _windows(v["x"], at["kernel_size"], self._stride(at)).max(axis=(-2, -1))
+
+    def reference(self, a, at):
+        return F.max_pool2d(a["x"][None], at["kernel_size"], self._stride(at))[0]
+
+
+@register
+class AvgPool2d(_Pool):
+    """One cell of an average-pool: ``AVERAGE(window)``."""
+
+    name = "avg_pool2d"
+    function = "AVERAGE"
+
+    def cached(self, v, at):
+        return _windows(v["x"], at["kernel_size"], self._stride(at)).mean(axis=(-2, -1))
+
+    def reference(self, a, at):
+        return F.avg_pool2d(a["x"][None], at["kernel_size"], self._stride(at))[0]
+
+
+@register
+class Flatten(Op):
+    """The tensor read row by row, channel by channel: ``=cell``."""
+
+    name = "flatten"
+    inputs = ("x",)
+
+    def shape(self, s, at):
+        return (int(np.prod(s["x"])),)
+
+    def formula(self, ins, at, ix):
+        return formula(ins["x"].ref(np.unravel_index(ix[0], ins["x"].shape)))
+
+    def cached(self, v, at):
+        return v["x"].ravel()
+
+    def reference(self, a, at):
+        return a["x"].reshape(-1)
+
+
+@register
+class Reshape(Op):
+    """The same values laid out in another shape: ``=cell``."""
+
+    name = "reshape"
+    inputs = ("x",)
+    attrs = {"shape": Required(list)}
+
+    def shape(self, s, at):
+        return tuple(at["shape"])
+
+    def formula(self, ins, at, ix):
+        flat = int(np.ravel_multi_index(ix, tuple(at["shape"])))
+        return formula(ins["x"].ref(np.unravel_index(flat, ins["x"].shape)))
+
+    def cached(self, v, at):
+        return v["x"].reshape(at["shape"])
+
+    def reference(self, a, at):
+        return a["x"].reshape(at["shape"])
+
+
+@register
+class ConvMatrix(Op):
+    """The matrix M with M @ image.ravel() == conv2d(image, kernel).ravel(): the kernel's weights
+    (``=kernel cell``) along the diagonals, fixed zeros elsewhere."""
+
+    name = "conv_matrix"
+    inputs = ("weight",)
+    attrs = {"in_h": Required(int), "in_w": Required(int), "stride": 1}
+
+    def shape(self, s, at):
+        kh, kw = s["weight"]
+        oh, ow = out_size(at["in_h"], kh, at["stride"]), out_size(at["in_w"], kw, at["stride"])
+        return (oh * ow, at["in_h"] * at["in_w"])
+
+    def formula(self, ins, at, ix):
+        kh, kw = ins["weight"].shape
+        ow, s = out_size(at["in_w"], kw, at["stride"]), at["stride"]
+        (oi, oj), (pi, pj) = divmod(ix[0], ow), divmod(ix[1], at["in_w"])
+        i, j = pi - oi * s, pj - oj * s
+        if 0 <= i < kh and 0 <= j < kw:
+            return formula(ins["weight"].ref((i, j), absolute=True))
+        return 0.0
+
+    def cached(self, v, at):
+        kernel, (h, w), s = v["weight"], (at["in_h"], at["in_w"]), at["stride"]
+        (kh, kw), (oh, ow) = kernel.shape, (out_size(h, kernel.shape[0], s), out_size(w, kernel.shape[1], s))
+        m = np.zeros((oh * ow, h * w))
+        for oi in range(oh):
+            for oj in range(ow):
+                for i in range(kh):
+                    for j in range(kw):
+                        m[oi * ow + oj, (oi * s + i) * w + oj * s + j] = kernel[i, j]
+        return m
+
+    def reference(self, a, at):
+        # column n of the matrix is the convolution of the n-th basis image
+        h, w, kernel = at["in_h"], at["in_w"], a["weight"]
+        basis = torch.eye(h * w, dtype=kernel.dtype, device=kernel.device).reshape(h * w, 1, h, w)
+        return F.conv2d(basis, kernel[None, None], stride=at["stride"]).reshape(h * w, -1).T

@@ -1,0 +1,85 @@
+"""Dense layers and matrix products: ``SUMPRODUCT`` of a weight row with the input, ``MMULT``
+of a row with a column; checked against ``F.linear`` and ``@``."""
+
+from __future__ import annotations
+
+from .base import F, Op, formula, register
+
+
+@register
+class Linear(Op):
+    """One output of a dense layer: ``SUMPRODUCT(weight row, x)+bias``."""
+
+    name = "linear"
+    inputs = ("x", "weight")
+    optional = ("bias",)
+
+    def shape(self, s, at):
+        return s["weight"][:1]
+
+    def formula(self, ins, at, ix):
+        w, x = ins["weight"], ins["x"]
+        expr = f"SUMPRODUCT({w.row(ix[0])},{x.whole()})"
+        return formula(f"{expr}+{ins['bias'].ref(ix)}" if "bias" in ins else expr)
+
+    def cached(self, v, at):
+        out = v["weight"] @ v["x"]
+        return out + v["bias"] if "bias" in v else out
+
+    def reference(self, a, at):
+        return F.linear(a["x"], a["weight"], a.get("bias"))
+
+
+@register
+class Matmul(Op):
+    """One entry of a matrix product. ``MMULT(row of a, column of b)`` when the shapes line up;
+    with a transposed operand, ``SUMPRODUCT`` of two rows (``a @ b.T``) or two columns
+    (``a.T @ b``), as a gradient is written."""
+
+    name = "matmul"
+    inputs = ("a", "b")
+    attrs = {"transpose_a": False, "transpose_b": False}
+
+    def shape(self, s, at):
+        rows = s["a"][1] if at["transpose_a"] else s["a"][0]
+        cols = s["b"][0] if at["transpose_b"] else s["b"][1]
+        return (rows, cols)
+
+    def formula(self, ins, at, ix):
+        a, b = ins["a"], ins["b"]
+        i, j = ix
+        if at["transpose_b"]:
+            return formula(f"SUMPRODUCT({a.row(i)},{b.row(j)})")
+        if at["transpose_a"]:
+            return formula(f"SUMPRODUCT({a.column(i)},{b.column(j)})")
+        return formula(f"MMULT({a.row(i)},{b.column(j, absolute=True)})")
+
+    def cached(self, v, at):
+        a = v["a"].T if at["transpose_a"] else v["a"]
+        b = v["b"].T if at["transpose_b"] else v["b"]
+        return a @ b
+
+    def reference(self, a, at):
+        left = a["a"].T if at["transpose_a"] else a["a"]
+        right = a["b"].T if at["transpose_b"] else a["b"]
+        return left @ right
+
+
+@register
+class RowDot(Op):
+    """The dot product of row i of a and row i of b: ``SUMPRODUCT(a row, b row)``."""
+
+    name = "row_dot"
+    inputs = ("a", "b")
+
+    def shape(self, s, at):
+        return s["a"][:1]
+
+    def formula(self, ins, at, ix):
+        return formula(f"SUMPRODUCT({ins['a'].row(ix[0])},{ins['b'].row(ix[0])})")
+
+    def cached(self, v, at):
+        return (v["a"] * v["b"]).sum(1)
+
+    def reference(self, a, at):
+        return (a["a"] * a["b"]).sum(dim=1)

@@ -1,0 +1,378 @@
+"""Fitting y = a*x + b one row per step: the data, the lookups of each step's rows, the loss
+and its derivatives (analytic and by finite differences), optimizer states and updates, and
+the per-epoch summaries; checked against autograd and the tensors' own arithmetic.
+
+A step's x and y are either its own cells (one data row per step) or, with the attribute
+``batches`` ((start, stop) data rows per step), windows of the data columns, averaged.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .base import Required, Op, formula, register, torch
+
+# Engines save 15 significant digits: each value read back may be off by this much, relatively.
+SAVED_DIGITS_REL = 1e-14
+
+
+def _step_xy(ins, at, t):
+    """The x and y of step t as written in a formula: its own cells, or windows of the data."""
+    if at.get("batches"):
+        start, stop = at["batches"][t]
+        return ins["x"].rows(start, stop, True), ins["y"].rows(start, stop, True)
+    return ins["x"].ref((t,)), ins["y"].ref((t,))
+
+
+def _batch_mean(term, x):
+    return term if ":" not in x else f"SUMPRODUCT({term})/ROWS({x})"
+
+
+def _squared_error(ins, at, t, a_shift="", b_shift=""):
+    a, b = ins["a"].ref((t,)), ins["b"].ref((t,))
+    a = f"({a}{a_shift})" if a_shift else a
+    b = f"({b}{b_shift})" if b_shift else b
+    x, y = _step_xy(ins, at, t)
+    return a, x, b, y, f"{a}*{x}+{b}-{y}"
+
+
+def _batch_weights(at, steps, n, like):
+    """(steps, n) weights averaging each step's rows."""
+    ranges = at.get("batches") or [(t, t + 1) for t in range(steps)]
+    weights = torch.zeros(steps, n, dtype=like.dtype, device=like.device)
+    for t, (start, stop) in enumerate(ranges):
+        weights[t, start:stop] = 1.0 / (stop - start)
+    return weights
+
+
+def batch_mse(slope, intercept, a, at, rounding=False):
+    """Each step's mean squared error (torch); with ``rounding``, also how much it can move
+    when its inputs carry only the digits an engine saves (SAVED_DIGITS_REL)."""
+    x, y = a["x"], a["y"]
+    residual = slope[:, None] * x[None, :] + intercept[:, None] - y[None, :]
+    weights = _batch_weights(at, slope.numel(), x.numel(), x)
+    loss = (weights * residual * residual).sum(dim=1)
+    if not rounding:
+        return loss
+    spread = SAVED_DIGITS_REL * ((slope[:, None] * x[None, :]).abs() + intercept.abs()[:, None] + y.abs()[None, :])
+    return loss, (weights * 2 * residual.abs() * spread).sum(dim=1) + SAVED_DIGITS_REL * loss.abs()
+
+
+class _PerStep(Op):
+    """An op computing one number per step from the step's a, b, x and y."""
+
+    inputs = ("a", "b", "x", "y")
+    attrs = {"batches": []}
+
+    def shape(self, s, at):
+        return s["a"]
+
+
+@register
+class LineData(Op):
+    """``slope*x+intercept+noise``."""
+
+    name = "line_data"
+    inputs = ("slope", "intercept", "x", "noise")
+
+    def shape(self, s, at):
+        return s["x"]
+
+    def formula(self, ins, at, ix):
+        return formula(f"{ins['slope'].scalar()}*{ins['x'].ref(ix)}+{ins['intercept'].scalar()}"
+                       f"+{ins['noise'].ref(ix)}")
+
+    def cached(self, v, at):
+        return v["slope"] * v["x"] + v["intercept"] + v["noise"]
+
+    def reference(self, a, at):
+        return a["slope"] * a["x"] + a["intercept"] + a["noise"]
+
+
+@register
+class IndexRows(Op):
+    """``INDEX(table,row)`` with a 1-based row; a row outside the table is an error."""
+
+    name = "index_rows"
+    inputs = ("table", "rows")
+
+    def shape(self, s, at):
+        return s["rows"]
+
+    def formula(self, ins, at, ix):
+        return formula(f"INDEX({ins['table'].whole()},{ins['rows'].ref(ix)})")
+
+    def cached(self, v, at):
+        return v["table"][v["rows"].astype(int) - 1]
+
+    def reference(self, a, at):
+        table, rows = a["table"], torch.trunc(a["rows"])
+        inside = (rows >= 1) & (rows <= table.numel())
+        picked = table[torch.where(inside, rows - 1, torch.zeros_like(rows)).long()]
+        return torch.where(inside, picked, torch.full_like(picked, math.nan))
+
+
+@register
+class Carry(Op):
+    """Each step starts where the previous one ended: ``=start`` then ``=previous new``."""
+
+    name = "carry"
+    inputs = ("start", "new")
+
+    def shape(self, s, at):
+        return s["new"]
+
+    def formula(self, ins, at, ix):
+        return formula(ins["start"].scalar() if ix[0] == 0 else ins["new"].ref((ix[0] - 1,)))
+
+    def reference(self, a, at):
+        return torch.cat([a["start"].reshape(1), a["new"][:-1]])
+
+
+@register
+class Affine(Op):
+    """``a*x+b``: the prediction of one step."""
+
+    name = "affine"
+    inputs = ("a", "x", "b")
+
+    def formula(self, ins, at, ix):
+        return formula(f"{ins['a'].ref(ix)}*{ins['x'].ref(ix)}+{ins['b'].ref(ix)}")
+
+    def cached(self, v, at):
+        return v["a"] * v["x"] + v["b"]
+
+    def reference(self, a, at):
+        return a["a"] * a["x"] + a["b"]
+
+
+@register
+class Mse(_PerStep):
+    """``(a*x+b-y)^2``, or its mean over the step's rows."""
+
+    name = "mse"
+
+    def formula(self, ins, at, ix):
+        _, x, _, _, residual = _squared_error(ins, at, ix[0])
+        return formula(_batch_mean(f"({residual})^2", x))
+
+    def reference(self, a, at):
+        return batch_mse(a["a"], a["b"], a, at)
+
+
+@register
+class MseGrad(_PerStep):
+    """d/da ``2*(a*x+b-y)*x`` or d/db ``2*(a*x+b-y)`` of the squared error (batch means), by
+    autograd."""
+
+    name = "mse_grad"
+    attrs = {"batches": [], "wrt": Required(str)}
+
+    def formula(self, ins, at, ix):
+        _, x, _, _, residual = _squared_error(ins, at, ix[0])
+        term = f"({residual})*{x}" if at["wrt"] == "a" else f"({residual})"
+        return formula("2*" + _batch_mean(term, x))
+
+    def reference(self, a, at):
+        with torch.enable_grad():
+            slope = a["a"].detach().clone().requires_grad_(True)
+            intercept = a["b"].detach().clone().requires_grad_(True)
+            loss = batch_mse(slope, intercept, a, at).sum()  # each step's loss has its own a, b
+            grads = torch.autograd.grad(loss, (slope, intercept))
+        return grads[0] if at["wrt"] == "a" else grads[1]
+
+
+@register
+class MseForwardDifference(_PerStep):
+    """``(loss at a+h - loss)/h``: the derivative estimated from two values of the loss."""
+
+    name = "mse_fd"
+    inputs = ("a", "b", "x", "y", "h", "loss")
+    attrs = {"batches": [], "wrt": Required(str)}
+
+    def formula(self, ins, at, ix):
+        h = ins["h"].scalar()
+        shift = {"a_shift": f"+{h}"} if at["wrt"] == "a" else {"b_shift": f"+{h}"}
+        _, x, _, _, residual = _squared_error(ins, at, ix[0], **shift)
+        return formula(f"({_batch_mean(f'({residual})^2', x)}-{ins['loss'].ref(ix)})/{h}")
+
+    def cached(self, v, at):
+        h, out = float(v["h"]), []
+        for t in range(len(v["a"])):
+            start, stop = at["batches"][t] if at["batches"] else (t, t + 1)
+            a = v["a"][t] + (h if at["wrt"] == "a" else 0)
+            b = v["b"][t] + (h if at["wrt"] == "b" else 0)
+            moved = ((a * v["x"][start:stop] + b - v["y"][start:stop]) ** 2).mean()
+            out.append((moved - v["loss"][t]) / h)
+        return np.array(out)
+
+    def reference(self, a, at):
+        # a difference of two nearly equal losses divided by a small h: the rounding of the
+        # values the engine saved (a, b, x, y, the loss) is amplified by 1/h, so it widens the
+        # tolerance by exactly that much
+        h = a["h"]
+        shifted = (a["a"] + h, a["b"]) if at["wrt"] == "a" else (a["a"], a["b"] + h)
+        moved, moved_rounding = batch_mse(*shifted, a, at, rounding=True)
+        _, rounding = batch_mse(a["a"], a["b"], a, at, rounding=True)
+        allowance = (moved_rounding + rounding + SAVED_DIGITS_REL * a["loss"].abs()) / h.abs()
+        return {"out": (moved - a["loss"]) / h, "atol:out": allowance}
+
+
+@register
+class Ewma(Op):
+    """An exponentially weighted average down a column: ``beta*previous+(1-beta)*g`` (g^2
+    with ``square``). The first row starts from 0, or from the first g itself (``first:
+    grad``, as torch's momentum buffer does)."""
+
+    name = "ewma"
+    inputs = ("g", "state", "beta")
+    attrs = {"square": False, "first": "zero"}
+
+    def shape(self, s, at):
+        return s["g"]
+
+    def formula(self, ins, at, ix):
+        t, g, beta = ix[0], ins["g"].ref(ix), ins["beta"].scalar()
+        if t == 0 and at["first"] == "grad":
+            return formula(g)
+        g = f"{g}^2" if at["square"] else g
+        if t == 0:
+            return formula(f"(1-{beta})*{g}")
+        return formula(f"{beta}*{ins['state'].ref((t - 1,))}+(1-{beta})*{g}")
+
+    def reference(self, a, at):
+        g = a["g"] * a["g"] if at["square"] else a["g"]
+        previous = torch.cat([torch.zeros_like(g[:1]), a["state"][:-1]])
+        out = a["beta"] * previous + (1 - a["beta"]) * g
+        return torch.cat([g[:1], out[1:]]) if at["first"] == "grad" else out
+
+
+@register
+class BiasCorrect(Op):
+    """``m/(1-beta^t)``: Adam's correction of an average that started at 0."""
+
+    name = "bias_correct"
+    inputs = ("m", "beta", "t")
+
+    def shape(self, s, at):
+        return s["m"]
+
+    def formula(self, ins, at, ix):
+        return formula(f"{ins['m'].ref(ix)}/(1-{ins['beta'].scalar()}^{ins['t'].ref(ix)})")
+
+    def reference(self, a, at):
+        return a["m"] / (1 - a["beta"] ** a["t"])
+
+
+@register
+class SgdUpdate(Op):
+    """``p-lr*g``."""
+
+    name = "sgd_update"
+    inputs = ("p", "g", "lr")
+
+    def shape(self, s, at):
+        return s["p"]
+
+    def formula(self, ins, at, ix):
+        return formula(f"{ins['p'].ref(ix)}-{ins['lr'].scalar()}*{ins['g'].ref(ix)}")
+
+    def cached(self, v, at):
+        return v["p"] - v["lr"] * v["g"]
+
+    def reference(self, a, at):
+        return a["p"] - a["lr"] * a["g"]
+
+
+@register
+class RmspropUpdate(Op):
+    """``p-lr*g/(SQRT(s)+eps)``."""
+
+    name = "rmsprop_update"
+    inputs = ("p", "g", "s", "lr", "eps")
+
+    def shape(self, s, at):
+        return s["p"]
+
+    def formula(self, ins, at, ix):
+        lr, eps = ins["lr"].scalar(), ins["eps"].scalar()
+        return formula(f"{ins['p'].ref(ix)}-{lr}*{ins['g'].ref(ix)}/(SQRT({ins['s'].ref(ix)})+{eps})")
+
+    def reference(self, a, at):
+        return a["p"] - a["lr"] * a["g"] / (a["s"].sqrt() + a["eps"])
+
+
+@register
+class AdamUpdate(Op):
+    """``p-lr*m/(SQRT(v)+eps)``, the parameter first shrunk by ``(1-lr*wd)`` with a weight decay."""
+
+    name = "adam_update"
+    inputs = ("p", "m", "v", "lr", "eps")
+    optional = ("weight_decay",)
+
+    def shape(self, s, at):
+        return s["p"]
+
+    def formula(self, ins, at, ix):
+        lr, eps, p = ins["lr"].scalar(), ins["eps"].scalar(), ins["p"].ref(ix)
+        if "weight_decay" in ins:
+            p = f"{p}*(1-{lr}*{ins['weight_decay'].scalar()})"
+        return formula(f"{p}-{lr}*{ins['m'].ref(ix)}/(SQRT({ins['v'].ref(ix)})+{eps})")
+
+    def reference(self, a, at):
+        decay = 1 - a["lr"] * a["weight_decay"] if "weight_decay" in a else 1
+        return a["p"] * decay - a["lr"] * a["m"] / (a["v"].sqrt() + a["eps"])
+
+
+@register
+class EpochEnds(Op):
+    """The parameter after each epoch: ``=start``, then ``=new`` at each epoch's last step."""
+
+    name = "epoch_ends"
+    inputs = ("start", "new")
+    attrs = {"steps": Required(list)}
+
+    def shape(self, s, at):
+        return (len(at["steps"]) + 1,)
+
+    def formula(self, ins, at, ix):
+        if ix[0] == 0:
+            return formula(ins["start"].scalar())
+        return formula(ins["new"].ref((at["steps"][ix[0] - 1],)))
+
+    def cached(self, v, at):
+        return np.concatenate([[float(v["start"])], v["new"][at["steps"]]])
+
+    def reference(self, a, at):
+        return torch.cat([a["start"].reshape(1), a["new"][at["steps"]]])
+
+
+@register
+class Rmse(Op):
+    """``SQRT(SUMPRODUCT((a*x+b-y)^2)/ROWS(x))``: the root mean squared error over the data."""
+
+    name = "rmse"
+    inputs = ("a", "b", "x", "y")
+
+    def shape(self, s, at):
+        return s["a"]
+
+    def formula(self, ins, at, ix):
+        x, y = ins["x"].whole(), ins["y"].whole()
+        return formula(f"SQRT(SUMPRODUCT(({ins['a'].ref(ix)}*{x}+{ins['b'].ref(ix)}-{y})^2)/ROWS({x}))")
+
+    def cached(self, v, at):
+        return np.sqrt(((v["a"][:, None] * v["x"] + v["b"][:, None] - v["y"]) ** 2).mean(1))
+
+    def reference(self, a, at):
+        residual = a["a"][:, None] * a["x"][None, :] + a["b"][:, None] - a["y"][None, :]
+        return (residual * residual).mean(dim=1).sqrt()
+
+
+def batches(points, batch_size, epochs):
+    """The data rows of every step: (start, stop) ranges, epoch after epoch, in order (the last
+    batch of an epoch is smaller when batch_size does not divide points)."""
+    one_epoch = [(s, min(s + batch_size, points)) for s in range(0, points, batch_size)]
+    return one_epoch * epochs

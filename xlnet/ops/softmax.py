@@ -1,0 +1,219 @@
+"""Softmax, log-softmax, cross-entropy, sigmoid and binary cross-entropy, with ``LN`` (Excel's
+``LOG`` is base 10); checked against ``F.softmax``, ``F.log_softmax``, ``F.nll_loss``,
+``F.cross_entropy``, autograd and ``F.binary_cross_entropy_with_logits``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Required, F, Op, formula, register, torch
+
+
+def _scaled(a):
+    return a["x"] / a["t"] if "t" in a else a["x"]
+
+
+class _View(Op):
+    """A composite op: an end-to-end view of what several blocks compute together."""
+
+    composite = True
+
+    def shape(self, s, at):
+        return None
+
+
+@register
+class Softmax(_View):
+    """``F.softmax(x / t)`` over ``dim``."""
+
+    name = "softmax"
+    inputs = ("x",)
+    optional = ("t",)
+    attrs = {"dim": -1}
+
+    def shape(self, s, at):
+        return s["x"]
+
+    def reference(self, a, at):
+        return F.softmax(_scaled(a), dim=at["dim"])
+
+
+@register
+class LogSoftmax(_View):
+    """``F.log_softmax(x / t)`` over ``dim``."""
+
+    name = "log_softmax"
+    inputs = ("x",)
+    optional = ("t",)
+    attrs = {"dim": -1}
+
+    def shape(self, s, at):
+        return s["x"]
+
+    def reference(self, a, at):
+        return F.log_softmax(_scaled(a), dim=at["dim"])
+
+
+@register
+class NllLoss(_View):
+    """``F.nll_loss(logp, target)``."""
+
+    name = "nll_loss"
+    inputs = ("logp", "target")
+    attrs = {"reduction": "mean"}
+
+    def reference(self, a, at):
+        return F.nll_loss(a["logp"], a["target"].long(), reduction=at["reduction"])
+
+
+@register
+class CrossEntropy(_View):
+    """``F.cross_entropy(x / t, target)``."""
+
+    name = "cross_entropy"
+    inputs = ("x", "target")
+    optional = ("t",)
+    attrs = {"reduction": "mean"}
+
+    def reference(self, a, at):
+        return F.cross_entropy(_scaled(a), a["target"].long(), reduction=at["reduction"])
+
+
+@register
+class CrossEntropyAutograd(_View):
+    """d(mean cross-entropy of x / t) / dx, by autograd."""
+
+    name = "ce_autograd"
+    inputs = ("x", "target")
+    optional = ("t",)
+
+    def reference(self, a, at):
+        with torch.enable_grad():
+            x = a["x"].detach().clone().requires_grad_(True)
+            loss = F.cross_entropy(_scaled(dict(a, x=x)), a["target"].long())
+            (grad,) = torch.autograd.grad(loss, x)
+        return grad
+
+
+@register
+class OneHot(Op):
+    """``IF(target=k,1,0)``: entry k of a one-hot row built from a class index."""
+
+    name = "one_hot"
+    inputs = ("target",)
+    attrs = {"num_classes": Required(int)}
+
+    def shape(self, s, at):
+        return s["target"] + (at["num_classes"],)
+
+    def formula(self, ins, at, ix):
+        return formula(f"IF({ins['target'].ref(ix[:1])}={ix[1]},1,0)")
+
+    def cached(self, v, at):
+        return np.eye(at["num_classes"])[v["target"].astype(int)]
+
+    def reference(self, a, at):
+        return F.one_hot(a["target"].long(), at["num_classes"]).to(a["target"].dtype)
+
+
+@register
+class SubLogRows(Op):
+    """``z-LN(row sum)``: a log-probability from a logit and its row's sum of exponentials."""
+
+    name = "sub_log_rows"
+    inputs = ("z", "s")
+
+    def shape(self, s, at):
+        return s["z"]
+
+    def formula(self, ins, at, ix):
+        return formula(f"{ins['z'].ref(ix)}-LN({ins['s'].ref(ix[:1])})")
+
+    def cached(self, v, at):
+        return v["z"] - np.log(v["s"])[:, None]
+
+    def reference(self, a, at):
+        return a["z"] - torch.log(a["s"])[:, None]
+
+
+@register
+class NllRows(Op):
+    """``-SUMPRODUCT(one-hot row, log p row)``: each example's loss."""
+
+    name = "nll_rows"
+    inputs = ("y", "logp")
+
+    def shape(self, s, at):
+        return s["y"][:1]
+
+    def formula(self, ins, at, ix):
+        return formula(f"-SUMPRODUCT({ins['y'].row(ix[0])},{ins['logp'].row(ix[0])})")
+
+    def cached(self, v, at):
+        return -(v["y"] * v["logp"]).sum(1)
+
+    def reference(self, a, at):
+        return -(a["y"] * a["logp"]).sum(dim=1)
+
+
+@register
+class CrossEntropyGrad(Op):
+    """``(p-y)/(ROWS(target)*T)``: the gradient of the mean cross-entropy of logits / T."""
+
+    name = "ce_grad"
+    inputs = ("p", "y", "t", "target")
+
+    def shape(self, s, at):
+        return s["p"]
+
+    def formula(self, ins, at, ix):
+        return formula(f"({ins['p'].ref(ix)}-{ins['y'].ref(ix)})/(ROWS({ins['target'].whole()})*{ins['t'].scalar()})")
+
+    def cached(self, v, at):
+        return (v["p"] - v["y"]) / (v["target"].size * v["t"])
+
+    def reference(self, a, at):
+        return (a["p"] - a["y"]) / (a["target"].numel() * a["t"])
+
+
+@register
+class Sigmoid(Op):
+    """``1/(1+EXP(-z))``, written as ``EXP(z)/(1+EXP(z))`` for negative z so EXP never overflows."""
+
+    name = "sigmoid"
+    inputs = ("x",)
+
+    def formula(self, ins, at, ix):
+        z = ins["x"].ref(ix)
+        return formula(f"IF({z}>=0,1/(1+EXP(-{z})),EXP({z})/(1+EXP({z})))")
+
+    def cached(self, v, at):
+        return 1 / (1 + np.exp(-v["x"]))
+
+    def reference(self, a, at):
+        return torch.sigmoid(a["x"])
+
+
+@register
+class BceWithLogits(Op):
+    """``MAX(z,0)-z*y+LN(1+EXP(-ABS(z)))``: binary cross-entropy from the logit, finite where
+    the sigmoid rounds to exactly 0 or 1 (LN(0) would be an error). Without ``reduction:
+    none`` it is the composite mean over the cells."""
+
+    name = "bce_with_logits"
+    inputs = ("x", "y")
+    attrs = {"reduction": "mean"}
+
+    def shape(self, s, at):
+        return s["x"] if at["reduction"] == "none" else ()
+
+    def formula(self, ins, at, ix):
+        z, y = ins["x"].ref(ix), ins["y"].ref(ix)
+        return formula(f"MAX({z},0)-{z}*{y}+LN(1+EXP(-ABS({z})))")
+
+    def cached(self, v, at):
+        z = v["x"]
+        return np.maximum(z, 0) - z * v["y"] + np.log1p(np.exp(-np.abs(z)))
+
+    def reference(self, a, at):
+        return F.binary_cross_entropy_with_logits(a["x"], a["y"], reduction=at["reduction"])
