@@ -158,6 +158,7 @@ class TensorBlock:
 
     @property
     def lead_shape(self):
+        """The leading dimensions (one tile per index of them)."""
         return self.shape[:-2] if len(self.shape) > 2 else ()
 
     def tile(self, *lead):
@@ -519,6 +520,7 @@ class Book:
         return sheet
 
     def register(self, block):
+        """Add a written block to the workbook's tensors and define its names."""
         if block.name in self.tensors:
             raise LayoutError(f"tensor {block.name} is placed twice")
         self.tensors[block.name] = block

@@ -40,6 +40,7 @@ class SheetTensor:
     cells: list = field(default_factory=list)
 
     def address(self, flat_index):
+        """The cell address (``conv!B3``) of one element, by flat index."""
         return self.cells[int(flat_index)]
 
 

@@ -50,6 +50,7 @@ class Report:
         return all(b.status in ("pass", "e2e") and b.e2e_pass for b in self.blocks)
 
     def to_dict(self):
+        """The report as plain JSON-able data (infinities as "inf", NaN as null)."""
         data = asdict(self)
         data["passed"] = self.passed
         for block in data["blocks"]:
@@ -93,4 +94,5 @@ def exit_code(reports):
 
 
 def to_json(reports):
+    """Several reports as a JSON list."""
     return json.dumps([r.to_dict() for r in reports], indent=2)

@@ -107,10 +107,12 @@ class _Plain:
         self.state = {p: {"m": torch.zeros_like(p), "v": torch.zeros_like(p)} for p in self.params}
 
     def zero_grad(self):
+        """Forget the gradients, as torch.optim optimizers do."""
         for p in self.params:
             p.grad = None
 
     def step(self):
+        """One update of every parameter from its gradient."""
         lr, eps = float(self.hyper["lr"]), float(self.hyper["eps"])
         b1, b2 = float(self.hyper["beta1"]), float(self.hyper["beta2"])
         with torch.no_grad():
@@ -122,6 +124,8 @@ class _Plain:
 
 
 class Sgd(Optimizer):
+    """Plain SGD: new = p - lr * g."""
+
     name, prefix = "sgd", "sgd"
     title = "Online SGD: one data row per step"
     rule = ("Each step predicts y with the current a and b, takes the squared error and its derivatives, and "
@@ -139,6 +143,8 @@ class Sgd(Optimizer):
 
 
 class Momentum(Optimizer):
+    """SGD on an exponentially weighted average of the gradients."""
+
     name, prefix = "momentum", "mom"
     title = "Momentum: follow an average of the gradients"
     rule = ("v = beta * v + (1 - beta) * g, an exponentially weighted average of the gradients; new a = a - lr * v. "
@@ -165,6 +171,8 @@ class Momentum(Optimizer):
 
 
 class Rmsprop(Optimizer):
+    """RMSProp: each step divided by the root of an average of squared gradients."""
+
     name, prefix = "rmsprop", "rms"
     title = "RMSProp: divide by the root of an average of squared gradients"
     rule = ("s = alpha * s + (1 - alpha) * g^2, starting from 0; new a = a - lr * g / (SQRT(s) + eps). "
@@ -198,7 +206,17 @@ _CORRECTED = (
 )
 
 
+def _averages(state, g, hyper):
+    """Adam's two averages, m of g and v of g^2, updated in place; returns (beta1, beta2)."""
+    b1, b2 = hyper["beta1"], hyper["beta2"]
+    state["m"] = b1 * state["m"] + (1 - b1) * g
+    state["v"] = b2 * state["v"] + (1 - b2) * g ** 2
+    return b1, b2
+
+
 class Adam(Optimizer):
+    """Adam: momentum and RMSProp with bias-corrected averages."""
+
     name, prefix = "adam", "adam"
     title = "Adam: momentum and RMSProp together, with bias correction"
     rule = ("m = beta1 * m + (1 - beta1) * g and v = beta2 * v + (1 - beta2) * g^2 start at 0, so they are too small "
@@ -210,9 +228,7 @@ class Adam(Optimizer):
     decoupled_decay = False
 
     def step(self, p, g, state, t, hyper):
-        b1, b2 = hyper["beta1"], hyper["beta2"]
-        state["m"] = b1 * state["m"] + (1 - b1) * g
-        state["v"] = b2 * state["v"] + (1 - b2) * g ** 2
+        b1, b2 = _averages(state, g, hyper)
         state["mhat"] = state["m"] / (1 - b1 ** t)
         state["vhat"] = state["v"] / (1 - b2 ** t)
         decay = 1 - hyper["lr"] * hyper["weight_decay"] if self.decoupled_decay else 1.0
@@ -231,6 +247,8 @@ class Adam(Optimizer):
 
 
 class AdamUncorrected(Optimizer):
+    """Adam's averages used without bias correction (written with torch tensors)."""
+
     name, prefix = "adam_uncorrected", "adamu"
     title = "Adam without bias correction"
     rule = ("The same averages m and v, used as they are: new a = a - lr * m / (SQRT(v) + eps). Compare the first "
@@ -241,9 +259,7 @@ class AdamUncorrected(Optimizer):
     update = (linefit.AdamUpdate, {"p": PARAM, "m": "m", "v": "v", "lr": "lr", "eps": "eps"})
 
     def step(self, p, g, state, t, hyper):
-        b1, b2 = hyper["beta1"], hyper["beta2"]
-        state["m"] = b1 * state["m"] + (1 - b1) * g
-        state["v"] = b2 * state["v"] + (1 - b2) * g ** 2
+        _averages(state, g, hyper)
         return p - hyper["lr"] * state["m"] / (np.sqrt(state["v"]) + hyper["eps"])
 
     def torch_optimizer(self, params, hyper):
@@ -254,6 +270,8 @@ class AdamUncorrected(Optimizer):
 
 
 class AdamW(Adam):
+    """Adam with decoupled weight decay."""
+
     name, prefix = "adamw", "adamw"
     title = "AdamW: Adam with decoupled weight decay"
     rule = ("Adam's step, with the parameters themselves shrunk first: new a = a * (1 - lr * wd) - lr * m_hat / "
