@@ -69,7 +69,7 @@ def _sheet():
 
 @pytest.mark.parametrize("call, message", [
     (lambda x: ops.MaxPool2d(x=x), "needs the attribute 'kernel_size'"),
-    (lambda x: ops.MaxPool2d(x=x, kernel_size="two"), "should be a int"),
+    (lambda x: ops.MaxPool2d(x=x, kernel_size="two"), "should be of type int"),
     (lambda x: ops.MaxPool2d(x=x, kernel_size=2, dilation=2), "unknown input 'dilation'"),
     (lambda x: ops.Relu(x=x, y=x), "unknown input 'y'"),
     (lambda x: ops.Linear(weight=x), "lacks input 'x'"),

@@ -22,6 +22,7 @@ from xlsxwriter.utility import xl_rowcol_to_cell
 
 from .atomic import atomic_path
 from .errors import LayoutError, XlnetError
+from .ops.base import Arg
 from . import manifest as manifest_mod
 
 ROLES = ("input", "parameter", "hyper", "output")
@@ -337,16 +338,16 @@ class Sheet:
         shape = self.book.output_shape(call, where)
         if shape is None:
             raise LayoutError(f"{where}: op {op.name} does not say its output shape")
+        args, at = self._args(call), self.book.attrs(call, where)
         if values is None:
-            cached = {k: v.cached for k, v in self._args(call, None).items() if v is not None}
             with np.errstate(invalid="ignore", divide="ignore"):
-                values = op.cached(cached, self.book.attrs(call, where))
+                values = op.cached({k: v.cached for k, v in args.items() if v is not None}, at)
         values = np.asarray(values, dtype=np.float64)
         block = self._layout(name, shape, row, col, "output", caption, orient, gap, headers, blank, False,
                              expected_errors)
         if reserved is not None and (reserved.tiles != block.tiles):
             raise LayoutError(f"{where}: placed at {block.tiles[0].a1(0, 0)}, not where it was reserved")
-        args, at = self._args(call, block), self.book.attrs(call, where)
+        args.update({k: Arg(block, (), self.name) for k, v in args.items() if v is None})  # OUT: the block itself
         self._write(block, values, lambda ix: op.formula(args, at, ix), number_format, heat)
         self.book.record(call, {"out": block}, title=title, tol=tol)
         return block
@@ -362,13 +363,13 @@ class Sheet:
         self.book.reserved[name] = block
         return block
 
-    def _args(self, call, out):
-        """The op's inputs as Args seen from this sheet (OUT: the output block itself)."""
-        from .ops.base import OUT, Arg
+    def _args(self, call):
+        """The op's inputs as Args seen from this sheet; None for OUT (the block, not yet laid out)."""
+        from .ops.base import OUT
         args = {}
         for key, value in call.inputs.items():
             if value is OUT:
-                args[key] = None if out is None else Arg(out, (), self.name)
+                args[key] = None
             else:
                 block, index = self.book.resolve(value, call.op.name)
                 args[key] = Arg(block, index, self.name)
@@ -536,7 +537,7 @@ class Book:
     def resolve(self, value, op_name):
         """Return (block, index) for an op input: a placed or reserved block, or a slice of one."""
         if isinstance(value, TensorRef):
-            block, index = self.tensors.get(value.tensor) or self.reserved.get(value.tensor), value.key
+            block, index = value.block, value.key
         else:
             block, index = value, ()
         if not isinstance(block, TensorBlock):
@@ -563,10 +564,7 @@ class Book:
             if value is not OUT:
                 block, index = self.resolve(value, call.op.name)
                 shapes[key] = slice_shape(block.shape, index)
-        shape = call.op.shape(shapes, at)
-        if shape is None and len(call.op.inputs) and not call.op.composite:
-            return None
-        return shape
+        return call.op.shape(shapes, at)
 
     def record(self, call, outputs, title=None, tol=None, composite=False):
         """Record one op of the graph, ``outputs = op(inputs, attrs)``, and check it against the

@@ -11,9 +11,7 @@ from .base import Op, formula, register, torch
 
 def _reduce_range(x, ix, dim):
     """The range a reduction over ``dim`` reads for output ``ix`` (the whole for no dim)."""
-    if dim is None:
-        return x.whole()
-    if len(x.shape) == 1:
+    if dim is None or len(x.shape) == 1:
         return x.whole()
     return x.row(ix[0]) if dim in (1, -1) else x.column(ix[0])
 

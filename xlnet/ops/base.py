@@ -169,7 +169,7 @@ def _typed(value, default, where):
     else:
         ok = isinstance(value, kind)
     if not ok:
-        raise ManifestError(f"{where} should be a {kind.__name__}, got {value!r}")
+        raise ManifestError(f"{where} should be of type {kind.__name__}, got {value!r}")
     return float(value) if kind is float else value
 
 

@@ -22,36 +22,35 @@ class _View(Op):
         return None
 
 
+class _OverDim(_View):
+    """A function of x / t over ``dim``, from torch.nn.functional."""
+
+    inputs = ("x",)
+    optional = ("t",)
+    attrs = {"dim": -1}
+    function = ""
+
+    def shape(self, s, at):
+        return s["x"]
+
+    def reference(self, a, at):
+        return getattr(F, self.function)(_scaled(a), dim=at["dim"])
+
+
 @register
-class Softmax(_View):
+class Softmax(_OverDim):
     """``F.softmax(x / t)`` over ``dim``."""
 
     name = "softmax"
-    inputs = ("x",)
-    optional = ("t",)
-    attrs = {"dim": -1}
-
-    def shape(self, s, at):
-        return s["x"]
-
-    def reference(self, a, at):
-        return F.softmax(_scaled(a), dim=at["dim"])
+    function = "softmax"
 
 
 @register
-class LogSoftmax(_View):
+class LogSoftmax(_OverDim):
     """``F.log_softmax(x / t)`` over ``dim``."""
 
     name = "log_softmax"
-    inputs = ("x",)
-    optional = ("t",)
-    attrs = {"dim": -1}
-
-    def shape(self, s, at):
-        return s["x"]
-
-    def reference(self, a, at):
-        return F.log_softmax(_scaled(a), dim=at["dim"])
+    function = "log_softmax"
 
 
 @register
