@@ -14,7 +14,8 @@ def _parser():
         prog="xlnet", description="Deep learning in Excel, cell by cell, checked against PyTorch.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("list", help="list the lessons and their options")
+    listing = sub.add_parser("list", help="list the lessons and their options")
+    listing.add_argument("--ops", action="store_true", help="list every op a spec or manifest can name")
 
     build = sub.add_parser("build", help="build lesson workbooks (default: all, into workbooks/)")
     build.add_argument("lessons", nargs="*", metavar="LESSON", help="lessons to build (default: all)")
@@ -33,6 +34,13 @@ def _parser():
     check.add_argument("--json", action="store_true", help="print the report as JSON")
     check.add_argument("--timeout", type=int, default=engines.DEFAULT_TIMEOUT,
                        help="seconds allowed to the engine (default: 600)")
+    check.add_argument("--spec", metavar="SPEC.toml",
+                       help="the blocks of a workbook xlnet did not write (default: BOOK.xlnet.toml beside it)")
+
+    annotate = sub.add_parser("annotate", help="write a copy of a workbook carrying its spec as a manifest")
+    annotate.add_argument("file", metavar="FILE")
+    annotate.add_argument("--spec", required=True, metavar="SPEC.toml", help="the spec to write into the copy")
+    annotate.add_argument("-o", "--out", required=True, metavar="OUT", help="the copy to write")
 
     plot = sub.add_parser("plot", help="draw every block of a workbook as PNG heat maps")
     plot.add_argument("file", metavar="FILE")
@@ -42,6 +50,18 @@ def _parser():
     plot.add_argument("--charts-only", action="store_true",
                       help="draw only the workbook's charts (loss curves, probabilities)")
     return parser
+
+
+def _list_ops():
+    from . import ops
+    for op in ops.REGISTRY.values():
+        if op.trajectory:
+            continue
+        inputs = ", ".join(op.inputs) + (f" [{', '.join(op.optional)}]" if op.optional else "")
+        attrs = ", ".join(f"{k}={'?' if type(v).__name__ == 'Required' else v!r}" for k, v in op.attrs.items())
+        doc = " ".join((type(op).__doc__ or "").split())
+        print(f"{op.name:<24} ({inputs})" + (f"  {attrs}" if attrs else "") + f"\n    {doc[:110]}")
+    return 0
 
 
 def _list():
@@ -57,7 +77,7 @@ def main(argv=None):
     args = _parser().parse_args(argv)
     try:
         if args.command == "list":
-            return _list()
+            return _list_ops() if args.ops else _list()
         if args.command == "build":
             options = {k: v for k, v in vars(args).items() if k in lessons.all_options()}
             for path in api.build(args.lessons, out=args.out, seed=args.seed, **options):
@@ -65,9 +85,13 @@ def main(argv=None):
             return 0
         if args.command == "check":
             from .report import exit_code, to_json
-            reports = api.check(args.files, engine=args.engine, device=args.device, timeout=args.timeout)
+            reports = api.check(args.files, engine=args.engine, device=args.device, timeout=args.timeout,
+                                spec=args.spec)
             print(to_json(reports) if args.json else "\n\n".join(r.text() for r in reports))
             return exit_code(reports)
+        if args.command == "annotate":
+            print(f"wrote {api.annotate(args.file, args.spec, args.out)}")
+            return 0
         if args.command == "plot":
             for path in api.plot(args.file, out=args.out, engine=args.engine, charts_only=args.charts_only):
                 print(f"wrote {path}")

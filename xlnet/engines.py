@@ -26,12 +26,14 @@ DEFAULT_TIMEOUT = 600
 _OVERFLOW_MAY_BE_FINITE = {"gnumeric"}
 
 # LibreOffice keeps the cached values of an xlsx that claims to come from Excel unless told to
-# recalculate on load; this private profile tells it to, always.
+# recalculate on load; this private profile tells it to, always, and never to run a macro.
 _PROFILE = """<?xml version="1.0" encoding="UTF-8"?>
 <oor:items xmlns:oor="http://openoffice.org/2001/registry" xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
 <item oor:path="/org.openoffice.Office.Calc/Formula/Load"><prop oor:name="OOXMLRecalcMode" oor:op="fuse"><value>0</value></prop></item>
 <item oor:path="/org.openoffice.Office.Calc/Formula/Load"><prop oor:name="ODFRecalcMode" oor:op="fuse"><value>0</value></prop></item>
 <item oor:path="/org.openoffice.Office.Common/Misc"><prop oor:name="FirstRun" oor:op="fuse"><value>false</value></prop></item>
+<item oor:path="/org.openoffice.Office.Common/Security/Scripting"><prop oor:name="MacroSecurityLevel" oor:op="fuse"><value>3</value></prop></item>
+<item oor:path="/org.openoffice.Office.Common/Security/Scripting"><prop oor:name="DisableMacrosExecution" oor:op="fuse"><value>true</value></prop></item>
 </oor:items>
 """
 
@@ -144,6 +146,28 @@ def _libreoffice(copies, out, timeout):
     # One process converts the whole batch: start-up is the expensive part.
     _run(cmd, timeout, "LibreOffice", env=env)
     return [out / (c.stem + ".xlsx") for c in copies]
+
+
+def convert_to_xlsx(path, workdir, engine, timeout=DEFAULT_TIMEOUT):
+    """Convert a legacy .xls workbook to .xlsx with LibreOffice or Gnumeric.
+
+    Args:
+        path: the .xls file (never modified).
+        workdir: an existing directory for the conversion.
+        engine: libreoffice or gnumeric.
+        timeout: seconds allowed.
+
+    Returns:
+        The .xlsx path.
+    """
+    path, workdir = Path(path), Path(workdir)
+    folder = Path(tempfile.mkdtemp(prefix="xls-", dir=workdir))
+    source = folder / "legacy.xls"
+    shutil.copyfile(path, source)
+    converted = (_libreoffice if engine == "libreoffice" else _gnumeric)([source], folder, timeout)[0]
+    if not converted.is_file() or converted.stat().st_size == 0:
+        raise EngineError(f"{path}: {engine} could not convert this .xls workbook; save it as .xlsx")
+    return converted
 
 
 def _gnumeric(copies, out, timeout):

@@ -24,6 +24,7 @@ from .atomic import atomic_path
 from .errors import LayoutError, XlnetError
 from .ops.base import Arg
 from . import manifest as manifest_mod
+from .refs import quote_sheet
 
 ROLES = ("input", "parameter", "hyper", "output")
 
@@ -53,13 +54,6 @@ def check_name(name):
             f"tensor name {name!r} cannot be a defined name: use letters, digits and '_', "
             "start with a letter, and do not look like a cell reference (A1, fc1, R1C1)")
     return name
-
-
-def quote_sheet(sheet):
-    """Return the sheet name as it must appear in a reference (quoted when needed)."""
-    if re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", sheet):
-        return sheet
-    return "'" + sheet.replace("'", "''") + "'"
 
 
 @dataclass(frozen=True)

@@ -24,19 +24,28 @@ FIRST_CHUNK_ROW = 4  # 0-based row of the first JSON chunk
 _SPEC = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\[([0-9:, ]*)\])?$")
 
 
+def sheet_cells(manifest):
+    """The hidden sheet's cells, in writing order: {(row, col): text, number or (formula, cached)}."""
+    text = json.dumps(manifest, sort_keys=True, separators=(",", ":"))
+    chunks = [text[i:i + CHUNK] for i in range(0, len(text), CHUNK)] or [""]
+    cells = {(0, 0): HEADER, (1, 0): "sentinel (42 after a recalculation)",
+             (1, 1): (SENTINEL_FORMULA, SENTINEL_STALE), (2, 0): "chunks", (2, 1): len(chunks)}
+    for i, chunk in enumerate(chunks):
+        cells[(FIRST_CHUNK_ROW + i, 0)] = chunk
+    return cells
+
+
 def write_sheet(workbook, manifest):
     """Write the manifest and the sentinel onto a hidden sheet of an XlsxWriter workbook."""
     ws = workbook.add_worksheet(SHEET)
     ws.hide()
-    text = json.dumps(manifest, sort_keys=True, separators=(",", ":"))
-    chunks = [text[i:i + CHUNK] for i in range(0, len(text), CHUNK)] or [""]
-    ws.write_string(0, 0, HEADER)
-    ws.write_string(1, 0, "sentinel (42 after a recalculation)")
-    ws.write_formula(1, 1, SENTINEL_FORMULA, None, SENTINEL_STALE)
-    ws.write_string(2, 0, "chunks")
-    ws.write_number(2, 1, len(chunks))
-    for i, chunk in enumerate(chunks):
-        ws.write_string(FIRST_CHUNK_ROW + i, 0, chunk)
+    for (r, c), value in sheet_cells(manifest).items():
+        if isinstance(value, tuple):
+            ws.write_formula(r, c, value[0], None, value[1])
+        elif isinstance(value, str):
+            ws.write_string(r, c, value)
+        else:
+            ws.write_number(r, c, value)
 
 
 def parse_rows(rows, where):
@@ -131,8 +140,6 @@ def validate(manifest, where):
             raise ManifestError(f"{label}: inputs and outputs must be objects naming tensors")
         at = op.resolve_attrs(entry.get("attrs", {}), label)
         op.check_inputs(list(inputs), at, label)
-        if op.composite and not entry.get("composite"):
-            raise ManifestError(f"{label}: this op writes no cells; it must be marked composite")
         shapes = {}
         for arg, spec in inputs.items():
             name, index = parse_spec(spec)

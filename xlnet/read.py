@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from openpyxl.utils.cell import get_column_letter, range_boundaries
+from openpyxl.utils.cell import get_column_letter
 
-from . import manifest as manifest_mod
+from . import manifest as manifest_mod, refs
 from .errors import InputError, ManifestError
 from .excel import ERROR_CODES
 
@@ -54,14 +54,15 @@ class Workbook:
     tensors: dict
 
 
-def open_book(path):
-    """Open a workbook for reading values, turning every way it can be unreadable into one line.
+def open_book(path, data_only=True):
+    """Open a workbook for reading, turning every way it can be unreadable into one line.
 
     Args:
         path: the file.
+        data_only: read the values (True) or the formulas (False).
 
     Returns:
-        An openpyxl read-only workbook (values, not formulas).
+        An openpyxl read-only workbook.
     """
     import openpyxl
 
@@ -73,7 +74,7 @@ def open_book(path):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return openpyxl.load_workbook(path, read_only=True, data_only=True, keep_links=False)
+            return openpyxl.load_workbook(path, read_only=True, data_only=data_only, keep_links=False)
     except Exception as exc:  # zipfile, XML parsers and defusedxml raise many kinds
         chain = []
         while exc is not None and len(chain) < 10:
@@ -119,24 +120,38 @@ def _tile_ranges(book, path, name, info):
         want = (shape[-2], shape[-1])
     ranges = []
     for tile_name in info["tiles"]:
-        defined = book.defined_names.get(tile_name)
-        if defined is None:
-            raise InputError(f"{path}: defined name {tile_name} (tensor {name}) is missing; "
-                             "restore it or rebuild the workbook")
-        dests = list(defined.destinations)
-        if len(dests) != 1:
-            raise InputError(f"{path}: defined name {tile_name} should point at one range, "
-                             f"it points at {defined.attr_text!r}")
-        sheet, ref = dests[0]
-        if sheet not in book.sheetnames:
-            raise InputError(f"{path}: defined name {tile_name} points at missing sheet {sheet!r}")
-        min_col, min_row, max_col, max_row = range_boundaries(ref.replace("$", ""))
-        got = (max_row - min_row + 1, max_col - min_col + 1)
-        if got != want:
-            raise InputError(f"{path}: defined name {tile_name} (tensor {name}) covers {sheet}!{ref}, "
-                             f"{got[0]}x{got[1]} cells; expected {want[0]}x{want[1]}")
-        ranges.append((sheet, min_row, min_col, max_row, max_col))
+        where = f"{path}: tensor {name}: "
+        if not isinstance(tile_name, str):
+            raise InputError(f"{where}a tile should be a defined name or a range, not {tile_name!r}")
+        found = refs.parse(tile_name, where) if refs.is_reference(tile_name) else defined_range(book, tile_name, where)
+        if found.sheet not in book.sheetnames:
+            raise InputError(f"{where}{tile_name} points at missing sheet {found.sheet!r}")
+        if found.shape != want:
+            raise InputError(f"{where}{tile_name} covers {found}, {found.shape[0]}x{found.shape[1]} cells; "
+                             f"expected {want[0]}x{want[1]}")
+        ranges.append((found.sheet, found.min_row, found.min_col, found.max_row, found.max_col))
     return ranges
+
+
+def defined_range(book, name, where=""):
+    """The range a workbook-level defined name points at, as a refs.Range.
+
+    Args:
+        book: an openpyxl workbook.
+        name: the defined name.
+        where: what to name in a message.
+    """
+    defined = book.defined_names.get(name)
+    if defined is None:
+        raise InputError(f"{where}the workbook has no defined name {name!r}")
+    try:
+        dests = list(defined.destinations)
+    except Exception:  # openpyxl refuses some formulas as destinations
+        dests = []
+    if len(dests) != 1:
+        raise InputError(f"{where}defined name {name} should point at one range, it is {defined.attr_text!r}")
+    sheet, ref = dests[0]
+    return refs.parse(f"{refs.quote_sheet(sheet)}!{ref}", f"{where}defined name {name}: ")
 
 
 def _number(value):
@@ -223,8 +238,7 @@ def read_workbook(path, manifest=None, strict_inputs=True):
 
 
 def _quote(sheet):
-    from .layout import quote_sheet
-    return quote_sheet(sheet)
+    return refs.quote_sheet(sheet)
 
 
 def refuse_edited_layout(book):

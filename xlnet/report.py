@@ -43,6 +43,8 @@ class Report:
     device: str
     blocks: list = field(default_factory=list)
     sentinel: str = "ok"
+    notes: list = field(default_factory=list)
+    spec: str = ""
 
     @property
     def passed(self):
@@ -61,15 +63,17 @@ class Report:
 
     def text(self):
         """A table: one line per block, then a summary line."""
-        lines = [f"{self.path}  (engine {self.engine}, device {self.device}, recalculated: sentinel {self.sentinel})"]
-        header = f"  {'block':<44} {'op':<12} {'max abs':>9} {'max rel':>9}  {'result':<6} {'e2e':<4}  worst cell"
+        lines = [f"{self.path}  (engine {self.engine}, device {self.device}, recalculated: sentinel {self.sentinel}"
+                 + (f", spec {self.spec})" if self.spec else ")")]
+        lines += [f"  note: {note}" for note in self.notes]
+        header = f"  {'block':<44} {'op':<20} {'max abs':>9} {'max rel':>9}  {'result':<6} {'e2e':<4}  worst cell"
         lines.append(header)
         for b in self.blocks:
             result = b.status.upper() if b.status == "fail" else b.status
             e2e = "pass" if b.e2e_pass else "FAIL"
             detail = (b.worst_cell if b.status == "fail" or (b.max_abs or 0) > 0 else "") + (
                 f"  {b.message}" if b.message else "")
-            lines.append(f"  {b.title[:44]:<44} {b.op:<12} {_num(b.max_abs):>9} {_num(b.max_rel):>9}  "
+            lines.append(f"  {b.title[:44]:<44} {b.op:<20} {_num(b.max_abs):>9} {_num(b.max_rel):>9}  "
                          f"{result:<6} {e2e:<4}  {detail}")
         counts = {s: sum(b.status == s for b in self.blocks) for s in ("pass", "fail", "skip", "e2e")}
         e2e_failed = sum(not b.e2e_pass for b in self.blocks)

@@ -67,11 +67,15 @@ class Op:
         attrs: attribute name -> default (``Required(type)`` for none); the default's type is
             the attribute's type (an int attribute refuses "two" and 2.5).
         outputs: output keys (``("out",)`` for nearly every op).
-        composite: the outputs are computed by other blocks on the sheet; this op is a second,
-            end-to-end view of them (softmax over exp-then-normalise), checked end to end only.
+        composite: the op has no cell formula of its own: in a lesson its outputs are computed
+            by other blocks and it is a second, end-to-end view of them (softmax over
+            exp-then-normalise), checked end to end only; a spec may still name it as a block
+            of a hand-made sheet, checked on that sheet's own inputs like any other.
         trajectory: a composite op that computes a whole unrolled recurrence (every optimizer
             step, every epoch) from the sheet's raw inputs; it feeds the end-to-end pass of the
             blocks it covers, which is what breaks the cycle a recurrence makes.
+        ranks: input name -> the number of dimensions the reference wants (a spec promotes a
+            2-D range to it).
 
     and define ``shape`` (output shape from input shapes), ``reference`` (torch) and, for ops
     that place a block, ``formula`` (one output cell) and ``cached`` (numpy values).
@@ -84,6 +88,17 @@ class Op:
     outputs = ("out",)
     composite = False
     trajectory = False
+    ranks = {}
+
+    def rank(self, arg, shapes):
+        """The number of dimensions torch's reference wants for input ``arg`` (None: any), so a
+        spec can read a 2-D range as a 4-D kernel ``[1, 1, 3, 3]``.
+
+        Args:
+            arg: the input name.
+            shapes: input name -> the shape of the cells given for it (rows, columns).
+        """
+        return self.ranks.get(arg)
 
     def shape(self, shapes, at):
         """Return the output shape (a dict per output key for several outputs).

@@ -58,6 +58,7 @@ class Conv2d(Op):
     inputs = ("x", "weight")
     optional = ("bias",)
     attrs = {"stride": 1, "padding": 0, "relu": False}
+    ranks = {"x": 3, "weight": 4, "bias": 1}
 
     def shape(self, s, at):
         (_, h, w), (o, _, kh, kw) = s["x"], s["weight"]

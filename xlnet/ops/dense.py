@@ -13,9 +13,10 @@ class Linear(Op):
     name = "linear"
     inputs = ("x", "weight")
     optional = ("bias",)
+    ranks = {"weight": 2, "bias": 1}
 
     def shape(self, s, at):
-        return s["weight"][:1]
+        return s["x"][:-1] + s["weight"][:1]
 
     def formula(self, ins, at, ix):
         w, x = ins["weight"], ins["x"]
@@ -39,6 +40,7 @@ class Matmul(Op):
     name = "matmul"
     inputs = ("a", "b")
     attrs = {"transpose_a": False, "transpose_b": False}
+    ranks = {"a": 2, "b": 2}
 
     def shape(self, s, at):
         rows = s["a"][1] if at["transpose_a"] else s["a"][0]

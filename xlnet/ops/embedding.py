@@ -224,6 +224,7 @@ class Embedding(Op):
     name = "embedding"
     inputs = ("weight", "rows")
     attrs = {"base": 1}
+    ranks = {"weight": 2, "rows": 1}
 
     def shape(self, s, at):
         return s["rows"] + s["weight"][1:]

@@ -385,3 +385,71 @@ class FitLine(Op):
     def reference(self, a, at):
         hyper = {k: a[k] for k in HYPER_KEYS if k in a}
         return fit_line(a["x"], a["y"], a["a0"], a["b0"], at["optimizer"], hyper, at["batches"])
+
+
+# The state torch.optim keeps for each optimizer a single step can be given, under the names
+# the optimizer sheets use: (state name, torch's key).
+_TORCH_STATE = {"momentum": (("v", "momentum_buffer"),), "rmsprop": (("s", "square_avg"),),
+                "adam": (("m", "exp_avg"), ("v", "exp_avg_sq")), "adamw": (("m", "exp_avg"), ("v", "exp_avg_sq"))}
+
+
+@register
+class OptimizerStep(Op):
+    """One step of a torch.optim optimizer: the new parameters (and state) from the parameters,
+    their gradient, the hyper-parameters and, after the first step, the state before it and the
+    step number t (from 1)."""
+
+    name = "optimizer_step"
+    inputs = ("p", "g")
+    optional = HYPER_KEYS + ("m", "v", "s", "t")
+    attrs = {"optimizer": Required(str)}
+    outputs = None  # out (the new parameters) and the optimizer's state after the step
+    composite = True  # no cell formula: the optimizer sheets write each column with its own op
+
+    def resolve_attrs(self, given, where):
+        at = super().resolve_attrs(given, where)
+        if at["optimizer"] not in ("sgd",) + tuple(_TORCH_STATE):
+            raise ManifestError(f"{where}: optimizer_step runs one of sgd, {', '.join(_TORCH_STATE)}; "
+                                f"not {at['optimizer']!r}")
+        return at
+
+    def check_inputs(self, names, at, where):
+        super().check_inputs(names, at, where)
+        optimizer = OPTIMIZERS[at["optimizer"]]
+        wanted = [h.key for h in optimizer.hypers if h.key in HYPER_KEYS]
+        states = [s for s, _ in _TORCH_STATE.get(at["optimizer"], ())]
+        given = [s for s in states if s in names]
+        missing = [k for k in wanted if k not in names]
+        if given and len(given) != len(states):
+            missing.append(next(s for s in states if s not in names))
+        if given and "t" not in names:
+            missing.append("t")
+        extra = [k for k in names if k not in ("p", "g") + tuple(wanted) + tuple(states) + ("t",)]
+        if missing or extra:
+            raise ManifestError(f"{where}: optimizer_step with {at['optimizer']} "
+                                + (f"lacks input {missing[0]!r}" if missing else f"takes no input {extra[0]!r}")
+                                + f"; it takes p, g, {', '.join(wanted)}"
+                                + (f" and, after the first step, {', '.join(states)}, t" if states else ""))
+
+    def shape(self, s, at):
+        return s["p"]
+
+    def reference(self, a, at):
+        optimizer = OPTIMIZERS[at["optimizer"]]
+        hyper = {k: a[k] for k in HYPER_KEYS if k in a}
+        param = torch.nn.Parameter(a["p"].detach().clone())
+        torch_opt = optimizer.torch_optimizer([param], hyper)
+        pairs = _TORCH_STATE.get(at["optimizer"], ())
+        if pairs and pairs[0][0] in a:
+            saved = torch_opt.state_dict()
+            state = {key: a[name].detach().clone() for name, key in pairs}
+            if at["optimizer"] != "momentum":
+                state["step"] = torch.tensor(float(a["t"]) - 1)
+            saved["state"] = {0: state}
+            torch_opt.load_state_dict(saved)
+        param.grad = a["g"].detach().clone()
+        torch_opt.step()
+        result = {"out": param.detach().clone()}
+        for key, value in optimizer.torch_state(torch_opt, param, hyper).items():
+            result[key] = value.detach().clone()
+        return result

@@ -53,29 +53,61 @@ class LogSoftmax(_OverDim):
     function = "log_softmax"
 
 
+def _target(a):
+    """Class indices (one per row of x), or class probabilities of x's own shape (a one-hot
+    row typed on the sheet), as ``F.cross_entropy`` takes either."""
+    target = a["target"]
+    return target if target.shape == a["x"].shape else target.long()
+
+
+class _Loss(_View):
+    """A loss over rows of class scores: one number, or one per row with ``reduction: none``."""
+
+    attrs = {"reduction": "mean"}
+    ranks = {"x": 2}
+    scores = "x"
+
+    def shape(self, s, at):
+        return s[self.scores][:-1] if at["reduction"] == "none" else ()
+
+    def rank(self, arg, shapes):
+        if arg == "target":  # a row of labels, or one-hot rows as wide as x
+            x, target = shapes.get(self.scores), shapes[arg]
+            return len(target) if x is not None and _count(target) == _count(x) and x[-1] > 1 else 1
+        return super().rank(arg, shapes)
+
+
+def _count(shape):
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
 @register
-class NllLoss(_View):
+class NllLoss(_Loss):
     """``F.nll_loss(logp, target)``."""
 
     name = "nll_loss"
     inputs = ("logp", "target")
-    attrs = {"reduction": "mean"}
+    ranks = {"logp": 2}
+    scores = "logp"
 
     def reference(self, a, at):
         return F.nll_loss(a["logp"], a["target"].long(), reduction=at["reduction"])
 
 
 @register
-class CrossEntropy(_View):
-    """``F.cross_entropy(x / t, target)``."""
+class CrossEntropy(_Loss):
+    """``F.cross_entropy(x / t, target)``; the target holds class indices or, when it has x's
+    shape, class probabilities (one-hot rows)."""
 
     name = "cross_entropy"
     inputs = ("x", "target")
     optional = ("t",)
-    attrs = {"reduction": "mean"}
 
     def reference(self, a, at):
-        return F.cross_entropy(_scaled(a), a["target"].long(), reduction=at["reduction"])
+        return F.cross_entropy(_scaled(a), _target(a), reduction=at["reduction"])
 
 
 @register
@@ -89,7 +121,7 @@ class CrossEntropyAutograd(_View):
     def reference(self, a, at):
         with torch.enable_grad():
             x = a["x"].detach().clone().requires_grad_(True)
-            loss = F.cross_entropy(_scaled(dict(a, x=x)), a["target"].long())
+            loss = F.cross_entropy(_scaled(dict(a, x=x)), _target(a))
             (grad,) = torch.autograd.grad(loss, x)
         return grad
 
@@ -216,3 +248,45 @@ class BceWithLogits(Op):
 
     def reference(self, a, at):
         return F.binary_cross_entropy_with_logits(a["x"], a["y"], reduction=at["reduction"])
+
+
+@register
+class BinaryCrossEntropy(_View):
+    """``F.binary_cross_entropy(p, y)`` from probabilities, as a hand-made sheet writes
+    ``-(y*LN(p)+(1-y)*LN(1-p))``."""
+
+    name = "binary_cross_entropy"
+    inputs = ("x", "y")
+    attrs = {"reduction": "mean"}
+
+    def shape(self, s, at):
+        return s["x"] if at["reduction"] == "none" else ()
+
+    def reference(self, a, at):
+        return F.binary_cross_entropy(a["x"], a["y"], reduction=at["reduction"])
+
+
+@register
+class MseLoss(Op):
+    """``SUMXMY2(x, y)/COUNT(x)``: the mean squared error of two ranges, ``F.mse_loss``."""
+
+    name = "mse_loss"
+    inputs = ("x", "y")
+    attrs = {"reduction": "mean"}
+
+    def shape(self, s, at):
+        return s["x"] if at["reduction"] == "none" else ()
+
+    def formula(self, ins, at, ix):
+        x, y = ins["x"], ins["y"]
+        if at["reduction"] == "none":
+            return formula(f"({x.ref(ix)}-{y.ref(ix)})^2")
+        total = f"SUMXMY2({x.whole()},{y.whole()})"
+        return formula(f"{total}/COUNT({x.whole()})" if at["reduction"] == "mean" else total)
+
+    def cached(self, v, at):
+        sq = (v["x"] - v["y"]) ** 2
+        return sq if at["reduction"] == "none" else (sq.mean() if at["reduction"] == "mean" else sq.sum())
+
+    def reference(self, a, at):
+        return F.mse_loss(a["x"], a["y"], reduction=at["reduction"])

@@ -1,0 +1,67 @@
+"""The pytest plugin, run as a user runs it: ``pytest --xlnet PATHS`` in a fresh process, the
+plugin found through its ``pytest11`` entry point."""
+
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import handmade
+from conftest import needs_libreoffice
+
+TEST_WITH_FIXTURE = '''
+import torch
+import torch.nn.functional as F
+
+
+def test_softmax_rows(xlnet_open):
+    book = xlnet_open("xent.xlsx")
+    torch.testing.assert_close(book["xent!A14:E17"], F.softmax(book["xent!A2:E5"], dim=1))
+
+
+def test_the_same_book_is_opened_once(xlnet_open):
+    assert xlnet_open("xent.xlsx") is xlnet_open("xent.xlsx")
+'''
+
+
+def run_pytest(folder, *args):
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *args],
+                          cwd=folder, capture_output=True, text=True, timeout=600)
+
+
+@needs_libreoffice
+def test_workbooks_become_one_test_per_block_with_junit_xml(tmp_path):
+    good = tmp_path / "good"
+    bad = tmp_path / "bad"
+    good.mkdir()
+    bad.mkdir()
+    handmade.conv_book(good)
+    handmade.cross_entropy_book(bad, log="LOG")
+    plain = good / "no_spec.xlsx"
+    handmade.collab_book(tmp_path)[0].rename(plain)  # no spec beside it: not collected
+    (good / "test_tensors.py").write_text(TEST_WITH_FIXTURE.replace("xent.xlsx", "bad/xent.xlsx"))
+    result = run_pytest(tmp_path, "--xlnet", "good", "bad", "--junitxml", str(tmp_path / "junit.xml"))
+    out = result.stdout
+    assert result.returncode == 1, out + result.stderr
+    assert "2 failed, 5 passed" in out, out  # per-row and mean cross-entropy
+    assert "xent!A2" in out and "torch" in out  # the worst cell, its value and torch's
+    cases = ET.parse(tmp_path / "junit.xml").getroot().iter("testcase")
+    names = {(c.get("classname"), c.get("name")): c.find("failure") is not None for c in cases}
+    assert names[("good.conv.xlsx", "conv + ReLU")] is False
+    assert names[("bad.xent.xlsx", "cross-entropy per row")] is True
+    assert not any("no_spec" in c for c, _ in names)
+
+
+@needs_libreoffice
+def test_without_the_flag_nothing_is_collected(tmp_path):
+    handmade.conv_book(tmp_path)
+    result = run_pytest(tmp_path, ".")
+    assert "no tests ran" in result.stdout, result.stdout
+
+
+def test_a_bad_spec_is_one_failing_item_with_its_line(tmp_path):
+    _, spec = handmade.conv_book(tmp_path)
+    spec.write_text(spec.read_text().replace('op = "conv2d"', 'op = "convolve"'))
+    result = run_pytest(tmp_path, "--xlnet", ".", "--xlnet-engine", "cached")
+    assert result.returncode == 1
+    assert "conv.xlnet.toml:7: block 1: unknown op 'convolve'" in result.stdout
+    assert "Traceback" not in result.stdout

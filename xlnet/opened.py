@@ -1,0 +1,198 @@
+"""Any workbook as tensors: ``book = xlnet.open(path)`` recalculates a copy with a real engine
+(proved by a sentinel formula added to the copy), then ``book["conv!B2:AC29"]`` or
+``book["my_name"]`` is a float64 torch tensor and ``book.formula("conv!C3")`` the formula.
+
+Cells, as read:
+    numbers -> themselves; TRUE/FALSE -> 1.0/0.0;
+    blank cells -> NaN (so a blank never passes for a 0 in ``torch.testing.assert_close``);
+    error values (#DIV/0!, #NAME? ...) and text -> an InputError naming every such cell, unless
+    ``values(ref, errors="nan")`` asks for NaN there.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import engines, foreign, manifest as manifest_mod, refs
+from .errors import EngineError, InputError
+from .read import _number, open_book
+
+
+@dataclass
+class OpenedBook:
+    """A recalculated workbook's values and formulas.
+
+    Attributes:
+        path: the user's file (never modified).
+        engine: the engine that recalculated it (``cached``: values as saved).
+        recalculated: True when the sentinel proves a recalculation happened.
+        notes: what the reader should know (cells drawing random numbers, cells the engine
+            could not evaluate).
+    """
+
+    path: Path
+    engine: str
+    recalculated: bool
+    grids: dict
+    survey: object
+    notes: list = field(default_factory=list)
+
+    @property
+    def sheetnames(self):
+        """The workbook's sheets (xlnet's own hidden sheet left out)."""
+        return [s for s in self.grids if s != manifest_mod.SHEET]
+
+    @property
+    def names(self):
+        """Defined name -> the range it points at (``conv!$B$2:$I$9``)."""
+        return {k: str(v) for k, v in self.survey.sheets.names.items()}
+
+    def range(self, key):
+        """A refs.Range for an A1 reference or a defined name."""
+        if not isinstance(key, str):
+            raise InputError(f"{self.path}: a range is a text such as 'conv!B2:I9' or a defined name, not {key!r}")
+        if refs.is_reference(key):
+            found = refs.parse(key, f"{self.path}: ")
+        elif key in self.survey.sheets.names:
+            found = self.survey.sheets.names[key]
+        else:
+            raise InputError(f"{self.path}: no defined name {key!r} (a range needs its sheet: 'conv!B2:I9'); "
+                             f"the names are: {', '.join(sorted(self.names)) or 'none'}")
+        if found.sheet not in self.grids:
+            raise InputError(f"{self.path}: no sheet {found.sheet!r} (it has {', '.join(map(repr, self.sheetnames))})")
+        return found
+
+    def cells(self, key):
+        """The addresses of a range's cells, row by row (``["conv!B2", "conv!C2", ...]``)."""
+        found = self.range(key)
+        rows, cols = found.shape
+        return [found.cell(r, c) for r in range(rows) for c in range(cols)]
+
+    def values(self, key, blank=math.nan, errors="raise"):
+        """A range's values as a float64 numpy array.
+
+        Args:
+            key: ``sheet!A1:B2``, ``sheet!A1`` (a 0-d array) or a defined name.
+            blank: what a blank cell reads as (NaN by default; 0.0 is what a formula sees).
+            errors: ``raise`` (an InputError naming each cell holding an error or text) or ``nan``.
+        """
+        found = self.range(key)
+        grid = self.grids[found.sheet]
+        rows, cols = found.shape
+        out = np.empty((rows, cols), dtype=np.float64)
+        bad = []
+        for r in range(rows):
+            row = grid[found.min_row - 1 + r] if found.min_row - 1 + r < len(grid) else ()
+            for c in range(cols):
+                col = found.min_col - 1 + c
+                value, problem = _number(row[col] if col < len(row) else None)
+                if problem == "blank":
+                    value, problem = blank, None
+                if problem is not None:
+                    bad.append(f"{found.cell(r, c)} holds {problem}")
+                out[r, c] = value
+        if bad and errors == "raise":
+            more = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
+            raise InputError(f"{self.path}: {key}: " + "; ".join(bad[:5]) + more + "; expected numbers")
+        single = found.shape == (1, 1) and (":" not in key if refs.is_reference(key) else True)
+        return out.reshape(()) if single else out
+
+    def __getitem__(self, key):
+        """A range (or defined name) as a float64 torch tensor; see ``values``."""
+        import torch
+        return torch.as_tensor(self.values(key), dtype=torch.float64)
+
+    def formula(self, key):
+        """The formula typed in one cell as the file holds it (``=SUM(A1:A3)``, an array formula
+        as ``{=...}``), or None for a constant or a blank cell."""
+        found = self.range(key)
+        if found.shape != (1, 1):
+            raise InputError(f"{self.path}: formula() reads one cell, {key!r} is {found.shape[0]}x{found.shape[1]}")
+        return self.survey.formula(found.sheet, found.min_row, found.min_col)
+
+
+def _grids(path):
+    book = open_book(path)
+    try:
+        return {ws.title: [tuple(r) for r in ws.iter_rows(values_only=True)] for ws in book.worksheets}
+    except Exception as exc:
+        raise InputError(f"{path}: cannot be read ({type(exc).__name__})") from None
+    finally:
+        book.close()
+
+
+def notes_for(survey, name_errors, engine):
+    """Lines telling what a check or a read should not hide."""
+    notes = []
+    random = survey.random_cells()
+    if random:
+        notes.append(f"non-deterministic: {len(random)} cell(s) draw random numbers or read the clock "
+                     f"({', '.join(random[:5])}{' ...' if len(random) > 5 else ''}); every block is checked on "
+                     "the values this recalculation drew")
+    if name_errors:
+        unknown = sorted({f for cell in name_errors for f in survey.unknown_functions(cell)})
+        notes.append(f"#NAME? in {len(name_errors)} cell(s) ({', '.join(name_errors[:5])}"
+                     f"{' ...' if len(name_errors) > 5 else ''}): {engine} does not know "
+                     + (", ".join(unknown) if unknown else "a function or name they use")
+                     + "; recalculate with Excel (--engine excel) or rewrite them with older functions")
+    return notes
+
+
+def open_workbooks(paths, engine="libreoffice", timeout=engines.DEFAULT_TIMEOUT):
+    """Open several workbooks with one engine run (one start-up for all of them).
+
+    Args:
+        paths: workbooks (.xlsx, .xlsm, .xls); never modified.
+        engine: libreoffice, gnumeric, formulas, excel, or cached (values as saved: nothing
+            proves they are current, and ``recalculated`` says so).
+        timeout: seconds allowed to the engine.
+
+    Returns:
+        A list of OpenedBook.
+    """
+    paths = [Path(p) for p in paths]
+    if engine not in engines.ENGINES:
+        raise EngineError(f"unknown engine {engine!r}; choose one of {', '.join(engines.ENGINES)}")
+    with tempfile.TemporaryDirectory(prefix="xlnet-") as workdir:
+        prepared = [foreign.prepare(p, workdir, engine, timeout=timeout, require_blocks=False, look_beside=False)
+                    for p in paths]
+        copies = engines.recalc([p.copy for p in prepared], engine, workdir, timeout)
+        books = []
+        for prep, copy in zip(prepared, copies):
+            grids = _grids(copy)
+            survey = prep.survey
+            survey.formulas  # read now: an .xls's converted copy goes with the folder
+            sentinel_row = grids.get(manifest_mod.SHEET, [])
+            sentinel = sentinel_row[1][1] if len(sentinel_row) > 1 and len(sentinel_row[1]) > 1 else None
+            recalculated = sentinel == manifest_mod.SENTINEL_VALUE
+            if not recalculated and engine != "cached":
+                raise EngineError(f"{prep.source}: no recalculation happened with engine {engine} (sentinel "
+                                  f"{manifest_mod.SENTINEL_CELL} reads {sentinel!r})")
+            book = OpenedBook(prep.source, engine, recalculated, grids, survey)
+            names = [f"{refs.quote_sheet(s)}!{foreign._a1(r, c)}" for s, grid in grids.items() if s != manifest_mod.SHEET
+                     for r, row in enumerate(grid, 1) for c, v in enumerate(row, 1)
+                     if isinstance(v, str) and v.strip().upper() == "#NAME?"]
+            book.notes = notes_for(survey, names, engine)
+            if not recalculated:
+                book.notes.insert(0, "values as last saved: nothing proves they are current (engine cached)")
+            books.append(book)
+    return books
+
+
+def open_workbook(path, engine="libreoffice", timeout=engines.DEFAULT_TIMEOUT):
+    """Recalculate a copy of any workbook with a real engine and read it as tensors.
+
+    Args:
+        path: an .xlsx, .xlsm or .xls file; never modified, its macros never run.
+        engine: libreoffice (default), gnumeric, formulas, excel, or cached.
+        timeout: seconds allowed to the engine.
+
+    Returns:
+        An OpenedBook: ``book["sheet!A1:C3"]``, ``book["name"]``, ``book.formula("sheet!B2")``.
+    """
+    return open_workbooks([path], engine, timeout)[0]

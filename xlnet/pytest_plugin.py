@@ -1,0 +1,174 @@
+"""pytest plugin: ``pytest --xlnet PATHS`` collects workbooks as tests, one per block.
+
+A workbook is collected when it carries an xlnet manifest (built by ``xlnet build`` or
+``xlnet annotate``) or has a spec beside it (``book.xlsx`` + ``book.xlnet.toml``). Every
+collected workbook is recalculated in one engine run for the whole session; each block is a
+test item that fails with its worst cell, the value there and torch's. ``--junitxml`` then
+reports them like any other test.
+
+The ``xlnet_open`` fixture opens workbooks as tensors for a test (``xlnet.open``), sharing one
+engine run per call and caching for the session.
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from pathlib import Path
+
+import pytest
+
+SUFFIXES = (".xlsx", ".xlsm")
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("xlnet", "check workbooks against torch")
+    group.addoption("--xlnet", action="store_true", default=False,
+                    help="collect workbooks with an xlnet manifest or a BOOK.xlnet.toml spec as tests, one per block")
+    group.addoption("--xlnet-engine", default="libreoffice",
+                    help="engine that recalculates them: libreoffice (default), gnumeric, formulas, excel, cached")
+    group.addoption("--xlnet-device", default="auto", help="where torch runs: auto (default), cpu, cuda")
+
+
+def pytest_configure(config):
+    config._xlnet_session = _Session(config.getoption("xlnet_engine"), config.getoption("xlnet_device"))
+
+
+def _carries_manifest(path):
+    from . import manifest
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any(re.search(rf'<(?:\w+:)?sheet [^>]*name="{manifest.SHEET}"', z.read(n).decode("utf-8", "replace"))
+                       for n in z.namelist() if n.endswith("workbook.xml"))
+    except (OSError, zipfile.BadZipFile, KeyError):
+        return False
+
+
+def pytest_collect_file(file_path, parent):
+    if not parent.config.getoption("xlnet") or file_path.suffix.lower() not in SUFFIXES + (".xls",):
+        return None
+    if file_path.name.startswith(("~$", ".")):  # Excel's lock files, hidden files
+        return None
+    from .spec import path_beside
+    if path_beside(file_path).is_file() or (file_path.suffix.lower() in SUFFIXES and _carries_manifest(file_path)):
+        parent.config._xlnet_session.pending.append(file_path)
+        return WorkbookFile.from_parent(parent, path=file_path)
+    return None
+
+
+class _Session:
+    """Checks every collected workbook in one engine run, the first time a result is asked for."""
+
+    def __init__(self, engine, device):
+        self.engine, self.device = engine, device
+        self.pending, self.reports, self.errors = [], {}, {}
+        self.opened = {}
+
+    def report(self, path):
+        from . import api
+        from .errors import XlnetError
+
+        if path not in self.reports and path not in self.errors:
+            batch = [p for p in self.pending if p not in self.reports and p not in self.errors] or [path]
+            try:
+                for p, report in zip(batch, api.check(batch, engine=self.engine, device=self.device)):
+                    self.reports[p] = report
+            except XlnetError:  # find which workbook: check them one by one
+                for p in batch:
+                    try:
+                        self.reports[p] = api.check([p], engine=self.engine, device=self.device)[0]
+                    except XlnetError as exc:
+                        self.errors[p] = " ".join(str(exc).split())
+        if path in self.errors:
+            raise WorkbookError(self.errors[path])
+        return self.reports[path]
+
+
+class WorkbookError(Exception):
+    """A workbook or spec that cannot be checked (the message is the CLI's one line)."""
+
+
+class BlockMismatch(Exception):
+    """A block that differs from torch."""
+
+
+class WorkbookFile(pytest.File):
+    """A workbook: one item per block its manifest or spec names."""
+
+    def collect(self):
+        from . import foreign
+        from .errors import XlnetError
+
+        import tempfile
+        try:
+            with tempfile.TemporaryDirectory(prefix="xlnet-") as workdir:
+                prep = foreign.prepare(Path(self.path), workdir, self.config._xlnet_session.engine)
+                titles = _titles(prep.manifest)
+        except XlnetError as exc:
+            yield BlockItem.from_parent(self, name="workbook", index=None, error=" ".join(str(exc).split()))
+            return
+        seen = {}
+        for k, title in enumerate(titles):
+            seen[title] = seen.get(title, 0) + 1
+            name = title if seen[title] == 1 else f"{title} #{seen[title]}"
+            yield BlockItem.from_parent(self, name=name, index=k, error=None)
+
+
+def _titles(manifest):
+    """The block titles in the order the check reports them (as bridge.check_workbook does)."""
+    titles = []
+    for entry in manifest["ops"]:
+        for key, name in entry["outputs"].items():
+            titles.append(entry.get("title", name) + (f" [{key}]" if len(entry["outputs"]) > 1 else ""))
+    return titles
+
+
+class BlockItem(pytest.Item):
+    """One block of a workbook, checked against torch."""
+
+    def __init__(self, *, index, error, **kwargs):
+        super().__init__(**kwargs)
+        self.index, self.error = index, error
+
+    def runtest(self):
+        if self.error:
+            raise WorkbookError(self.error)
+        report = self.config._xlnet_session.report(Path(self.path))
+        block = report.blocks[self.index]
+        if block.status == "fail":
+            raise BlockMismatch(f"{block.title} ({block.op}): worst cell {block.worst_cell} {block.message} "
+                                f"(max abs {block.max_abs:.3g}, engine {report.engine})")
+        if block.status == "skip":
+            raise BlockMismatch(f"{block.title} ({block.op}): not checked: {block.message}")
+        if not block.e2e_pass:
+            raise BlockMismatch(f"{block.title} ({block.op}): differs from torch run end to end from the sheet's "
+                                f"inputs (max abs {block.e2e_max_abs:.3g}, engine {report.engine})")
+
+    def repr_failure(self, excinfo, style=None):
+        if isinstance(excinfo.value, (BlockMismatch, WorkbookError)):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style)
+
+    def reportinfo(self):
+        return self.path, None, self.name
+
+
+@pytest.fixture(scope="session")
+def xlnet_open(request):
+    """Open workbooks as tensors: ``book = xlnet_open("book.xlsx")``, or several at once with one
+    engine run: ``a, b = xlnet_open("a.xlsx", "b.xlsx")``. Books are cached for the session."""
+    from .opened import open_workbooks
+
+    session = request.config._xlnet_session
+
+    def opener(*paths):
+        wanted = [Path(p).resolve() for p in paths]
+        missing = [p for p in wanted if p not in session.opened]
+        if missing:
+            engine = session.engine
+            for p, book in zip(missing, open_workbooks(missing, engine=engine)):
+                session.opened[p] = book
+        books = [session.opened[p] for p in wanted]
+        return books[0] if len(books) == 1 else books
+
+    return opener

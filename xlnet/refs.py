@@ -1,0 +1,83 @@
+"""A1 references as people type them: ``conv!B2:AC29``, ``'my sheet'!A1``, ``'it''s'!$C$3``."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from openpyxl.utils.cell import get_column_letter
+
+from .errors import InputError
+
+MAX_ROW, MAX_COL = 1048576, 16384  # the largest sheet Excel and LibreOffice hold
+
+_CELL = r"\$?([A-Za-z]{1,3})\$?([0-9]{1,7})"
+_REF = re.compile(rf"^(?:'((?:[^']|'')+)'|([^'!:]+))!{_CELL}(?::{_CELL})?$")
+
+
+@dataclass(frozen=True)
+class Range:
+    """A rectangle of cells on one sheet (rows and columns from 1)."""
+
+    sheet: str
+    min_row: int
+    min_col: int
+    max_row: int
+    max_col: int
+
+    @property
+    def shape(self):
+        """(rows, columns)."""
+        return (self.max_row - self.min_row + 1, self.max_col - self.min_col + 1)
+
+    def cell(self, r, c):
+        """The address of the cell at offset (r, c) inside the range, e.g. ``'my sheet'!B3``."""
+        return f"{quote_sheet(self.sheet)}!{get_column_letter(self.min_col + c)}{self.min_row + r}"
+
+    def __str__(self):
+        first = f"{get_column_letter(self.min_col)}{self.min_row}"
+        last = f"{get_column_letter(self.max_col)}{self.max_row}"
+        return f"{quote_sheet(self.sheet)}!{first}" + (f":{last}" if last != first else "")
+
+
+def quote_sheet(sheet):
+    """The sheet name as it must appear in a reference (quoted when needed)."""
+    if re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", sheet):
+        return sheet
+    return "'" + sheet.replace("'", "''") + "'"
+
+
+def _column(letters):
+    n = 0
+    for ch in letters.upper():
+        n = n * 26 + ord(ch) - 64
+    return n
+
+
+def is_reference(text):
+    """True when ``text`` looks like a sheet-qualified A1 reference (not a defined name)."""
+    return "!" in text
+
+
+def parse(text, where=""):
+    """Parse ``sheet!A1`` or ``sheet!A1:B2`` (quoted sheet names, ``$`` anchors allowed).
+
+    Args:
+        text: the reference.
+        where: what to name in a message (a spec line, a manifest tensor).
+
+    Returns:
+        A Range.
+    """
+    match = _REF.match(text.strip())
+    if not match:
+        raise InputError(f"{where}{text!r} is not a range such as conv!B2:I9 or 'my sheet'!A1")
+    quoted, plain, c1, r1, c2, r2 = match.groups()
+    sheet = quoted.replace("''", "'") if quoted else plain.strip()
+    c2, r2 = c2 or c1, r2 or r1
+    cols = sorted((_column(c1), _column(c2)))
+    rows = sorted((int(r1), int(r2)))
+    if rows[0] < 1 or rows[1] > MAX_ROW or cols[1] > MAX_COL:
+        raise InputError(f"{where}{text!r} lies outside the largest sheet a spreadsheet holds "
+                         f"(A1:XFD{MAX_ROW})")
+    return Range(sheet, rows[0], cols[0], rows[1], cols[1])
