@@ -237,6 +237,8 @@ def test_open_reads_any_workbook_as_tensors(tmp_path):
         book["'my conv'!O2:P2"]
     with pytest.raises(InputError, match="no defined name 'kernl'"):
         book["kernl"]
+    with pytest.raises(InputError, match="at most 10,000,000 are read"):
+        book["'my conv'!A1:XFD1048576"]  # refused before anything is allocated
     assert book.names == {"kernel": "'my conv'!L2:N4"}
     assert "_xlnet" not in book.sheetnames
 

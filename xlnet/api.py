@@ -83,15 +83,15 @@ def check(paths, engine="libreoffice", device="auto", timeout=engines.DEFAULT_TI
     Returns:
         A list of report.Report, one per workbook and engine.
     """
-    from .device import pick_device
+    from .device import check_name, pick_device
 
     if isinstance(paths, (str, Path)):
         paths = [paths]
     paths = [Path(p) for p in paths]
     if not paths:
         raise InputError("no workbook given to check")
-    if device not in ("auto", "cpu", "cuda", None) and not hasattr(device, "type"):
-        pick_device(device)  # an unknown device is bad input before anything runs
+    if isinstance(device, str):
+        check_name(device)  # an unknown device is bad input before anything runs
     # torch takes seconds to import: it loads on the other core while the engine recalculates
     torch_loading = threading.Thread(target=importlib.import_module, args=("torch",), daemon=True)
     torch_loading.start()
@@ -133,17 +133,10 @@ def _refuse_bad_inputs(book, prep):
         why = ""
         if problem == "#NAME?":
             unknown = prep.survey.unknown_functions(address)
-            why = f" ({book_engine_hint(unknown)})"
+            why = f" (the engine does not know {', '.join(unknown) or 'a function or name it uses'})"
         raise InputError(f"{prep.spec.path}:{prep.spec.tensor_lines.get(name, 1)}: input range "
                          f"{info.get('title', name)} of {prep.source.name}: cell {address} holds {problem}{more}{why}; "
                          "expected numbers")
-
-
-def book_engine_hint(unknown):
-    """Why a cell reads #NAME?."""
-    if unknown:
-        return f"the engine does not know {', '.join(unknown)}"
-    return "a function or name the engine does not know"
 
 
 def annotate(path, spec, out):

@@ -14,6 +14,8 @@ def pick_device(device="auto"):
     Returns:
         A torch.device; DeviceError when ``cuda`` is asked for and torch sees no GPU.
     """
+    if isinstance(device, str) or device is None:
+        check_name(device)
     import torch
 
     if isinstance(device, torch.device):
@@ -22,6 +24,10 @@ def pick_device(device="auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
         raise DeviceError("--device cuda: torch sees no CUDA GPU here; use --device cpu")
-    if device not in ("cpu", "cuda"):
-        raise DeviceError(f"--device {device}: expected cpu, cuda or auto")
     return torch.device(device)
+
+
+def check_name(device):
+    """Raise DeviceError unless ``device`` is auto, cpu or cuda (no torch needed)."""
+    if device not in (None, "auto", "cpu", "cuda"):
+        raise DeviceError(f"--device {device}: expected cpu, cuda or auto")

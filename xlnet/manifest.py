@@ -155,11 +155,13 @@ def validate(manifest, where):
                 if name in written:
                     raise ManifestError(f"{label}: {name} is already computed by op #{written[name]}")
                 written[name] = k
-        if not entry.get("composite") and "out" in outputs:
-            rule, actual = op.shape(shapes, at), tensors[outputs["out"]]["shape"]
-            if rule is not None and list(rule) != actual:
-                raise ManifestError(f"{label}: makes shape {tuple(rule)}, but {outputs['out']} has shape "
-                                    f"{tuple(actual)}")
+        if not entry.get("composite"):
+            rules = op.shape(shapes, at)
+            for key, name in outputs.items():
+                rule = rules.get(key) if isinstance(rules, dict) else (rules if key == "out" else None)
+                if rule is not None and list(rule) != tensors[name]["shape"]:
+                    raise ManifestError(f"{label}: makes shape {tuple(rule)} for {key}, but {name} has shape "
+                                        f"{tuple(tensors[name]['shape'])}")
     evaluation_order(manifest, where)
     return manifest
 

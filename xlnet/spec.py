@@ -340,8 +340,6 @@ class _Builder:
             named = self._resolve_named(value)
             ranges, shape, label = named or self._source(value, "out" if key == "out" else key, k) + (None,)
             want = rule.get(key) if isinstance(rule, dict) else (rule if key == "out" else None)
-            if want is None:
-                want = shapes.get("p") if key != "out" and "p" in shapes else None
             adapted = self._adapt(ranges, shape, len(want) if want is not None else None, "out" if key == "out" else key,
                                   k, f"op {name} output")
             if want is not None and tuple(adapted) != tuple(want):

@@ -432,7 +432,7 @@ class OptimizerStep(Op):
                                 + (f" and, after the first step, {', '.join(states)}, t" if states else ""))
 
     def shape(self, s, at):
-        return s["p"]
+        return {key: s["p"] for key in ("out",) + OPTIMIZERS[at["optimizer"]].states}
 
     def reference(self, a, at):
         optimizer = OPTIMIZERS[at["optimizer"]]
