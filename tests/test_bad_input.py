@@ -6,7 +6,7 @@ import openpyxl
 import pytest
 
 from xlnet.cli import main
-from conftest import tensor_cell
+from conftest import require_engine, tensor_cell
 
 
 def run(capsys, *args):
@@ -97,9 +97,7 @@ def test_error_value_in_an_input_cell(copy_of, capsys):
     book[sheet][cell] = "=1/0"
     book.save(path)
     # the recalculated sheet holds #DIV/0! in an input: the check cannot proceed
-    from xlnet import engines
-    if not engines.available("libreoffice"):
-        pytest.skip("LibreOffice is not installed")
+    require_engine("libreoffice")
     assert_one_line_error(*run(capsys, "check", str(path))[::2], f"{sheet}!{cell}", "#DIV/0!", "expected a number")
 
 

@@ -9,7 +9,7 @@ import pytest
 
 import xlnet
 from xlnet import engines, read
-from conftest import needs_libreoffice
+from conftest import needs_libreoffice, require_engine
 
 
 def test_cached_values_of_a_fresh_build_are_rejected_as_stale(built):
@@ -39,7 +39,7 @@ def test_cached_engine_passes_once_a_real_engine_has_saved_the_file(built, tmp_p
 
 
 @needs_libreoffice
-def test_two_checks_at_once_do_not_disturb_each_other(built):
+def test_six_checks_at_once_do_not_disturb_each_other(built):
     results, errors = [], []
 
     def run():
@@ -47,21 +47,24 @@ def test_two_checks_at_once_do_not_disturb_each_other(built):
             results.extend(xlnet.check(built["conv"], engine="libreoffice"))
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
-    threads = [threading.Thread(target=run) for _ in range(2)]
+    threads = [threading.Thread(target=run) for _ in range(6)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert not errors and len(results) == 2 and all(r.passed for r in results)
+    assert not errors and len(results) == 6 and all(r.passed and len(r.blocks) == 18 for r in results)
 
 
-def test_the_users_file_is_never_modified(built, tmp_path):
-    before = built["conv"].read_bytes()
-    for engine in ("cached",):
-        engines.recalc([built["conv"]], engine, tmp_path)
-    if engines.available("libreoffice"):
-        xlnet.check(built["conv"], engine="libreoffice")
-    assert built["conv"].read_bytes() == before
+@pytest.mark.parametrize("engine", ["libreoffice", "gnumeric", "formulas"])
+def test_the_users_file_is_never_modified(built, tmp_path, engine):
+    require_engine(engine)
+    path = tmp_path / "book.xlsx"
+    shutil.copyfile(built["softmax"], path)
+    before = (path.read_bytes(), path.stat().st_mtime_ns)
+    [report] = xlnet.check(path, engine=engine)
+    assert report.passed and len(report.blocks) > 20, report.text()
+    assert (path.read_bytes(), path.stat().st_mtime_ns) == before
+    assert list(tmp_path.iterdir()) == [path]  # nothing written beside it either
 
 
 @pytest.mark.skipif(sys.platform in ("win32", "darwin"), reason="Excel may be present")

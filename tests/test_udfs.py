@@ -9,16 +9,16 @@ import torch
 import torch.nn.functional as F
 
 from xlnet import engines, read, udfs
-from conftest import needs_libreoffice
+from conftest import needs_libreoffice, require_engine
 
 
 @pytest.fixture(scope="module")
 def recalculated(built):
-    if not engines.available("libreoffice"):
-        pytest.skip("LibreOffice is not installed")
+    require_engine("libreoffice")
+    names = ["conv", "softmax", "graddesc"]
     with tempfile.TemporaryDirectory() as tmp:
-        paths = engines.recalc([built["conv"], built["softmax"], built["graddesc"]], "libreoffice", tmp)
-        return {p.stem.split("_", 1)[1]: read.read_workbook(p).tensors for p in paths}
+        paths = engines.recalc([built[n] for n in names], "libreoffice", tmp)
+        return {n: read.read_workbook(p).tensors for n, p in zip(names, paths)}
 
 
 def test_the_module_imports_without_excel():

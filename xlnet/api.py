@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
 import shutil
-import tempfile
 import threading
 from pathlib import Path
 
-from . import engines, foreign, lessons, manifest as manifest_mod, opened, read
+from . import engines, foreign, formulacells, lessons, manifest as manifest_mod, opened, read, trust
 from .atomic import atomic_path
 from .errors import EngineError, InputError
 
@@ -32,12 +33,32 @@ def build(names=None, out=DEFAULT_OUT, seed=0, **options):
     unknown = [k for k, v in options.items() if v is not None and k not in lessons.all_options()]
     if unknown:
         raise InputError(f"unknown lesson option(s): {', '.join(unknown)}")
+    seed = lessons.SEED.check(seed, "every lesson")
+    resolved = [lessons.resolve_options(lesson, options) for lesson in chosen]  # all refused before any is built
+    out = _output_folder(out)
     paths = []
-    for lesson in chosen:
-        path = Path(out) / f"{lesson.NAME}.xlsx"
-        lesson.build(path, seed=seed, **lessons.resolve_options(lesson, options))
+    for lesson, values in zip(chosen, resolved):
+        path = out / f"{lesson.NAME}.xlsx"
+        try:
+            lesson.build(path, seed=seed, **values)
+        except OSError as exc:
+            raise InputError(f"{path}: cannot be written ({exc.strerror or type(exc).__name__})") from None
         paths.append(path)
     return paths
+
+
+def _output_folder(out):
+    """The output folder, created if needed; one line when it cannot be a writable folder."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: is a file; --out names the folder the workbooks go into")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{out}: cannot be created ({exc.strerror or type(exc).__name__})") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise InputError(f"{out}: is not writable; choose another --out")
+    return out
 
 
 def load(path):
@@ -69,7 +90,8 @@ def engine_names(engine):
     return names
 
 
-def check(paths, engine="libreoffice", device="auto", timeout=engines.DEFAULT_TIMEOUT, spec=None):
+def check(paths, engine="libreoffice", device="auto", timeout=engines.DEFAULT_TIMEOUT, spec=None,
+          reference=None, limits=None):
     """Recalculate workbooks with a real engine and check every block against torch.
 
     Args:
@@ -79,11 +101,15 @@ def check(paths, engine="libreoffice", device="auto", timeout=engines.DEFAULT_TI
         timeout: seconds allowed to each engine run.
         spec: a spec file naming the blocks of a workbook xlnet did not write (default: the
             ``<book>.xlnet.toml`` beside each workbook that carries no manifest).
+        reference: a trusted original workbook: its manifest (ops, tolerances, layout, which
+            cells must be formulas) is used, and the checked files' own manifests are ignored.
+        limits: a limits.Limits (default: the environment's, see ``xlnet.limits``).
 
     Returns:
         A list of report.Report, one per workbook and engine.
     """
     from .device import check_name, pick_device
+    from . import limits as limits_mod
 
     if isinstance(paths, (str, Path)):
         paths = [paths]
@@ -92,31 +118,56 @@ def check(paths, engine="libreoffice", device="auto", timeout=engines.DEFAULT_TI
         raise InputError("no workbook given to check")
     if isinstance(device, str):
         check_name(device)  # an unknown device is bad input before anything runs
-    # torch takes seconds to import: it loads on the other core while the engine recalculates
-    torch_loading = threading.Thread(target=importlib.import_module, args=("torch",), daemon=True)
-    torch_loading.start()
+    engines.check_timeout(timeout)
+    if reference is not None and spec is not None:
+        raise InputError("give --reference or --spec, not both: the original's manifest says what to check")
     reports = []
-    for name in engine_names(engine):
-        with tempfile.TemporaryDirectory(prefix="xlnet-") as workdir:
-            # every file is read, and every spec checked, before any engine runs
-            prepared = [foreign.prepare(p, workdir, name, spec, timeout) for p in paths]
-            copies = engines.recalc([p.copy for p in prepared], name, workdir, timeout)
-            torch_loading.join()
-            from . import bridge
-            device = pick_device(device)
-            for prep, copy in zip(prepared, copies):
-                book = read.read_workbook(copy, manifest=prep.manifest, strict_inputs=False)
-                book.path = prep.source
-                _refuse_bad_inputs(book, prep)
-                _assert_recalculated(book.sentinel, prep.source, name)
-                report = bridge.check_workbook(book, device, engine=name)
-                if prep.spec is not None:
-                    names = sorted({t.cells[k] for t in book.tensors.values() for k, e in t.errors.items()
-                                    if e == "#NAME?"})
-                    report.notes = opened.notes_for(prep.survey, names, name)
-                    report.spec = str(prep.spec.path)
-                reports.append(report)
+    with limits_mod.using(limits):
+        trusted = trust.load_reference(reference) if reference is not None else None
+        for name in engine_names(engine):
+            with engines.workspace() as workdir:
+                # every file is read, and every spec checked, before any engine runs
+                prepared = [foreign.prepare(p, workdir, name, spec, timeout,
+                                            trusted=trusted.manifest if trusted else None) for p in paths]
+                # torch takes seconds to import: it loads on the other core while the engine recalculates
+                threading.Thread(target=_import_torch, daemon=True).start()
+                copies = engines.recalc([p.copy for p in prepared], name, workdir, timeout,
+                                        sources=[p.source for p in prepared])
+                chosen = pick_device(device)  # a GPU asked for and absent: said before any file
+                for prep, copy in zip(prepared, copies):
+                    reports.append(_check_one(prep, copy, name, chosen, trusted))
     return reports
+
+
+def _import_torch():
+    with contextlib.suppress(Exception):
+        importlib.import_module("torch")
+
+
+def _check_one(prep, copy, engine, device, trusted):
+    """Read one recalculated copy, verify what it must prove, and compare it with torch."""
+    from . import bridge
+
+    book = read.read_workbook(copy, manifest=prep.manifest, strict_inputs=False)
+    book.path = prep.source
+    formulas = formulacells.formula_cells(prep.copy, trust.coords_sheets(book.tensors) | {manifest_mod.SHEET})
+    trust.refuse_external_inputs(book.manifest, book.tensors, formulas, prep.source)
+    _refuse_bad_inputs(book, prep)
+    trust.verify_sentinel(formulas, prep.source)
+    _assert_recalculated(book.sentinel, prep.source, engine)
+    typed = trust.typed_values(book.manifest, book.tensors, formulas, trusted)
+    report = bridge.check_workbook(book, device, engine=engine, typed=typed)
+    if engine == "cached":
+        report.notes.append("engine cached: the values are read as last saved; this proves the formulas "
+                            "agree with torch, not that any engine recalculated them")
+    if trusted is not None:
+        report.notes.append(f"checked by the manifest of {trusted.path.name}; this file's own is ignored")
+    if prep.spec is not None:
+        names = sorted({t.cells[k] for t in book.tensors.values() for k, e in t.errors.items()
+                        if e == "#NAME?"})
+        report.notes += opened.notes_for(prep.survey, names, engine)
+        report.spec = str(prep.spec.path)
+    return report
 
 
 def _refuse_bad_inputs(book, prep):
@@ -160,7 +211,7 @@ def annotate(path, spec, out):
         raise InputError(f"{out}: should end in {path.suffix.lower()}, as {path.name} does")
     if out.exists() and not out.is_file():
         raise InputError(f"{out}: is a directory; -o names the copy to write")
-    with tempfile.TemporaryDirectory(prefix="xlnet-") as workdir:
+    with engines.workspace() as workdir:
         prep = foreign.prepare(path, workdir, "cached", spec, look_beside=False)
         if prep.spec is None:
             raise InputError(f"{path}: it already carries an xlnet manifest")
@@ -182,25 +233,31 @@ def _assert_recalculated(sentinel, path, engine):
                       f"{manifest_mod.SENTINEL_VALUE}); {hint}")
 
 
-def plot(path, out=".", engine="cached", charts_only=False):
+def plot(path, out=".", engine="cached", charts_only=False, timeout=engines.DEFAULT_TIMEOUT, limits=None):
     """Draw every block of a workbook as a heat map PNG, in the sheet's colours.
 
     Args:
         path: an xlnet workbook.
-        out: directory for the PNG files.
+        out: directory for the PNG files (file names are made safe, and never leave it).
         engine: where the values come from: ``cached`` (as saved) or a recalculating engine.
         charts_only: draw the workbook's charts (loss curves, probabilities) and no tensor.
+        timeout: seconds allowed to the engine.
+        limits: a limits.Limits (default: the environment's).
 
     Returns:
         The PNG paths written.
     """
-    from . import plots
+    from . import limits as limits_mod, plots
 
-    path = Path(path)
-    book = read.read_workbook(path, strict_inputs=engine == "cached")
-    if engine != "cached":
-        with tempfile.TemporaryDirectory(prefix="xlnet-") as workdir:
-            copy = engines.recalc([path], engine, workdir)[0]
-            book = read.read_workbook(copy, manifest=book.manifest)
-            _assert_recalculated(book.sentinel, path, engine)
-    return plots.plot_workbook(book, Path(out), path.stem, charts_only)
+    path, out = Path(path), Path(out)
+    engines.check_timeout(timeout)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: is a file; --out names the folder the plots go into")
+    with limits_mod.using(limits):
+        book = read.read_workbook(path, strict_inputs=engine == "cached")
+        if engine != "cached":
+            with engines.workspace() as workdir:
+                copy = engines.recalc([path], engine, workdir, timeout)[0]
+                book = read.read_workbook(copy, manifest=book.manifest)
+                _assert_recalculated(book.sentinel, path, engine)
+        return plots.plot_workbook(book, out, path.stem, charts_only)

@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import signal
 import sys
+import threading
 
-from . import api, engines, lessons
+from . import api, engines, lessons, limits
 from .errors import XlnetError
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line on stderr and exit code 2, like every other."""
+
+    def error(self, message):
+        self.exit(2, f"xlnet: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
 def _parser():
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="xlnet", description="Deep learning in Excel, cell by cell, checked against PyTorch.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     listing = sub.add_parser("list", help="list the lessons and their options")
     listing.add_argument("--ops", action="store_true", help="list every op a spec or manifest can name")
@@ -20,10 +31,11 @@ def _parser():
     build = sub.add_parser("build", help="build lesson workbooks (default: all, into workbooks/)")
     build.add_argument("lessons", nargs="*", metavar="LESSON", help="lessons to build (default: all)")
     build.add_argument("--out", default=api.DEFAULT_OUT, help="output directory (default: workbooks)")
-    build.add_argument("--seed", type=int, default=0, help="seed of every random constant (default: 0)")
+    build.add_argument("--seed", type=int, default=0, help=f"seed of every random constant (default: 0; {lessons.SEED.range_text})")
     for name, options in lessons.all_options().items():  # a shared option (epochs, lr) is one flag
-        build.add_argument("--" + name.replace("_", "-"), dest=name, type=options[0].type, default=None,
-                           help="; ".join(f"{o.help} (default: {o.default})" for o in options))
+        build.add_argument(options[0].flag, dest=name, type=options[0].type, default=None,
+                           help="; ".join(f"{o.help} (default: {o.default}; {o.range_text})" if o.range_text
+                                          else f"{o.help} (default: {o.default})" for o in options))
 
     check = sub.add_parser("check", help="recalculate workbooks and check every block against torch")
     check.add_argument("files", nargs="+", metavar="FILE")
@@ -36,6 +48,10 @@ def _parser():
                        help="seconds allowed to the engine (default: 600)")
     check.add_argument("--spec", metavar="SPEC.toml",
                        help="the blocks of a workbook xlnet did not write (default: BOOK.xlnet.toml beside it)")
+    check.add_argument("--reference", metavar="ORIGINAL.xlsx",
+                       help="check by the manifest of this trusted original (ops, tolerances, which cells must "
+                            "be formulas), never by the checked file's own: for grading a learner's copy")
+    _limit_options(check)
 
     annotate = sub.add_parser("annotate", help="write a copy of a workbook carrying its spec as a manifest")
     annotate.add_argument("file", metavar="FILE")
@@ -49,7 +65,25 @@ def _parser():
                       help="values as saved (cached, default) or recalculated by an engine")
     plot.add_argument("--charts-only", action="store_true",
                       help="draw only the workbook's charts (loss curves, probabilities)")
+    plot.add_argument("--timeout", type=int, default=engines.DEFAULT_TIMEOUT,
+                      help="seconds allowed to the engine (default: 600)")
+    _limit_options(plot)
     return parser
+
+
+def _limit_options(command):
+    defaults = limits.Limits()
+    command.add_argument("--max-unzipped-mb", type=float, metavar="MB",
+                         help=f"largest size a workbook may inflate to (default: {defaults.unzipped_mb:g} MB)")
+    command.add_argument("--max-ratio", type=float, metavar="R",
+                         help=f"largest compression ratio of one part of over 1 MB (default: {defaults.ratio:g})")
+    command.add_argument("--max-cells", type=int, metavar="N",
+                         help=f"most cells read as one range, and in all (default: {defaults.cells:,})")
+
+
+def _limits(args):
+    return limits.Limits.from_env().with_values(unzipped_mb=args.max_unzipped_mb, ratio=args.max_ratio,
+                                                cells=args.max_cells)
 
 
 def _list_ops():
@@ -68,7 +102,8 @@ def _list():
     for lesson in lessons.all_lessons().values():
         print(f"{lesson.NAME:<12} {lesson.DESCRIPTION}")
         for option in lesson.OPTIONS:
-            print(f"    --{option.name.replace('_', '-'):<14} {option.help} (default: {option.default})")
+            bounds = f"; {option.range_text}" if option.range_text else ""
+            print(f"    {option.flag:<16} {option.help} (default: {option.default}{bounds})")
     return 0
 
 
@@ -76,31 +111,77 @@ def main(argv=None):
     """Run the CLI; return the exit code (0 pass, 1 mismatch, 2 bad input or engine failure)."""
     args = _parser().parse_args(argv)
     try:
-        if args.command == "list":
-            return _list_ops() if args.ops else _list()
-        if args.command == "build":
-            options = {k: v for k, v in vars(args).items() if k in lessons.all_options()}
-            for path in api.build(args.lessons, out=args.out, seed=args.seed, **options):
-                print(f"wrote {path}")
-            return 0
-        if args.command == "check":
-            from .report import exit_code, to_json
-            reports = api.check(args.files, engine=args.engine, device=args.device, timeout=args.timeout,
-                                spec=args.spec)
-            print(to_json(reports) if args.json else "\n\n".join(r.text() for r in reports))
-            return exit_code(reports)
-        if args.command == "annotate":
-            print(f"wrote {api.annotate(args.file, args.spec, args.out)}")
-            return 0
-        if args.command == "plot":
-            for path in api.plot(args.file, out=args.out, engine=args.engine, charts_only=args.charts_only):
-                print(f"wrote {path}")
-            return 0
+        with _signals_as_interrupts():
+            return _run(args)
     except XlnetError as exc:
         print("xlnet: error: " + " ".join(str(exc).split()), file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        return 130
+    except OSError as exc:  # a file system refusal not met on purpose: still one line
+        where = exc.filename if exc.filename is not None else "a file"
+        print(f"xlnet: error: {where}: {exc.strerror or type(exc).__name__}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("xlnet: error: out of memory: the workbook or options ask for more than this machine has",
+              file=sys.stderr)
+        return 2
+    except Interrupted as exc:
+        return 128 + exc.signum
+    except Exception as exc:  # a defect of xlnet's own: still one line, and a code of its own
+        if os.environ.get("XLNET_DEBUG"):
+            raise
+        print(f"xlnet: internal error: {type(exc).__name__}: {' '.join(str(exc).split())[:200]} "
+              "(please report it with the command that caused it; XLNET_DEBUG=1 shows where)", file=sys.stderr)
+        return 3
+
+
+class Interrupted(BaseException):
+    """Ctrl-C, SIGTERM or SIGHUP: unwinds like KeyboardInterrupt, so every ``finally`` runs
+    (engines' process groups killed, temporary folders removed)."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _signals_as_interrupts():
+    def interrupt(signum, frame):
+        raise Interrupted(signum)
+
+    wanted = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    saved = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in wanted:
+            saved[signum] = signal.signal(signum, interrupt)
+    try:
+        yield
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
+
+
+def _run(args):
+    if args.command == "list":
+        return _list_ops() if args.ops else _list()
+    if args.command == "build":
+        options = {k: v for k, v in vars(args).items() if k in lessons.all_options()}
+        for path in api.build(args.lessons, out=args.out, seed=args.seed, **options):
+            print(f"wrote {path}")
+        return 0
+    if args.command == "check":
+        from .report import exit_code, to_json
+        reports = api.check(args.files, engine=args.engine, device=args.device, timeout=args.timeout,
+                            spec=args.spec, reference=args.reference, limits=_limits(args))
+        print(to_json(reports) if args.json else "\n\n".join(r.text() for r in reports))
+        return exit_code(reports)
+    if args.command == "annotate":
+        print(f"wrote {api.annotate(args.file, args.spec, args.out)}")
+        return 0
+    if args.command == "plot":
+        for path in api.plot(args.file, out=args.out, engine=args.engine, charts_only=args.charts_only,
+                             timeout=args.timeout, limits=_limits(args)):
+            print(f"wrote {path}")
+        return 0
     return 2
 
 

@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 from . import excel
@@ -65,7 +66,32 @@ def installed():
     return [e for e in ENGINES if e != "cached" and available(e)]
 
 
-def recalc(paths, engine, workdir, timeout=DEFAULT_TIMEOUT):
+MAX_TIMEOUT = 24 * 3600
+
+
+def check_timeout(timeout):
+    """Refuse a timeout that is not a whole number of seconds from 1 to a day."""
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 1 <= timeout <= MAX_TIMEOUT:
+        raise EngineError(f"--timeout should be a number of seconds from 1 to {MAX_TIMEOUT}, not {timeout!r}")
+
+
+@contextlib.contextmanager
+def workspace():
+    """A private temporary folder for copies, profiles and the engines' own temporary files,
+    removed on every way out (an exception, Ctrl-C, SIGTERM or SIGHUP turned into one by the CLI)."""
+    folder = tempfile.mkdtemp(prefix="xlnet-")
+    try:
+        yield folder
+    finally:
+        deadline = time.monotonic() + 10
+        while True:  # an engine killed a moment ago may still be closing its files
+            shutil.rmtree(folder, ignore_errors=True)
+            if not os.path.exists(folder) or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+
+
+def recalc(paths, engine, workdir, timeout=DEFAULT_TIMEOUT, sources=None):
     """Recalculate workbooks with a spreadsheet engine, into copies.
 
     Args:
@@ -73,20 +99,24 @@ def recalc(paths, engine, workdir, timeout=DEFAULT_TIMEOUT):
         engine: one of ENGINES.
         workdir: an existing directory for the copies (the caller removes it).
         timeout: seconds before the engine is stopped and an EngineError raised.
+        sources: the user's files the paths stand for, named in messages (default: paths).
 
     Returns:
         The recalculated copies, in the order of ``paths``.
     """
     paths = [Path(p) for p in paths]
+    sources = [Path(p) for p in sources] if sources is not None else paths
     workdir = Path(workdir)
     if engine not in ENGINES:
         raise EngineError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)} or all")
-    # Copy first, under unique names, so two files called book.xlsx do not collide.
+    check_timeout(timeout)
+    # Copy first, under short unique names: two files called book.xlsx do not collide, and a
+    # long file name does not grow past what the file system allows.
     inputs = workdir / f"{engine}-in"
     inputs.mkdir()
     copies = []
     for i, path in enumerate(paths):
-        copy = inputs / f"{i}_{path.stem}{path.suffix.lower()}"
+        copy = inputs / f"{i}{path.suffix.lower()}"
         shutil.copyfile(path, copy)
         copies.append(copy)
     if engine == "cached":
@@ -96,9 +126,9 @@ def recalc(paths, engine, workdir, timeout=DEFAULT_TIMEOUT):
     runner = {"libreoffice": _libreoffice, "gnumeric": _gnumeric, "formulas": _formulas,
               "excel": _excel}[engine]
     results = runner(copies, out, timeout)
-    for src, result in zip(paths, results):
+    for src, result in zip(sources, results):
         if not result.is_file() or result.stat().st_size == 0:
-            raise EngineError(f"{src}: {engine} wrote no recalculated copy")
+            raise EngineError(f"{src}: {engine} wrote no recalculated copy (it could not open or compute it)")
     return results
 
 
@@ -106,8 +136,14 @@ def _soffice():
     return shutil.which("soffice") or shutil.which("libreoffice")
 
 
-def _run(cmd, timeout, what, env=None):
-    """Run a command in its own process group; kill the whole group on timeout or exit."""
+def _run(cmd, timeout, what, env=None, tmpdir=None):
+    """Run a command in its own process group; kill the whole group on timeout or exit.
+
+    ``tmpdir`` becomes the command's TMPDIR, so whatever temporary files it leaves behind
+    when it is killed go with the caller's workspace."""
+    env = dict(env if env is not None else os.environ)
+    if tmpdir is not None:
+        env.update(TMPDIR=str(tmpdir), TMP=str(tmpdir), TEMP=str(tmpdir))
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             stdin=subprocess.DEVNULL, start_new_session=True, env=env)
     try:
@@ -115,20 +151,36 @@ def _run(cmd, timeout, what, env=None):
     except subprocess.TimeoutExpired:
         _kill_group(proc)
         proc.communicate()
-        raise EngineError(f"{what} did not finish within {timeout} s and was stopped") from None
+        raise EngineError(f"{what} did not finish within {timeout} s and was stopped "
+                          "(raise --timeout for a large workbook)") from None
     finally:
         _kill_group(proc)
+        if proc.returncode is None:
+            with contextlib.suppress(Exception):
+                proc.wait(timeout=5)
     if proc.returncode != 0:
-        tail = (stderr or stdout).decode(errors="replace").strip().splitlines()[-1:] or [""]
-        raise EngineError(f"{what} failed with exit code {proc.returncode}: {tail[0]}")
+        text = (stderr or stdout).decode(errors="replace").strip().splitlines()
+        tail = next((line for line in reversed(text) if line.strip()), "")
+        if proc.returncode < 0:
+            raise EngineError(f"{what} crashed (killed by signal {-proc.returncode})" + (f": {tail[:200]}" if tail else ""))
+        raise EngineError(f"{what} failed with exit code {proc.returncode}" + (f": {tail[:200]}" if tail else ""))
     return stdout.decode(errors="replace")
 
 
 def _kill_group(proc):
+    """Kill the command's whole process group, and wait (a few seconds at most) until it is gone."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
-        pass
+        return
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        proc.poll()  # reaps the leader, so only live members keep the group
+        try:
+            os.killpg(proc.pid, 0)
+        except (ProcessLookupError, PermissionError):
+            return
+        time.sleep(0.02)
 
 
 def _libreoffice(copies, out, timeout):
@@ -144,7 +196,7 @@ def _libreoffice(copies, out, timeout):
            "--outdir", str(out), *map(str, copies)]
     env = dict(os.environ, SAL_USE_VCLPLUGIN="svp")
     # One process converts the whole batch: start-up is the expensive part.
-    _run(cmd, timeout, "LibreOffice", env=env)
+    _run(cmd, timeout, "LibreOffice", env=env, tmpdir=profile)
     return [out / (c.stem + ".xlsx") for c in copies]
 
 
@@ -179,62 +231,26 @@ def _gnumeric(copies, out, timeout):
     for copy in copies:
         target = out / (copy.stem + ".xlsx")
         _run([ssconvert, "--recalc", "--export-type=Gnumeric_Excel:xlsx2", str(copy), str(target)],
-             timeout, "Gnumeric (ssconvert)")
+             timeout, "Gnumeric (ssconvert)", tmpdir=out)
         results.append(target)
     return results
 
 
 def _formulas(copies, out, timeout):
-    try:
-        import formulas
-        import schedula  # formulas' own dependency: its EMPTY marks a blank cell
-    except ImportError:
-        raise EngineError("the formulas engine needs the Python package formulas: "
-                          "pip install 'xlnet[formulas]'") from None
-    import openpyxl
+    """The formulas library, in a child process of its own so that --timeout can stop it."""
+    import importlib.util
+    import sys
 
+    if importlib.util.find_spec("formulas") is None:
+        raise EngineError("the formulas engine needs the Python package formulas: "
+                          "pip install 'xlnet[formulas]'")
     results = []
     for copy in copies:
-        try:
-            with open(os.devnull, "w") as quiet, contextlib.redirect_stderr(quiet):  # progress bars
-                model = formulas.ExcelModel().loads(str(copy)).finish()
-                solution = model.calculate()
-        except Exception as exc:  # formulas raises many kinds on what it does not support
-            raise EngineError(f"{copy.name.split('_', 1)[1]}: the formulas engine cannot compute "
-                              f"this workbook ({type(exc).__name__}: {exc})") from None
-        book = openpyxl.load_workbook(copy)
-        by_upper = {name.upper(): name for name in book.sheetnames}
-        for key, value in solution.items():
-            ref = str(key)
-            if ":" in ref.split("!")[-1] or "!" not in ref:
-                continue
-            sheet_part, cell = ref.rsplit("!", 1)
-            sheet = by_upper.get(sheet_part.split("]")[-1].strip("'").upper())
-            if sheet is None:
-                continue
-            raw = getattr(value, "value", value)
-            try:
-                raw = raw.ravel()[0]
-            except AttributeError:
-                pass
-            book[sheet][cell].value = None if raw is schedula.EMPTY else _plain(raw)
         target = out / (copy.stem + ".xlsx")
-        book.save(target)
+        _run([sys.executable, "-m", "xlnet.formulas_engine", str(copy), str(target)], timeout,
+             "the formulas engine", tmpdir=out)
         results.append(target)
     return results
-
-
-def _plain(value):
-    """A value the formulas library computed, as openpyxl should store it."""
-    if isinstance(value, (bool, int, float, str)) or value is None:
-        return value
-    text = str(value)
-    if text.startswith("#"):
-        return text  # openpyxl stores Excel error codes as error cells
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return text
 
 
 def _excel(copies, out, timeout):
@@ -242,15 +258,26 @@ def _excel(copies, out, timeout):
     if app_class is None:
         raise EngineError("the excel engine needs Microsoft Excel on Windows or macOS, driven by "
                           "xlwings; none is here: use --engine libreoffice or gnumeric")
+    import threading
+
     results = []
     with app_class(visible=False, add_book=False) as app:
-        for copy in copies:
-            target = out / (copy.stem + ".xlsx")
-            book = app.books.open(str(copy))
-            try:
-                app.calculate()
-                book.save(str(target))
-            finally:
-                book.close()
-            results.append(target)
+        watchdog = threading.Timer(timeout, app.kill)  # Excel runs out of process: stop it whole
+        watchdog.start()
+        try:
+            for copy in copies:
+                target = out / (copy.stem + ".xlsx")
+                book = app.books.open(str(copy))
+                try:
+                    app.calculate()
+                    book.save(str(target))
+                finally:
+                    book.close()
+                results.append(target)
+        except Exception as exc:
+            if not watchdog.is_alive():
+                raise EngineError(f"Excel did not finish within {timeout} s and was stopped") from None
+            raise EngineError(f"Excel failed: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}") from None
+        finally:
+            watchdog.cancel()
     return results

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from . import engines, manifest as manifest_mod, package, refs, spec as spec_mod
 from .errors import InputError, ManifestError
-from .read import defined_range, open_book
+from .read import defined_range, open_book, readable
 
 # Functions whose value changes at every recalculation: the cells using them are reported.
 _RANDOM = re.compile(r"\b(RAND|RANDBETWEEN|RANDARRAY|NOW|TODAY)\s*\(", re.IGNORECASE)
@@ -148,8 +148,7 @@ def _formulas(ws):
 def as_xlsx(path, workdir, engine, timeout):
     """The file itself, or for a legacy .xls an .xlsx the engine converted it to."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
+    readable(path)
     if path.suffix.lower() != ".xls":
         return path
     converter = engine if engine in ("libreoffice", "gnumeric") else next(
@@ -180,7 +179,7 @@ class Prepared:
 
 
 def prepare(path, workdir, engine="libreoffice", spec=None, timeout=engines.DEFAULT_TIMEOUT, require_blocks=True,
-            look_beside=True):
+            look_beside=True, trusted=None):
     """Make a recalculable, provable copy of any workbook.
 
     Args:
@@ -191,6 +190,8 @@ def prepare(path, workdir, engine="libreoffice", spec=None, timeout=engines.DEFA
         require_blocks: a workbook with neither a manifest nor a spec is an error (for ``check``);
             with False it is prepared with the sentinel alone (for ``open``).
         look_beside: use the spec beside the workbook when none is given.
+        trusted: a manifest to check the workbook by (a teacher's original's), instead of any
+            the file carries or a spec describes; the file's own manifest is never parsed.
 
     Returns:
         A Prepared.
@@ -199,6 +200,10 @@ def prepare(path, workdir, engine="libreoffice", spec=None, timeout=engines.DEFA
     workdir = Path(workdir)
     xlsx = as_xlsx(path, workdir, engine, timeout)
     found = survey(xlsx, with_formulas=False)
+    if trusted is not None:
+        if found.has_manifest:  # its own sentinel stays; its manifest is ignored
+            return Prepared(path, xlsx, trusted, found)
+        return Prepared(path, _with_manifest_sheet(xlsx, workdir, trusted), trusted, found)
     beside = spec_mod.path_beside(path)
     if spec is None and look_beside and beside.is_file():
         spec = beside
@@ -216,8 +221,13 @@ def prepare(path, workdir, engine="libreoffice", spec=None, timeout=engines.DEFA
     else:
         loaded = spec_mod.load(spec, found.sheets)
         manifest = loaded.manifest
-    copy = workdir / f"annotated-{len(list(workdir.iterdir()))}{'.xlsm' if xlsx.suffix.lower() == '.xlsm' else '.xlsx'}"
+    return Prepared(path, _with_manifest_sheet(xlsx, workdir, manifest), manifest, found, loaded)
+
+
+def _with_manifest_sheet(xlsx, workdir, manifest):
+    """A copy of ``xlsx`` in ``workdir`` with xlnet's hidden sheet: the sentinel and ``manifest``."""
+    copy = Path(workdir) / f"annotated-{len(list(Path(workdir).iterdir()))}{'.xlsm' if xlsx.suffix.lower() == '.xlsm' else '.xlsx'}"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         package.add_sheet(xlsx, copy, manifest_mod.SHEET, manifest_mod.sheet_cells(manifest))
-    return Prepared(path, copy, manifest, found, loaded)
+    return copy

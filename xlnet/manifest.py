@@ -5,6 +5,7 @@ LibreOffice, Gnumeric or openpyxl: tensors (name, shape, role, tiles) and ops
 from __future__ import annotations
 
 import json
+import math
 import re
 
 from .errors import ManifestError
@@ -20,6 +21,7 @@ SENTINEL_VALUE = 42
 SENTINEL_STALE = -1
 CHUNK = 30000  # a cell holds at most 32,767 characters
 FIRST_CHUNK_ROW = 4  # 0-based row of the first JSON chunk
+MAX_CHUNKS = 1000  # 30 MB of JSON; the largest committed workbook has 3 chunks
 
 _SPEC = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\[([0-9:, ]*)\])?$")
 
@@ -62,10 +64,7 @@ def parse_rows(rows, where):
     if len(rows) < FIRST_CHUNK_ROW or rows[0][0] != HEADER:
         raise ManifestError(f"{where}: sheet {SHEET} does not hold an xlnet manifest; "
                             "build the workbook with `xlnet build`")
-    try:
-        count = int(rows[2][1])
-    except (TypeError, ValueError):
-        raise ManifestError(f"{where}: {SHEET}!B3 should hold the number of manifest chunks") from None
+    count = chunk_count(rows, where)
     chunks = [rows[FIRST_CHUNK_ROW + i][0] if FIRST_CHUNK_ROW + i < len(rows) else None
               for i in range(count)]
     if any(not isinstance(c, str) for c in chunks):
@@ -75,8 +74,20 @@ def parse_rows(rows, where):
         manifest = json.loads("".join(chunks))
     except json.JSONDecodeError as exc:
         raise ManifestError(f"{where}: the manifest on sheet {SHEET} is not valid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise ManifestError(f"{where}: the manifest on sheet {SHEET} nests too deeply to be an xlnet manifest") from None
     validate(manifest, where)
     return manifest, rows[1][1]
+
+
+def chunk_count(rows, where):
+    """The number of JSON chunks the sheet's B3 declares, refused beyond MAX_CHUNKS before any is read."""
+    value = rows[2][1] if len(rows) > 2 and len(rows[2]) > 1 else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or value != int(value) or not 1 <= value <= MAX_CHUNKS:
+        raise ManifestError(f"{where}: {SHEET}!B3 should hold the number of manifest chunks (1 to {MAX_CHUNKS}), "
+                            f"not {value!r:.40}")
+    return int(value)
 
 
 def parse_spec(spec):
@@ -90,8 +101,11 @@ def parse_spec(spec):
     index = []
     for part in body.split(","):
         part = part.strip()
-        if ":" in part:
-            a, b = part.split(":")
+        bounds = part.split(":")
+        if len(bounds) > 2 or not all(re.fullmatch(r"[0-9]{0,7}", b.strip()) for b in bounds) or part == "":
+            raise ManifestError(f"input {spec!r} is not of the form name or name[i,a:b]")
+        if len(bounds) == 2:
+            a, b = (x.strip() for x in bounds)
             index.append(slice(int(a) if a else None, int(b) if b else None))
         else:
             index.append(int(part))
@@ -112,14 +126,13 @@ def validate(manifest, where):
     Returns:
         The manifest.
     """
-    from . import ops
+    from . import ops, schema
 
     if not isinstance(manifest, dict) or manifest.get("version") != VERSION:
         raise ManifestError(f"{where}: manifest version {manifest.get('version') if isinstance(manifest, dict) else None!r} "
                             f"is not {VERSION}; rebuild the workbook with this xlnet")
-    tensors, entries = manifest.get("tensors"), manifest.get("ops")
-    if not isinstance(tensors, dict) or not isinstance(entries, list):
-        raise ManifestError(f"{where}: manifest lacks its tensors or ops")
+    schema.check(manifest, where)
+    tensors, entries = manifest["tensors"], manifest["ops"]
     for name, info in tensors.items():
         shape = info.get("shape") if isinstance(info, dict) else None
         if not isinstance(shape, list) or not all(isinstance(s, int) and s > 0 for s in shape):
@@ -162,6 +175,14 @@ def validate(manifest, where):
                 if rule is not None and list(rule) != tensors[name]["shape"]:
                     raise ManifestError(f"{label}: makes shape {tuple(rule)} for {key}, but {name} has shape "
                                         f"{tuple(tensors[name]['shape'])}")
+    for chart in manifest.get("charts", []):
+        for series in chart["series"]:
+            info = tensors.get(series["tensor"])
+            if info is None:
+                raise ManifestError(f"{where}: chart {chart['name'][:60]} draws unknown tensor {series['tensor'][:60]}")
+            if "row" in series and not (len(info["shape"]) == 2 and series["row"] < info["shape"][0]):
+                raise ManifestError(f"{where}: chart {chart['name'][:60]} draws row {series['row']} of "
+                                    f"{series['tensor']}, which has shape {tuple(info['shape'])}")
     evaluation_order(manifest, where)
     return manifest
 

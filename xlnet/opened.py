@@ -18,11 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import engines, foreign, manifest as manifest_mod, refs
+from . import engines, foreign, limits, manifest as manifest_mod, refs
 from .errors import EngineError, InputError
 from .read import _number, open_book
-
-MAX_CELLS = 10_000_000  # one tensor read from a range: 80 MB of float64
 
 
 @dataclass
@@ -67,9 +65,7 @@ class OpenedBook:
                              f"the names are: {', '.join(sorted(self.names)) or 'none'}")
         if found.sheet not in self.grids:
             raise InputError(f"{self.path}: no sheet {found.sheet!r} (it has {', '.join(map(repr, self.sheetnames))})")
-        if found.shape[0] * found.shape[1] > MAX_CELLS:
-            raise InputError(f"{self.path}: {key} covers {found}, {found.shape[0] * found.shape[1]:,} cells; "
-                             f"at most {MAX_CELLS:,} are read as one tensor")
+        limits.guard_cells(found.shape[0] * found.shape[1], f"{self.path}: {key} ({found})")
         return found
 
     def cells(self, key):

@@ -3,11 +3,14 @@ sheet uses, and the lesson's charts (probabilities, loss curves) as plots."""
 
 from __future__ import annotations
 
+import hashlib
 import math
+import re
 
 import numpy as np
 
 from .atomic import atomic_path
+from .errors import InputError
 
 
 def _figure_module():
@@ -83,11 +86,21 @@ def plot_workbook(book, out, stem, charts_only=False):
             continue
         long_series = values.ndim == 1 and values.size > 40
         fig = (plot_series if long_series else plot_tensor)(plt, name, info, values)
-        paths.append(_save(plt, fig, out / f"{stem}-{name}.png"))
+        paths.append(_save(plt, fig, out / file_name(stem, name)))
     for chart in book.manifest.get("charts", []):
         fig = plot_chart(plt, chart, book.tensors)
-        paths.append(_save(plt, fig, out / f"{stem}-{chart['name']}.png"))
+        paths.append(_save(plt, fig, out / file_name(stem, chart["name"])))
     return paths
+
+
+def file_name(stem, name):
+    """``<stem>-<name>.png`` with every character a file name should not hold replaced, so the
+    file always lands inside the output folder (a name from a manifest may say ``../../x``)."""
+    wanted = f"{stem}-{name}"
+    safe = re.sub(r"[^\w.-]+", "_", wanted).lstrip(".-")[:120] or "plot"
+    if safe != wanted:  # two names made alike stay apart
+        safe += "-" + hashlib.sha1(wanted.encode("utf-8", "replace")).hexdigest()[:8]
+    return safe + ".png"
 
 
 def plot_chart(plt, chart, tensors):
@@ -118,6 +131,8 @@ def plot_chart(plt, chart, tensors):
 
 
 def _save(plt, fig, path):
+    if path.resolve().parent != path.parent.resolve():
+        raise InputError(f"{path}: a plot would be written outside the output folder")
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from openpyxl.utils.cell import get_column_letter
 
-from . import manifest as manifest_mod, refs
+from . import limits, manifest as manifest_mod, refs
 from .errors import InputError, ManifestError
 from .excel import ERROR_CODES
 
@@ -32,12 +32,14 @@ class SheetTensor:
             block: an object array of the words the cells show).
         errors: flat index -> what the cell holds instead of a number (``#NUM!``, ``blank``…).
         cells: flat index -> cell address (``conv!B3``).
+        coords: flat index -> (sheet, row, column), rows and columns from 1.
     """
 
     name: str
     values: np.ndarray
     errors: dict = field(default_factory=dict)
     cells: list = field(default_factory=list)
+    coords: list = field(default_factory=list)
 
     def address(self, flat_index):
         """The cell address (``conv!B3``) of one element, by flat index."""
@@ -67,10 +69,10 @@ def open_book(path, data_only=True):
     import openpyxl
 
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
+    readable(path)
     if not zipfile.is_zipfile(path):
         raise InputError(f"{path}: not a workbook (an .xlsx file is a zip archive; this one is not)")
+    limits.guard_package(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -91,13 +93,41 @@ def open_book(path, data_only=True):
         raise InputError(f"{path}: not a readable .xlsx workbook: {reason}") from None
 
 
+def readable(path):
+    """Raise InputError unless ``path`` is a file this process can read, saying which it is not."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, not a workbook file")
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if not path.is_file():
+        raise InputError(f"{path}: not a regular file (a device, pipe or socket); expected a workbook")
+    try:
+        with open(path, "rb") as fh:
+            fh.read(1)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be read ({exc.strerror or type(exc).__name__})") from None
+
+
 def read_manifest(book, path):
     """Return (manifest, sentinel value) from the hidden manifest sheet."""
     if manifest_mod.SHEET not in book.sheetnames:
         raise ManifestError(f"{path}: no sheet {manifest_mod.SHEET}, so no xlnet manifest: "
                             "this is not a workbook built by `xlnet build`")
-    rows = _rows(book, manifest_mod.SHEET, None, 3)
+    head = _rows(book, manifest_mod.SHEET, manifest_mod.FIRST_CHUNK_ROW, 3)
+    if len(head) < 3 or head[0][:1] != (manifest_mod.HEADER,):
+        return manifest_mod.parse_rows(head, str(path))  # says what is wrong with it
+    count = manifest_mod.chunk_count([tuple(r) + (None, None) for r in head], str(path))
+    rows = _rows(book, manifest_mod.SHEET, manifest_mod.FIRST_CHUNK_ROW + count, 3)
     return manifest_mod.parse_rows(rows, str(path))
+
+
+def read_sentinel(book, path):
+    """The value of the sentinel cell as saved."""
+    if manifest_mod.SHEET not in book.sheetnames:
+        raise ManifestError(f"{path}: no sheet {manifest_mod.SHEET}, so no recalculation sentinel")
+    head = _rows(book, manifest_mod.SHEET, 2, 2)
+    return head[1][1] if len(head) > 1 and len(head[1]) > 1 else None
 
 
 def _rows(book, sheet, max_row, max_col):
@@ -195,8 +225,10 @@ def read_workbook(path, manifest=None, strict_inputs=True):
     path = Path(path)
     book = open_book(path)
     try:
-        own_manifest, sentinel = read_manifest(book, path)
-        manifest = manifest or own_manifest
+        if manifest is None:
+            manifest, sentinel = read_manifest(book, path)
+        else:  # a manifest given (a trusted one): the file's own is not even parsed
+            sentinel = read_sentinel(book, path)
         layout = {name: _tile_ranges(book, path, name, info) for name, info in manifest["tensors"].items()}
         extent = {}
         for ranges in layout.values():
@@ -210,7 +242,7 @@ def read_workbook(path, manifest=None, strict_inputs=True):
     tensors = {}
     for name, info in manifest["tensors"].items():
         shape = tuple(info["shape"])
-        flat, errors, cells = [], {}, []
+        flat, errors, cells, coords = [], {}, [], []
         for sheet, min_row, min_col, max_row, max_col in layout[name]:
             grid = grids[sheet]
             for r in range(min_row, max_row + 1):
@@ -218,6 +250,7 @@ def read_workbook(path, manifest=None, strict_inputs=True):
                 for c in range(min_col, max_col + 1):
                     raw = row[c - 1] if c - 1 < len(row) else None
                     address = f"{_quote(sheet)}!{get_column_letter(c)}{r}"
+                    coords.append((sheet, r, c))
                     if info.get("text"):  # words: whatever the cell shows, as text
                         flat.append(_word(raw))
                         cells.append(address)
@@ -233,7 +266,7 @@ def read_workbook(path, manifest=None, strict_inputs=True):
                     flat.append(value)
                     cells.append(address)
         values = np.array(flat, dtype=object if info.get("text") else np.float64).reshape(shape)
-        tensors[name] = SheetTensor(name, values, errors, cells)
+        tensors[name] = SheetTensor(name, values, errors, cells, coords)
     return Workbook(path, manifest, sentinel, tensors)
 
 

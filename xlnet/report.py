@@ -15,7 +15,8 @@ class BlockResult:
         title: human name of the block.
         op: the torch op it was checked against.
         tensor: the output tensor (and defined name).
-        status: pass, fail, skip (an input holds errors) or e2e (composite: end-to-end only).
+        status: pass, fail, values (cells that should compute hold typed values), skip (an
+            input holds errors) or e2e (composite: end-to-end only).
         max_abs, max_rel: largest absolute and relative differences with torch.
         worst_cell: address of the cell furthest outside tolerance.
         message: what that cell holds against torch, when failing.
@@ -69,16 +70,17 @@ class Report:
         header = f"  {'block':<44} {'op':<20} {'max abs':>9} {'max rel':>9}  {'result':<6} {'e2e':<4}  worst cell"
         lines.append(header)
         for b in self.blocks:
-            result = b.status.upper() if b.status == "fail" else b.status
+            result = b.status.upper() if b.status in ("fail", "values") else b.status
             e2e = "pass" if b.e2e_pass else "FAIL"
-            detail = (b.worst_cell if b.status == "fail" or (b.max_abs or 0) > 0 else "") + (
+            detail = (b.worst_cell if b.status in ("fail", "values") or (b.max_abs or 0) > 0 else "") + (
                 f"  {b.message}" if b.message else "")
             lines.append(f"  {b.title[:44]:<44} {b.op:<20} {_num(b.max_abs):>9} {_num(b.max_rel):>9}  "
                          f"{result:<6} {e2e:<4}  {detail}")
-        counts = {s: sum(b.status == s for b in self.blocks) for s in ("pass", "fail", "skip", "e2e")}
+        counts = {s: sum(b.status == s for b in self.blocks) for s in ("pass", "fail", "values", "skip", "e2e")}
         e2e_failed = sum(not b.e2e_pass for b in self.blocks)
         lines.append(f"  {len(self.blocks) - counts['e2e']} blocks: {counts['pass']} pass, {counts['fail']} fail, "
-                     f"{counts['skip']} skipped; end-to-end ({counts['e2e']} composite views): "
+                     + (f"{counts['values']} typed values, " if counts["values"] else "")
+                     + f"{counts['skip']} skipped; end-to-end ({counts['e2e']} composite views): "
                      + ("pass" if not e2e_failed else f"{e2e_failed} differ") + "; "
                      + ("OK" if self.passed else "MISMATCH"))
         return "\n".join(lines)

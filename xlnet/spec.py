@@ -28,6 +28,7 @@ from pathlib import Path
 
 from . import manifest as manifest_mod, ops, refs
 from .errors import InputError, XlnetError
+from .bridge import LOOSEST
 
 try:
     import tomllib
@@ -35,7 +36,6 @@ except ImportError:  # Python 3.10
     import tomli as tomllib
 
 # A spec may loosen a block's tolerance, never past this: a looser check proves little.
-LOOSEST = {"rtol": 1e-3, "atol": 1e-3}
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 

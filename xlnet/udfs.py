@@ -13,6 +13,7 @@ On Linux the decorators do nothing and the functions are plain callables.
 from __future__ import annotations
 
 import functools
+import math
 import numbers
 
 import numpy as np
@@ -45,8 +46,10 @@ def _friendly(fn):
             return fn(*args, **kwargs)
         except UdfArgumentError as exc:
             return f"xlnet: {exc}"
+        except MemoryError:
+            return f"xlnet: {fn.__name__}: the arguments need more memory than this machine has"
         except Exception as exc:  # a UDF must never hand Excel a traceback
-            return f"xlnet: {fn.__name__} failed: {type(exc).__name__}: {exc}"
+            return f"xlnet: {fn.__name__} failed ({type(exc).__name__}: {' '.join(str(exc).split())[:120]})"
     return wrapper
 
 
@@ -61,20 +64,33 @@ def matrix(name, value, allow_blank=False):
     if value is None:
         raise UdfArgumentError(f"{name} is empty: select a range of numbers")
     if isinstance(value, np.ndarray) and value.dtype.kind in "fiu" and value.ndim == 2:
+        _bounded(name, value.size)
         fast = value.astype(np.float64)
-        if allow_blank or not np.isnan(fast).any():
+        bad = np.flatnonzero(~np.isfinite(fast) & ~(allow_blank & np.isnan(fast)))
+        if not bad.size:
             return fast
-    arr = np.array(value, dtype=object)
+        i, j = divmod(int(bad[0]), fast.shape[1])
+        raise UdfArgumentError(f"{name} row {i + 1}, column {j + 1} holds {fast[i, j]}, not a finite number")
+    try:
+        arr = np.array(value, dtype=object)
+    except ValueError:  # numpy refuses some ragged nestings outright
+        raise UdfArgumentError(f"{name} must be a rectangular range: its rows have different lengths") from None
     if arr.ndim == 0:
         arr = arr.reshape(1, 1)
     elif arr.ndim == 1:
+        if any(isinstance(v, (list, tuple, np.ndarray)) for v in arr):
+            raise UdfArgumentError(f"{name} must be a rectangular range: its rows have different lengths")
         arr = arr.reshape(1, -1)
     elif arr.ndim > 2:
         raise UdfArgumentError(f"{name} must be a 2-D range")
+    _bounded(name, arr.size)
     out = np.empty(arr.shape, dtype=np.float64)
     for (i, j), v in np.ndenumerate(arr):
-        where = f"{name} row {i + 1}, column {j + 1}"
-        if v is None or (isinstance(v, float) and np.isnan(v)):
+        if isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v):
+            out[i, j] = float(v)
+            continue
+        where = f"{name} row {i + 1}, column {j + 1}"  # only built for a cell that is refused
+        if v is None or (allow_blank and isinstance(v, float) and math.isnan(v)):
             if allow_blank:
                 out[i, j] = np.nan
                 continue
@@ -83,10 +99,18 @@ def matrix(name, value, allow_blank=False):
             if v.strip().upper() in ERROR_CODES:
                 raise UdfArgumentError(f"{where} holds the error {v.strip().upper()}")
             raise UdfArgumentError(f"{where} holds text {v[:20]!r}, not a number")
-        if isinstance(v, bool) or not isinstance(v, numbers.Real):
-            raise UdfArgumentError(f"{where} holds {type(v).__name__}, not a number")
-        out[i, j] = float(v)
+        if isinstance(v, numbers.Real) and not isinstance(v, bool):
+            raise UdfArgumentError(f"{where} holds {v}, not a finite number")
+        raise UdfArgumentError(f"{where} holds {type(v).__name__}, not a number")
     return out
+
+
+MAX_CELLS = 1_000_000  # per argument: far past what a worksheet formula should hand a function
+
+
+def _bounded(name, size):
+    if size > MAX_CELLS:
+        raise UdfArgumentError(f"{name} has {size:,} cells; at most {MAX_CELLS:,} are accepted")
 
 
 def scalar(name, value, default=None, integer=False, minimum=None):
@@ -100,9 +124,11 @@ def scalar(name, value, default=None, integer=False, minimum=None):
         if default is None:
             raise UdfArgumentError(f"{name} is blank")
         value = default
-    if isinstance(value, str) or isinstance(value, bool):
-        raise UdfArgumentError(f"{name} must be a number, got {value!r}")
+    if isinstance(value, str) or isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise UdfArgumentError(f"{name} must be a number, got {str(value)[:20]!r}")
     value = float(value)
+    if not math.isfinite(value):
+        raise UdfArgumentError(f"{name} must be a finite number, got {value}")
     if integer:
         if value != int(value):
             raise UdfArgumentError(f"{name} must be a whole number, got {value}")

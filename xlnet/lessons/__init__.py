@@ -1,6 +1,7 @@
 """The lesson registry: one module per workbook, each exposing NAME, DESCRIPTION, OPTIONS and
 ``build(path, seed, **options)``. Adding a lesson means adding its module here."""
 
+import math
 from dataclasses import dataclass
 
 from ..errors import InputError
@@ -8,12 +9,53 @@ from ..errors import InputError
 
 @dataclass(frozen=True)
 class Option:
-    """A lesson setting, exposed on the command line as ``--name-with-dashes``."""
+    """A lesson setting, exposed on the command line as ``--name-with-dashes``.
+
+    Numbers have a range: ``low``/``high`` bounds (None: none), ``high`` excluded when
+    ``high_open``, ``low`` excluded when ``low_open``. Upper bounds come from what a sheet
+    holds and an engine recalculates in minutes."""
 
     name: str
     type: type
     default: object
     help: str
+    low: float = None
+    high: float = None
+    low_open: bool = False
+    high_open: bool = False
+
+    @property
+    def flag(self):
+        """The command-line flag, ``--kernel-size``."""
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def range_text(self):
+        """The documented range, ``1 <= x <= 9`` (empty for text options)."""
+        if self.type is str:
+            return ""
+        low = "" if self.low is None else f"{_number(self.low)} {'<' if self.low_open else '<='} "
+        high = "" if self.high is None else f" {'<' if self.high_open else '<='} {_number(self.high)}"
+        return f"{low}{self.name}{high}" + ("" if low or high else " (any finite number)")
+
+    def check(self, value, lesson):
+        """Raise InputError unless ``value`` is of the option's type and within its range."""
+        if value is None or self.type is str:
+            return value
+        where = f"{self.flag} {value!r}"
+        if self.type is int and (isinstance(value, bool) or not isinstance(value, int)):
+            raise InputError(f"{where}: {lesson} expects a whole number ({self.range_text})")
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+            raise InputError(f"{where}: {lesson} expects a finite number ({self.range_text})")
+        too_low = self.low is not None and (value <= self.low if self.low_open else value < self.low)
+        too_high = self.high is not None and (value >= self.high if self.high_open else value > self.high)
+        if too_low or too_high:
+            raise InputError(f"{where}: {lesson} expects {self.range_text}")
+        return value
+
+
+def _number(x):
+    return f"{int(x):,}" if float(x).is_integer() and abs(x) < 1e15 else f"{x:g}"
 
 
 _LOADED = {}
@@ -64,7 +106,11 @@ def get(name):
 def resolve_options(lesson, given):
     """Return the lesson's options: its defaults updated with those in ``given`` it declares."""
     values = {o.name: o.default for o in lesson.OPTIONS}
+    declared = {o.name: o for o in lesson.OPTIONS}
     for key, value in given.items():
         if key in values and value is not None:
-            values[key] = value
+            values[key] = declared[key].check(value, lesson.NAME)
     return values
+
+
+SEED = Option("seed", int, 0, "seed of every random constant", 0, 2 ** 32 - 1)

@@ -23,16 +23,16 @@ DESCRIPTION = "convolution, ReLU, max-pooling, dense layer and softmax on a hand
 MAX_SIDE = 64  # the largest image side a readable sheet shows
 
 OPTIONS = [
-    Option("digit", int, 7, "conv: index of the scikit-learn handwritten digit to use (0-1796)"),
+    Option("digit", int, 7, "conv: index of the scikit-learn handwritten digit to use (0-1796)", 0, 1796),
     Option("image", str, None, "conv: your own grayscale image instead (PNG, .npy or .csv)"),
-    Option("size", int, None, "conv: resize the image to SIZE x SIZE pixels (bilinear)"),
-    Option("kernel_size", int, 3, "conv: side of the square kernels"),
-    Option("stride", int, 1, "conv: stride of both conv layers"),
-    Option("padding", int, 0, "conv: zero padding of both conv layers (shown as zero cells)"),
-    Option("filters1", int, 2, "conv: number of filters in conv layer 1"),
-    Option("filters2", int, 2, "conv: number of filters in conv layer 2"),
-    Option("pool", int, 2, "conv: max-pool window and stride"),
-    Option("dropout_p", float, 0.5, "conv: dropout probability p on the dropout sheet"),
+    Option("size", int, None, "conv: resize the image to SIZE x SIZE pixels (bilinear)", 4, 64),
+    Option("kernel_size", int, 3, "conv: side of the square kernels", 1, 9),
+    Option("stride", int, 1, "conv: stride of both conv layers", 1, 4),
+    Option("padding", int, 0, "conv: zero padding of both conv layers (shown as zero cells)", 0, 4),
+    Option("filters1", int, 2, "conv: number of filters in conv layer 1", 1, 16),
+    Option("filters2", int, 2, "conv: number of filters in conv layer 2", 1, 16),
+    Option("pool", int, 2, "conv: max-pool window and stride", 1, 8),
+    Option("dropout_p", float, 0.5, "conv: dropout probability p on the dropout sheet", 0, 1, high_open=True),
 ]
 
 CLASSES = 10

@@ -33,11 +33,11 @@ DESCRIPTION = ("embeddings and collaborative filtering: ratings with gaps, dot p
                "against nn.Embedding, F.one_hot, autograd and torch.optim.SGD")
 
 OPTIONS = [
-    Option("users", int, 10, "embeddings: users kept (rows of the ratings table)"),
-    Option("movies", int, 10, "embeddings: movies kept (columns of the ratings table)"),
-    Option("factors", int, 3, "embeddings: latent factors per user and per movie"),
-    Option("epochs", int, 12, "embeddings: epochs of gradient descent unrolled down the train sheet"),
-    Option("lr", float, 2.0, "embeddings: learning rate of the train sheet"),
+    Option("users", int, 10, "embeddings: users kept (rows of the ratings table)", 2, 100),
+    Option("movies", int, 10, "embeddings: movies kept (columns of the ratings table)", 2, 100),
+    Option("factors", int, 3, "embeddings: latent factors per user and per movie", 1, 20),
+    Option("epochs", int, 12, "embeddings: epochs of gradient descent unrolled down the train sheet", 1, 50),
+    Option("lr", float, 2.0, "embeddings: learning rate of the train sheet", 0, 1000, low_open=True),
     Option("ratings", str, None, "embeddings: a MovieLens ratings CSV (userId,movieId,rating[,timestamp]) "
                                  "instead of made-up ratings"),
     Option("sentence", str, None, "embeddings: the sentence of the words sheet"),

@@ -30,21 +30,21 @@ DESCRIPTION = ("fitting y = a*x + b by gradient descent: online SGD with finite 
                "RMSProp, Adam with and without bias correction, AdamW, mini-batches; against torch.optim")
 
 OPTIONS = [
-    Option("points", int, 10, "graddesc: number of data rows"),
-    Option("epochs", int, 8, "graddesc: epochs unrolled down each optimizer's sheet"),
-    Option("batch_size", int, 1, "graddesc: data rows per step (1: online SGD)"),
-    Option("lr", float, 0.1, "graddesc: learning rate of SGD and momentum"),
-    Option("adaptive_lr", float, 1.0, "graddesc: learning rate of RMSProp, Adam and AdamW"),
-    Option("beta", float, 0.9, "graddesc: momentum's beta"),
-    Option("alpha", float, 0.99, "graddesc: RMSProp's alpha"),
-    Option("beta1", float, 0.9, "graddesc: Adam's beta1"),
-    Option("beta2", float, 0.999, "graddesc: Adam's beta2"),
-    Option("eps", float, 1e-8, "graddesc: epsilon of RMSProp and Adam"),
-    Option("weight_decay", float, 0.01, "graddesc: AdamW's weight decay"),
-    Option("h", float, 0.01, "graddesc: finite-difference step"),
-    Option("slope", float, 2.0, "graddesc: true slope of the data"),
-    Option("intercept", float, 30.0, "graddesc: true intercept of the data"),
-    Option("noise", float, 0.5, "graddesc: standard deviation of the noise added to y (0: none)"),
+    Option("points", int, 10, "graddesc: number of data rows", 2, 500),
+    Option("epochs", int, 8, "graddesc: epochs unrolled down each optimizer's sheet", 1, 100),
+    Option("batch_size", int, 1, "graddesc: data rows per step (1: online SGD)", 1, 500),
+    Option("lr", float, 0.1, "graddesc: learning rate of SGD and momentum", 0, 100, low_open=True),
+    Option("adaptive_lr", float, 1.0, "graddesc: learning rate of RMSProp, Adam and AdamW", 0, 100, low_open=True),
+    Option("beta", float, 0.9, "graddesc: momentum's beta", 0, 1, high_open=True),
+    Option("alpha", float, 0.99, "graddesc: RMSProp's alpha", 0, 1, high_open=True),
+    Option("beta1", float, 0.9, "graddesc: Adam's beta1", 0, 1, high_open=True),
+    Option("beta2", float, 0.999, "graddesc: Adam's beta2", 0, 1, high_open=True),
+    Option("eps", float, 1e-8, "graddesc: epsilon of RMSProp and Adam", 0, 1, low_open=True),
+    Option("weight_decay", float, 0.01, "graddesc: AdamW's weight decay", 0, 10),
+    Option("h", float, 0.01, "graddesc: finite-difference step", 0, 1, low_open=True),
+    Option("slope", float, 2.0, "graddesc: true slope of the data", -1000000.0, 1000000.0),
+    Option("intercept", float, 30.0, "graddesc: true intercept of the data", -1000000.0, 1000000.0),
+    Option("noise", float, 0.5, "graddesc: standard deviation of the noise added to y (0: none)", 0, 1000000.0),
 ]
 
 START = (1.0, 1.0)  # a and b before the first step, the classic lesson's start

@@ -23,10 +23,10 @@ DESCRIPTION = "softmax, stable softmax, log-softmax and cross-entropy with LN, t
 DEFAULT_CLASSES = ["cat", "dog", "plane", "fish", "building"]
 
 OPTIONS = [
-    Option("classes", int, 5, "softmax: number of classes"),
-    Option("batch", int, 4, "softmax: number of examples"),
+    Option("classes", int, 5, "softmax: number of classes", 2, 100),
+    Option("batch", int, 4, "softmax: number of examples", 1, 100),
     Option("class_names", str, None, "softmax: comma-separated class names (default: cat,dog,plane,fish,building,…)"),
-    Option("temperature", float, 1.0, "softmax: the temperature T dividing the logits"),
+    Option("temperature", float, 1.0, "softmax: the temperature T dividing the logits", 1e-06, 1000000.0),
 ]
 
 

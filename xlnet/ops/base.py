@@ -123,6 +123,12 @@ class Op:
         """
         raise NotImplementedError(f"op {self.name} writes no cells: record it with Book.composite")
 
+    def fixed_cells(self, shapes, at):
+        """Output cells this op writes as fixed numbers rather than formulas, as a boolean array
+        of the output's shape (None: every cell is a formula). A check reports any other
+        output cell that holds a typed value."""
+        return None
+
     def cached(self, v, at):
         """Return the float64 values the formulas compute, from the inputs' cached values."""
         raise NotImplementedError(f"op {self.name} has no cached values: pass values= when placing it")
@@ -158,7 +164,7 @@ class Op:
                     raise ManifestError(f"{where}: op {self.name} needs the attribute {key!r}")
                 out[key] = default
                 continue
-            out[key] = _typed(given[key], default, f"{where}: op {self.name} attribute {key!r}")
+            out[key] = _typed(given[key], default, f"{where}: op {self.name} attribute {key!r}", key)
         return out
 
     def check_inputs(self, names, at, where):
@@ -171,7 +177,7 @@ class Op:
             raise ManifestError(f"{where}: op {self.name} {what}; it takes {wanted}")
 
 
-def _typed(value, default, where):
+def _typed(value, default, where, key=""):
     if default is None or default is REQUIRED:
         return value
     kind = default.kind if isinstance(default, Required) else type(default)
@@ -184,8 +190,17 @@ def _typed(value, default, where):
     else:
         ok = isinstance(value, kind)
     if not ok:
-        raise ManifestError(f"{where} should be of type {kind.__name__}, got {value!r}")
+        raise ManifestError(f"{where} should be of type {kind.__name__}, got {str(value)[:40]!r}")
+    low = _AT_LEAST.get(key)
+    if low is not None and kind is int and not low <= value <= _AT_MOST:
+        raise ManifestError(f"{where} should be a whole number from {low} to {_AT_MOST:,}, got {value!r}")
     return float(value) if kind is float else value
+
+
+# Sizes an op's attributes give (strides, windows, grids): a manifest is untrusted, so they
+# are bounded before any shape is computed from them.
+_AT_LEAST = {"stride": 1, "kernel_size": 1, "padding": 0, "in_h": 1, "in_w": 1, "groups": 1, "dilation": 1}
+_AT_MOST = 1_048_576
 
 
 class Call:

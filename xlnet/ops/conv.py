@@ -39,6 +39,9 @@ class Pad(Op):
             return formula(ins["x"].ref((*lead, i - p, j - p)))
         return 0.0
 
+    def fixed_cells(self, shapes, at):
+        return self.cached({"x": np.ones(shapes["x"])}, at) == 0  # the border the image does not reach
+
     def cached(self, v, at):
         p = at["padding"]
         x = v["x"]
@@ -216,6 +219,11 @@ class ConvMatrix(Op):
         if 0 <= i < kh and 0 <= j < kw:
             return formula(ins["weight"].ref((i, j), absolute=True))
         return 0.0
+
+    def fixed_cells(self, shapes, at):
+        kh, kw = shapes["weight"]
+        # the fixed zeros are the cells the kernel never reaches
+        return self.cached({"weight": np.ones((kh, kw))}, at) == 0
 
     def cached(self, v, at):
         kernel, (h, w), s = v["weight"], (at["in_h"], at["in_w"]), at["stride"]

@@ -1,0 +1,466 @@
+"""The hostile-input corpus: every file is generated here, from a workbook xlnet builds, by code
+a reader can audit (no binary blob is checked in).
+
+    python tests/hostile.py OUT      writes the corpus into OUT and lists its cases
+
+Each case is a file (or none) and what to run on it: an ``xlnet`` command line, and what must
+come back: the exit code, words of the one-line message, files that must not appear. The
+tests in ``test_hostile.py`` run every case and check, besides, that no traceback is printed,
+that the input is unchanged (hash before and after) and that peak memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+_MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+
+
+@dataclass
+class Case:
+    """One hostile input and the promise it is held to.
+
+    Attributes:
+        name: what the case is.
+        args: the xlnet command line (``{dir}`` is the corpus folder).
+        words: text the one-line message must contain (case-insensitive).
+        exit: the exit code promised (2: bad input; 1: a block differs; 0: handled and correct).
+        inputs: files that must be unchanged afterwards.
+        absent: paths that must not exist afterwards (nothing written outside --out).
+        engine: the engine the case needs (None: none).
+    """
+
+    name: str
+    args: list
+    words: list = field(default_factory=list)
+    exit: int = 2
+    inputs: list = field(default_factory=list)
+    absent: list = field(default_factory=list)
+    engine: str = None
+
+
+# --- zip-level surgery ---------------------------------------------------------------------
+
+def rewrite(src, dst, change):
+    """Copy a zip package, passing each entry's bytes through ``change(name, data)`` (None drops it;
+    a dict adds entries)."""
+    extra = {}
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
+        for item in zin.infolist():
+            data = change(item.filename, zin.read(item.filename))
+            if isinstance(data, dict):
+                extra.update(data)
+                continue
+            if data is not None:
+                zout.writestr(item.filename, data)
+        for name, data in extra.items():
+            zout.writestr(name, data)
+    return dst
+
+
+def manifest_part(src):
+    """The worksheet part holding xlnet's manifest sheet."""
+    with zipfile.ZipFile(src) as z:
+        workbook = z.read("xl/workbook.xml").decode()
+        rels = z.read("xl/_rels/workbook.xml.rels").decode()
+    rid = re.search(r'<sheet name="_xlnet"[^>]*r:id="([^"]+)"', workbook).group(1)
+    target = re.search(rf'Id="{rid}"[^>]*Target="([^"]+)"|Target="([^"]+)"[^>]*Id="{rid}"', rels)
+    return "xl/" + (target.group(1) or target.group(2)).lstrip("/").removeprefix("xl/")
+
+
+def with_manifest(src, dst, edit):
+    """Copy a workbook with its manifest JSON replaced by ``edit(manifest)`` (a dict, or a string
+    written as is), as one inline-string chunk."""
+    import openpyxl
+
+    book = openpyxl.load_workbook(src, read_only=True)
+    rows = [r for r in book["_xlnet"].iter_rows(values_only=True)]
+    book.close()
+    count = int(rows[2][1])
+    manifest = json.loads("".join(rows[4 + i][0] for i in range(count)))
+    new = edit(manifest)
+    text = new if isinstance(new, str) else json.dumps(new)
+    chunks = [text[j:j + 30000] for j in range(0, len(text), 30000)]
+    return with_manifest_sheet(src, dst, [(3, 2, len(chunks)), *((5 + i, 1, c) for i, c in enumerate(chunks))],
+                               drop_rows_from=4)
+
+
+def with_manifest_sheet(src, dst, cells, drop_rows_from=None):
+    """Copy a workbook with cells of the manifest sheet set: (row, col, value) from 1; a value is a
+    number, a text, or ("f", formula, cached)."""
+    part = manifest_part(src)
+
+    def xml_cell(r, c, v):
+        ref = f"{chr(64 + c)}{r}"
+        if isinstance(v, tuple):
+            return f'<c r="{ref}"><f>{v[1]}</f><v>{v[2]}</v></c>'
+        if isinstance(v, str):
+            text = v.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            return f'<c r="{ref}" t="inlineStr"><is><t>{text}</t></is></c>'
+        return f'<c r="{ref}"><v>{v}</v></c>'
+
+    def change(name, data):
+        if name != part:
+            return data
+        text = data.decode()
+        rows = dict((int(m.group(1)), m.group(0)) for m in re.finditer(r'<row r="(\d+)".*?</row>', text, re.S))
+        if drop_rows_from is not None:
+            rows = {r: x for r, x in rows.items() if r < drop_rows_from}
+        by_row = {}
+        for r, c, v in cells:
+            by_row.setdefault(r, {})[c] = v
+        for r, values in by_row.items():
+            old = rows.get(r, f'<row r="{r}"></row>')
+            for c, v in values.items():
+                ref = f"{chr(64 + c)}{r}"
+                old = re.sub(rf'<c r="{ref}"[^>]*?(/>|>.*?</c>)', "", old, flags=re.S)
+                old = old.replace("</row>", xml_cell(r, c, v) + "</row>")
+            rows[r] = old
+        body = "".join(rows[r] for r in sorted(rows))
+        return re.sub(r"<sheetData>.*</sheetData>|<sheetData/>", lambda _: f"<sheetData>{body}</sheetData>", text,
+                      flags=re.S).encode()
+
+    return rewrite(src, dst, change)
+
+
+def entity_bomb(root):
+    return ('<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+            '<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">'
+            '<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>'
+            f'<{root} xmlns="{_MAIN}">&lol3;</{root}>').encode()
+
+
+def external_entity(root):
+    return ('<?xml version="1.0"?><!DOCTYPE r [<!ENTITY xxe SYSTEM "file:///etc/hostname">'
+            '<!ENTITY remote SYSTEM "http://127.0.0.1:9/xlnet-xxe">]>'
+            f'<{root} xmlns="{_MAIN}">&xxe;&remote;</{root}>').encode()
+
+
+def zip_bomb(src, dst, gigabytes=1.0):
+    """A workbook whose shared-string part inflates to ``gigabytes`` of one repeated string,
+    stored in about a megabyte."""
+    shutil.copyfile(src, dst)
+    size = int(gigabytes * (1 << 30))
+    block = b"<si><t>" + b"A" * 65536 + b"</t></si>"
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
+        for item in zin.infolist():
+            if item.filename == "xl/sharedStrings.xml":
+                info = zipfile.ZipInfo(item.filename, date_time=item.date_time)
+                info.compress_type = zipfile.ZIP_DEFLATED
+                with zout.open(info, "w", force_zip64=True) as fh:
+                    fh.write(zin.read(item.filename).replace(b"</sst>", b""))
+                    for _ in range(size // len(block)):
+                        fh.write(block)
+                    fh.write(b"</sst>")
+            else:
+                zout.writestr(item, zin.read(item.filename))
+    return dst
+
+
+def defined_name(src, dst, name, target):
+    """Copy a workbook with one defined name pointing elsewhere (or added twice)."""
+    def change(part, data):
+        if part != "xl/workbook.xml":
+            return data
+        text = data.decode()
+        new = f'<definedName name="{name}">{target}</definedName>'
+        return re.sub(rf'<definedName[^>]*\bname="{name}"[^>]*>[^<]*</definedName>', lambda _: new, text).encode()
+    return rewrite(src, dst, change)
+
+
+def sha(path):
+    path = Path(path)
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
+# --- the corpus ----------------------------------------------------------------------------
+
+def make(folder, conv, softmax, saved_conv):
+    """Write the corpus into ``folder`` and return its cases.
+
+    Args:
+        folder: an empty folder.
+        conv, softmax: workbooks fresh from ``xlnet build``.
+        saved_conv: the conv workbook as saved by LibreOffice after a recalculation (its cached
+            values are true, so ``--engine cached`` checks it).
+    """
+    import openpyxl
+    import xlnet
+
+    d = Path(folder)
+    cases = []
+
+    def case(name, args, words=(), exit=2, inputs=(), absent=(), engine=None):
+        cases.append(Case(name, [str(a) for a in args], list(words), exit, [str(p) for p in inputs],
+                          [str(p) for p in absent], engine))
+
+    def check(name, path, words=(), engine="cached", exit=2, extra=()):
+        args = ["check", path, "--engine", engine, *extra]
+        case(name, args, words, exit, inputs=[path], engine=None if engine == "cached" else engine)
+
+    good = d / "good.xlsx"
+    shutil.copyfile(saved_conv, good)
+    data = Path(saved_conv).read_bytes()
+
+    # files that are not workbooks
+    (d / "text.xlsx").write_text("hello, not a spreadsheet")
+    check("not a zip", d / "text.xlsx", ["text.xlsx", "not a workbook"])
+    (d / "empty.xlsx").write_bytes(b"")
+    check("empty file", d / "empty.xlsx", ["empty.xlsx", "not a workbook"])
+    for fraction in (0.1, 0.5, 0.9, 0.999):
+        path = d / f"truncated-{int(fraction * 1000)}.xlsx"
+        path.write_bytes(data[: int(len(data) * fraction)])
+        check(f"truncated at {fraction:.1%}", path, [path.name])
+    (d / "a folder.xlsx").mkdir()
+    check("a directory", d / "a folder.xlsx", ["is a folder"])
+    check("a missing file", d / "missing.xlsx", ["no such file"])
+    os.symlink(d / "nowhere.xlsx", d / "dangling.xlsx")
+    check("a dangling symlink", d / "dangling.xlsx", ["no such file"])
+    os.mkfifo(d / "pipe.xlsx")
+    check("a named pipe", d / "pipe.xlsx", ["not a regular file"])
+    os.symlink(good, d / "link.xlsx")
+    check("a symlink to a good workbook (checked)", d / "link.xlsx", [], exit=0)
+    unicode_path = d / "my böök ✓ with spaces.xlsx"
+    shutil.copyfile(saved_conv, unicode_path)
+    check("a path with spaces and unicode (checked)", unicode_path, [], exit=0)
+    long_path = d / ("l" * 240 + ".xlsx")
+    shutil.copyfile(conv, long_path)
+    check("a 240-character file name through LibreOffice (checked)", long_path, [], engine="libreoffice", exit=0)
+
+    # packages that inflate or declare too much
+    zip_bomb(conv, d / "zipbomb.xlsx", 1.0)
+    check("zip bomb: 1 GiB of shared strings in about 1 MB", d / "zipbomb.xlsx", ["zip bomb"], engine="libreoffice")
+    for part, root in (("xl/sharedStrings.xml", "sst"), ("xl/worksheets/sheet1.xml", "worksheet"),
+                       ("xl/workbook.xml", "workbook")):
+        short = part.split("/")[-1].split(".")[0]
+        path = rewrite(conv, d / f"entities-{short}.xlsx", lambda n, b, p=part, r=root: entity_bomb(r) if n == p else b)
+        check(f"XML entity bomb in {part}", path, [path.name])
+        path = rewrite(conv, d / f"xxe-{short}.xlsx", lambda n, b, p=part, r=root: external_entity(r) if n == p else b)
+        check(f"external entities (XXE) in {part}", path, [path.name])
+    many = d / "many-parts.xlsx"
+    rewrite(conv, many, lambda n, b: {f"junk/{i}.bin": b"" for i in range(12000)} if n == "docProps/app.xml" else b)
+    check("12,000 zip entries", many, ["entries"])
+
+    # the manifest sheet tampered with
+    def tamper(name, edit, words, exit=2, source=conv, extra=(), file=None, engine="cached"):
+        path = with_manifest(source, d / (file or f"manifest-{len(cases)}.xlsx"), edit)
+        check(f"manifest: {name}", path, words, exit=exit, extra=extra, engine=engine)
+
+    tamper("invalid JSON", lambda m: '{"version": 1, "tensors": ', ["not valid JSON"])
+    tamper("nested 100,000 deep", lambda m: "[" * 100000 + "]" * 100000, ["nests too deeply"])
+    tamper("a billion-element shape", lambda m: _set(m, "tensors.image.shape", [1000, 1000, 1000]),
+           ["manifest.tensors.image.shape"])
+    tamper("a negative shape", lambda m: _set(m, "tensors.image.shape", [-3, 8]), ["manifest.tensors.image.shape[0]"])
+    tamper("a bool in a shape", lambda m: _set(m, "tensors.image.shape", [True, 8]), ["manifest.tensors.image.shape[0]"])
+    tamper("a tensor that is an int", lambda m: _set(m, "tensors.image", 7), ["manifest.tensors.image"])
+    tamper("inputs as a list", lambda m: _set(m, "ops.0.inputs", ["image"]), ["manifest.ops[0].inputs"])
+    tamper("a missing role", lambda m: _drop(m, "tensors.image.role"), ["manifest.tensors.image", "role"])
+    tamper("an unknown op", lambda m: _set(m, "ops.0.op", "rm_rf"), ["rm_rf"])
+    tamper("a 3-part slice", lambda m: _first_input(m, lambda s: s.split("[")[0] + "[0,0:2:1]"), ["not of the form"])
+    tamper("stride as text", lambda m: _attr(m, "stride", "two"), ["stride"])
+    tamper("stride 0", lambda m: _attr(m, "stride", 0), ["stride"])
+    tamper("tolerance as text", lambda m: _set(m, "ops.0.tol", {"rtol": "loose"}), ["manifest.ops[0].tol.rtol"])
+    tamper("a 10,000-character unicode tensor name", lambda m: _rename(m, "image", "ü" * 10000),
+           ["manifest.tensors"])
+    tamper("an empty op list", lambda m: _set(m, "ops", []), ["names no block"], source=saved_conv)
+    tamper("a chart named ../../ESCAPED (checked)", lambda m: _set(m, "charts.0.name", "x/../../../../ESCAPED"), [],
+           exit=0, source=saved_conv, file="manifest-escape.xlsx")
+    tamper("a chart drawing an unknown tensor", lambda m: _set(m, "charts.0.series.0.tensor", "nothing"),
+           ["unknown tensor nothing"])
+    tamper("a tile pointing at a missing sheet", lambda m: _set(m, "tensors.image.tiles", ["gone!A1:H8"]),
+           ["missing sheet"])
+    tamper("a tile of the wrong size", lambda m: _set(m, "tensors.image.tiles", ["conv!A1:B2"]), ["expected 8x8"])
+    tamper("a whole-column tile", lambda m: _set(m, "tensors.image.tiles", ["conv!A:A"]), ["not a range"])
+    tamper("a tile past the grid", lambda m: _set(m, "tensors.image.tiles", ["conv!A1:ZZZZ99999999"]), ["not a range"])
+    for name, value in (("10^12", 1e12), ("10^308", 1e308), ("text", "many")):
+        path = with_manifest_sheet(conv, d / f"chunks-{name.replace('^', '')}.xlsx", [(3, 2, value)])
+        check(f"manifest: chunk count {name}", path, ["_xlnet!B3"])
+    rows = with_manifest_sheet(conv, d / "million-rows.xlsx", [(r, 1, "x") for r in range(5, 200005)])
+    check("manifest sheet with 200,000 extra rows", rows, ["not valid JSON"])
+
+    # the proof forged
+    path = with_manifest_sheet(saved_conv, d / "sentinel-constant.xlsx", [(2, 2, 42)])
+    check("sentinel replaced by the constant 42", path, ["sentinel", "typed value"])
+    path = with_manifest_sheet(saved_conv, d / "sentinel-formula.xlsx", [(2, 2, ("f", "0", 42))])
+    check("sentinel formula =0 with a cached 42", path, ["sentinel", "=0"])
+    path = with_manifest_sheet(conv, d / "sentinel-formula-lo.xlsx", [(2, 2, ("f", "0", 42))])
+    check("sentinel formula =0 under LibreOffice", path, ["sentinel"], engine="libreoffice")
+    pasted = d / "pasted-values.xlsx"
+    book = openpyxl.load_workbook(saved_conv, data_only=True)
+    book["_xlnet"]["B2"] = "=6*7"
+    book.save(pasted)
+    check("every formula pasted as its value", pasted, [], engine="libreoffice", exit=1)
+    broken = _broken(conv, d / "broken.xlsx")
+    tamper("tolerance loosened to 1e300 on a broken block", lambda m: _set_all(m, "tol", {"rtol": 1e300, "atol": 1e300}),
+           [], exit=1, source=broken, engine="libreoffice")
+    tamper("broken block's op deleted, graded by --reference", lambda m: _drop_op(m, "conv1_out"), [], exit=1,
+           source=broken, extra=["--reference", str(conv)], engine="libreoffice")
+
+    # cells of the workbook
+    def cells(name, changes, words, engine="cached"):
+        path = d / f"cells-{len(cases)}.xlsx"
+        book = openpyxl.load_workbook(saved_conv)
+        for (sheet, cell), value in changes.items():
+            book[sheet][cell] = value
+        book.save(path)
+        check(name, path, words, engine=engine)
+
+    pixel = xlnet.load(conv).tensors["image"].address(9)
+    where = tuple(pixel.split("!"))
+    cells("text in an input cell", {where: "dark"}, [pixel, "text"])
+    cells("an error value in an input cell", {where: "#DIV/0!"}, [pixel, "#DIV/0!"])
+    cells("a blank input cell", {where: None}, [pixel, "blank"])
+    cells("an input reading another workbook", {where: "='[1]Sheet1'!A1"}, ["another workbook"])
+    path = d / "deleted-sheet.xlsx"
+    book = openpyxl.load_workbook(saved_conv)
+    del book["conv"]
+    book.save(path)
+    check("a deleted sheet", path, ["conv"])
+    path = defined_name(saved_conv, d / "name-elsewhere.xlsx", "image", "conv!$A$1:$B$2")
+    check("a defined name pointing elsewhere", path, ["expected 8x8"])
+    path = defined_name(saved_conv, d / "name-twice.xlsx", "image", "conv!$C$3:$J$10")
+    path2 = d / "name-duplicate.xlsx"
+    rewrite(path, path2, lambda n, b: b.replace(b"</definedNames>", b'<definedName name="image">conv!$A$1:$H$8</definedName></definedNames>')
+            if n == "xl/workbook.xml" else b)
+    check("a duplicate defined name", path2, ["image"])
+
+    # plot and build
+    out = d / "plots"
+    case("plot: a chart named ../../ESCAPED stays inside --out",
+         ["plot", d / "manifest-escape.xlsx", "--out", out, "--charts-only"], [], exit=0,
+         absent=[d.parent / "ESCAPED.png", d / "ESCAPED.png", Path("/ESCAPED.png")])
+    case("plot: --out is a file", ["plot", good, "--out", d / "text.xlsx"], ["is a file"])
+    case("plot: --out under a file", ["plot", good, "--out", d / "text.xlsx" / "sub"], ["text.xlsx"])
+    case("build: --out is an existing file", ["build", "conv", "--out", d / "text.xlsx"], ["is a file"])
+    case("build: --out under a file", ["build", "conv", "--out", d / "text.xlsx" / "sub"], ["cannot be created"])
+    case("build: --out on a read-only file system", ["build", "conv", "--out", "/proc/xlnet-out"], ["/proc/xlnet-out"])
+    for option, value, words in (
+            ("--kernel-size", "0", ["--kernel-size 0", "1 <= kernel_size <= 9"]),
+            ("--stride", "-1", ["--stride -1"]),
+            ("--padding", "1000", ["--padding 1000", "padding <= 4"]),
+            ("--filters1", "100000", ["--filters1 100000"]),
+            ("--size", "0", ["--size 0"]),
+            ("--dropout-p", "1", ["--dropout-p 1.0", "dropout_p < 1"]),
+            ("--dropout-p", "nan", ["--dropout-p nan", "finite"]),
+            ("--lr", "inf", ["--lr inf", "finite"]),
+            ("--lr", "0", ["--lr 0.0", "0 < lr"]),
+            ("--temperature", "inf", ["--temperature inf"]),
+            ("--temperature", "-1", ["--temperature -1.0"]),
+            ("--noise", "nan", ["--noise nan"]),
+            ("--beta2", "1", ["--beta2 1.0"]),
+            ("--epochs", "1e9", ["--epochs", "invalid int"]),
+            ("--epochs", "100000000", ["--epochs 100000000"]),
+            ("--seed", "-1", ["--seed -1"]),
+            ("--seed", "99999999999999999999", ["--seed"]),
+            ("--points", "0", ["--points 0"]),
+            ("--users", "1", ["--users 1"]),
+            ("--classes", "-5", ["--classes -5"])):
+        target = d / f"build-{len(cases)}"
+        case(f"build: {option} {value}", ["build", "--out", target, option, value], words, absent=[target])
+    case("check: --timeout 0", ["check", good, "--timeout", "0"], ["--timeout"])
+    case("check: --timeout -5", ["check", good, "--timeout", "-5"], ["--timeout"])
+    case("check: --max-ratio nan", ["check", good, "--max-ratio", "nan"], ["ratio"])
+    case("check: unknown engine", ["check", good, "--engine", "notepad"], ["invalid choice"])
+    case("check: --device tpu", ["check", good, "--device", "tpu"], ["invalid choice"])
+    case("check: --reference is not a workbook", ["check", good, "--reference", d / "text.xlsx"], ["not a workbook"])
+    (d / "bad.xlnet.toml").write_text("[[block]\nop = 'relu'\n")
+    plain = d / "plain.xlsx"
+    book = openpyxl.Workbook()
+    book.active["A1"] = 1
+    book.save(plain)
+    case("check: a spec that is not TOML", ["check", plain, "--spec", d / "bad.xlnet.toml"], ["bad.xlnet.toml"],
+         inputs=[plain, d / "bad.xlnet.toml"])
+    return cases
+
+
+def _broken(src, dst):
+    """A copy whose first conv-layer cell adds 1 (a wrong formula), as LibreOffice would save it."""
+    import openpyxl
+
+    book = openpyxl.load_workbook(src)
+    ws = book["conv"]
+    for row in ws.iter_rows():
+        for cell in row:
+            if isinstance(cell.value, str) and cell.value.startswith("=MAX(0,"):
+                cell.value = cell.value.replace("=MAX(0,", "=1+MAX(0,", 1)
+                book.save(dst)
+                return dst
+    raise AssertionError("no conv cell found")
+
+
+def _path(m, dotted):
+    keys = [int(k) if k.isdigit() else k for k in dotted.split(".")]
+    node = m
+    for k in keys[:-1]:
+        node = node[k]
+    return node, keys[-1]
+
+
+def _set(m, dotted, value):
+    node, key = _path(m, dotted)
+    node[key] = value
+    return m
+
+
+def _drop(m, dotted):
+    node, key = _path(m, dotted)
+    del node[key]
+    return m
+
+
+def _set_all(m, key, value):
+    for entry in m["ops"]:
+        entry[key] = value
+    return m
+
+
+def _attr(m, name, value):
+    entry = next(e for e in m["ops"] if name in e.get("attrs", {}))
+    entry["attrs"][name] = value
+    return m
+
+
+def _first_input(m, change):
+    entry = m["ops"][0]
+    arg = next(iter(entry["inputs"]))
+    entry["inputs"][arg] = change(entry["inputs"][arg])
+    return m
+
+
+def _rename(m, old, new):
+    m["tensors"][new] = m["tensors"].pop(old)
+    return m
+
+
+def _drop_op(m, output):
+    before = len(m["ops"])
+    m["ops"] = [e for e in m["ops"] if output not in e["outputs"].values()]
+    assert len(m["ops"]) < before, output
+    return m
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    import tempfile
+    import xlnet
+    from xlnet import engines
+
+    out = Path(sys.argv[1])
+    out.mkdir(parents=True, exist_ok=False)
+    built = {p.stem: p for p in xlnet.build(["conv", "softmax"], out=out / "built")}
+    with tempfile.TemporaryDirectory() as tmp:
+        saved = engines.recalc([built["conv"]], "libreoffice", tmp)[0]
+        shutil.copyfile(saved, out / "built" / "conv-saved.xlsx")
+    corpus = out / "corpus"
+    corpus.mkdir()
+    for c in make(corpus, built["conv"], built["softmax"], out / "built" / "conv-saved.xlsx"):
+        print(f"{c.name}: xlnet {' '.join(c.args)} -> exit {c.exit}")

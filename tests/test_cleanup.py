@@ -1,0 +1,102 @@
+"""Every way a check can end leaves nothing behind: no engine process, no temporary folder.
+
+Each test runs ``xlnet check`` in a child process with a private TMPDIR, so every folder the
+run (and the engine it starts) creates lands there, and every engine process started carries
+that folder in its command line (its profile lives in it)."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import needs_libreoffice, require_engine
+
+
+def _processes_mentioning(text):
+    """Pids of live processes whose command line contains ``text``."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                if text.encode() in fh.read():
+                    found.append(int(pid))
+        except OSError:
+            continue
+    return found
+
+
+def _start_check(tmp_path, book, *extra):
+    private = tmp_path / "tmp"
+    private.mkdir()
+    env = dict(os.environ, TMPDIR=str(private))
+    proc = subprocess.Popen([sys.executable, "-m", "xlnet", "check", str(book), *extra], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return proc, private
+
+
+def _wait_for_engine(private, proc, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _processes_mentioning(str(private)):
+            return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    raise AssertionError("the engine never started")
+
+
+def _assert_nothing_left(private):
+    deadline = time.monotonic() + 10
+    while _processes_mentioning(str(private)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _processes_mentioning(str(private)) == [], "an engine process outlived the check"
+    assert list(private.iterdir()) == [], f"left behind: {list(private.iterdir())}"
+
+
+@needs_libreoffice
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_a_signal_during_the_recalculation_ends_the_engine_and_removes_every_folder(built, tmp_path, signum):
+    proc, private = _start_check(tmp_path, built["embeddings"])
+    _wait_for_engine(private, proc)
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signum, (out, err)
+    assert "Traceback" not in err
+    _assert_nothing_left(private)
+
+
+@needs_libreoffice
+def test_a_timeout_stops_the_engine_and_leaves_no_folder(built, tmp_path):
+    proc, private = _start_check(tmp_path, built["embeddings"], "--timeout", "1")
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, (out, err)
+    assert err.count("\n") == 1 and "did not finish within 1 s" in err, err
+    _assert_nothing_left(private)
+
+
+def test_the_formulas_engine_honours_the_timeout(built, tmp_path):
+    require_engine("formulas")
+    started = time.monotonic()
+    proc, private = _start_check(tmp_path, built["embeddings"], "--engine", "formulas", "--timeout", "2")
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, (out, err)
+    assert "the formulas engine did not finish within 2 s" in err, err
+    assert time.monotonic() - started < 60  # it runs for minutes when not stopped
+    _assert_nothing_left(private)
+
+
+def test_an_engine_that_crashes_is_one_line_and_exit_2(built, tmp_path):
+    # a stand-in soffice that dies of a signal mid-run, first on PATH
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "soffice").write_text("#!/bin/sh\nkill -SEGV $$\n")
+    (fake / "soffice").chmod(0o755)
+    env = dict(os.environ, PATH=f"{fake}:{os.environ['PATH']}")
+    result = subprocess.run([sys.executable, "-m", "xlnet", "check", str(built["conv"])], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result
+    assert result.stderr.count("\n") == 1 and "LibreOffice crashed (killed by signal 11)" in result.stderr, result.stderr

@@ -1,0 +1,89 @@
+"""Which cells of a workbook hold formulas, read from the raw sheet XML in one pass per sheet.
+
+A value pasted over a formula looks the same as the formula's result once saved; only the
+sheet's XML tells them apart (a ``<c>`` with an ``<f>`` child, or a cell inside an array
+formula's ``ref``). Parsed with defusedxml, so entity tricks are refused here too.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import zipfile
+from pathlib import Path
+
+from defusedxml import ElementTree as SafeET
+
+from . import refs
+from .errors import InputError
+
+_MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+_PKG_REL = "http://schemas.openxmlformats.org/package/2006/relationships"
+
+
+def sheet_parts(z, path):
+    """Sheet name -> its worksheet part inside the zip."""
+    rels = SafeET.fromstring(z.read("_rels/.rels"))
+    workbook = next((r.get("Target").lstrip("/") for r in rels.iter(f"{{{_PKG_REL}}}Relationship")
+                     if r.get("Type", "").endswith("/officeDocument")), None)
+    if workbook is None:
+        raise InputError(f"{path}: not a spreadsheet package (no officeDocument relationship)")
+    folder, name = posixpath.split(workbook)
+    targets = {}
+    for rel in SafeET.fromstring(z.read(posixpath.join(folder, "_rels", name + ".rels"))).iter(
+            f"{{{_PKG_REL}}}Relationship"):
+        target = rel.get("Target", "")
+        targets[rel.get("Id")] = target.lstrip("/") if target.startswith("/") else posixpath.normpath(
+            posixpath.join(folder, target))
+    parts = {}
+    for sheet in SafeET.fromstring(z.read(workbook)).iter(f"{{{_MAIN}}}sheet"):
+        part = targets.get(sheet.get(f"{{{_REL}}}id"))
+        if part:
+            parts[sheet.get("name")] = part
+    return parts
+
+
+def _rc(ref):
+    found = refs.parse(f"s!{ref}")
+    return found
+
+
+def formula_cells(path, sheets):
+    """The cells holding a formula (or lying inside an array formula), on the given sheets.
+
+    Args:
+        path: an .xlsx or .xlsm file.
+        sheets: the sheet names to read.
+
+    Returns:
+        {sheet: {(row, col) from 1: formula text as written, '' for a cell an array formula covers}}.
+    """
+    path = Path(path)
+    found = {s: {} for s in sheets}
+    try:
+        with zipfile.ZipFile(path) as z:
+            parts = sheet_parts(z, path)
+            for sheet in sheets:
+                if sheet not in parts:
+                    continue
+                cells = found[sheet]
+                with z.open(parts[sheet]) as fh:
+                    for _, element in SafeET.iterparse(fh, events=("end",)):
+                        if element.tag != f"{{{_MAIN}}}c":
+                            if element.tag == f"{{{_MAIN}}}row":
+                                element.clear()
+                            continue
+                        f = element.find(f"{{{_MAIN}}}f")
+                        if f is not None and element.get("r"):
+                            cell = _rc(element.get("r"))
+                            cells[(cell.min_row, cell.min_col)] = f.text or ""
+                            if f.get("t") in ("array", "dataTable") and f.get("ref"):
+                                covered = _rc(f.get("ref"))
+                                for r in range(covered.min_row, covered.max_row + 1):
+                                    for c in range(covered.min_col, covered.max_col + 1):
+                                        cells.setdefault((r, c), "")
+    except InputError:
+        raise
+    except Exception as exc:  # zipfile, XML parsers and defusedxml raise many kinds
+        raise InputError(f"{path}: its sheets cannot be read ({type(exc).__name__})") from None
+    return found

@@ -1,0 +1,134 @@
+"""What a workbook may make xlnet allocate, checked before anything is expanded or handed to
+an engine.
+
+A file is small on disk and can declare or inflate to anything: a zip entry that inflates a
+thousand-fold, a defined name covering a whole column, a manifest claiming a billion cells.
+Each bound below has a default generous for teaching workbooks (the committed ones use under
+1 % of each) and can be raised for one run: ``xlnet check --max-unzipped-mb 2000 …`` or the
+``XLNET_MAX_UNZIPPED_MB``, ``XLNET_MAX_RATIO`` and ``XLNET_MAX_CELLS`` environment variables.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import zipfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from .errors import InputError
+
+# Excel's grid: no sheet, and so no range, is larger.
+MAX_ROWS = 1_048_576
+MAX_COLS = 16_384
+# A zip entry this small may compress as well as it likes (an empty sheet is all markup).
+_RATIO_FLOOR = 1 << 20
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The bounds in force.
+
+    Attributes:
+        unzipped_mb: total uncompressed size of the package, in MB.
+        ratio: largest compression ratio of one entry of over 1 MB.
+        cells: largest number of cells in one named range or tensor, and in all tensors together.
+    """
+
+    unzipped_mb: float = 500.0
+    ratio: float = 100.0
+    cells: int = 10_000_000
+
+    @classmethod
+    def from_env(cls):
+        """The defaults, overridden by XLNET_MAX_UNZIPPED_MB, XLNET_MAX_RATIO, XLNET_MAX_CELLS."""
+        limits = cls()
+        for field_name, variable, kind in (("unzipped_mb", "XLNET_MAX_UNZIPPED_MB", float),
+                                           ("ratio", "XLNET_MAX_RATIO", float),
+                                           ("cells", "XLNET_MAX_CELLS", int)):
+            text = os.environ.get(variable)
+            if text:
+                limits = limits.with_values(**{field_name: _parse(text, kind, variable)})
+        return limits
+
+    def with_values(self, **values):
+        """A copy with some bounds changed (None keeps one); each must be a positive finite number."""
+        changes = {}
+        for key, value in values.items():
+            if value is None:
+                continue
+            if not (isinstance(value, (int, float)) and 0 < value < float("inf")):
+                raise InputError(f"limit {key} should be a positive number, not {value!r}")
+            changes[key] = value
+        return replace(self, **changes)
+
+
+def _parse(text, kind, variable):
+    try:
+        return kind(text)
+    except ValueError:
+        raise InputError(f"environment variable {variable}={text!r} should be a positive number") from None
+
+
+_ACTIVE = [None]
+
+
+def active():
+    """The limits in force now (those of ``using``, else the environment's)."""
+    return _ACTIVE[0] or Limits.from_env()
+
+
+@contextlib.contextmanager
+def using(limits):
+    """Put ``limits`` in force for the body (None: leave them as they are)."""
+    saved = _ACTIVE[0]
+    if limits is not None:
+        _ACTIVE[0] = limits
+    try:
+        yield
+    finally:
+        _ACTIVE[0] = saved
+
+
+def guard_package(path):
+    """Refuse a zip package that would inflate past the limits, before any entry is expanded.
+
+    Args:
+        path: a file that is a zip archive.
+
+    Raises:
+        InputError naming the file, the entry and the bound (and the option raising it).
+    """
+    limits = active()
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as z:
+            entries = z.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise InputError(f"{path}: not a readable .xlsx workbook: it is truncated or damaged "
+                         f"({type(exc).__name__})") from None
+    if len(entries) > 10_000:
+        raise InputError(f"{path}: its zip archive has {len(entries):,} entries; a workbook has tens")
+    total = sum(e.file_size for e in entries)
+    if total > limits.unzipped_mb * 1e6:
+        raise InputError(f"{path}: inflates to {total / 1e6:,.0f} MB, over the limit of {limits.unzipped_mb:,.0f} MB "
+                         "(a zip bomb?); raise it with --max-unzipped-mb if the file is genuine")
+    for e in entries:
+        ratio = e.file_size / max(e.compress_size, 1)
+        if e.file_size > _RATIO_FLOOR and ratio > limits.ratio:
+            raise InputError(f"{path}: entry {e.filename[:80]} inflates {ratio:,.0f}-fold ({e.compress_size:,} bytes to "
+                             f"{e.file_size:,}), over the limit of {limits.ratio:,.0f} (a zip bomb?); raise it with "
+                             "--max-ratio if the file is genuine")
+
+
+def guard_cells(count, what):
+    """Refuse to read more than the cell limit at once.
+
+    Args:
+        count: the number of cells.
+        what: what holds them, for the message (``tensor w1 of book.xlsx``).
+    """
+    limits = active()
+    if count > limits.cells:
+        raise InputError(f"{what} covers {count:,} cells; at most {limits.cells:,} are read "
+                         "(raise with --max-cells)")

@@ -1,0 +1,139 @@
+"""What a check believes of a file, and what it verifies.
+
+A workbook is the learner's: every part of it can be edited. So a check does not take the
+file's word for its own proof:
+
+- the sentinel must still be the formula xlnet wrote (``=6*7``), not a constant typed over it;
+- every cell an op computes must hold a formula, not a typed value (a value pasted over a
+  formula reads the same once saved); such cells give a block the status ``values``;
+- tolerances in the manifest are clamped to the project's policy (``bridge.LOOSEST``);
+- with ``--reference ORIGINAL.xlsx`` the ops, tolerances, layout and which cells must be
+  formulas come from the original, so a learner's manifest is not even read.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import formulacells, manifest as manifest_mod, ops, read, refs
+from .errors import InputError
+
+SENTINEL_TEXT = manifest_mod.SENTINEL_FORMULA.lstrip("=")
+
+
+@dataclass
+class Reference:
+    """A trusted original: its manifest (tiles as A1 ranges) and the cells that are formulas there.
+
+    Attributes:
+        path: the original workbook.
+        manifest: its manifest, every tile an A1 range of the original.
+        formulas: {sheet: set of (row, col)} holding formulas in the original.
+    """
+
+    path: Path
+    manifest: dict
+    formulas: dict
+
+
+def load_reference(path):
+    """Read a trusted original workbook (built by xlnet, or annotated) as a Reference."""
+    path = Path(path)
+    book = read.open_book(path)
+    try:
+        manifest, _ = read.read_manifest(book, path)
+        trusted = copy.deepcopy(manifest)
+        for name, info in trusted["tensors"].items():
+            ranges = read._tile_ranges(book, path, name, info)
+            info["tiles"] = [str(refs.Range(*r)) for r in ranges]
+    finally:
+        book.close()
+    sheets = {refs.parse(t).sheet for info in trusted["tensors"].values() for t in info["tiles"]}
+    found = formulacells.formula_cells(path, sheets)
+    return Reference(path, trusted, {s: set(cells) for s, cells in found.items()})
+
+
+def verify_sentinel(formulas, source):
+    """Refuse a file whose sentinel is no longer the formula xlnet wrote.
+
+    Args:
+        formulas: formula_cells of the file, with the manifest sheet among its sheets.
+        source: the user's file, for the message.
+    """
+    text = formulas.get(manifest_mod.SHEET, {}).get((2, 2))
+    if text is None or "".join(text.split()).lstrip("=") != SENTINEL_TEXT:
+        found = "a typed value" if text is None else f"the formula ={text[:40]}"
+        raise InputError(f"{source}: the recalculation sentinel {manifest_mod.SENTINEL_CELL} holds {found}, not "
+                         f"{manifest_mod.SENTINEL_FORMULA}: nothing can prove this file's values were recalculated; "
+                         "rebuild it, or check it with --reference ORIGINAL.xlsx")
+
+
+def _input_shapes(manifest, entry):
+    shapes = {}
+    for arg, spec in entry["inputs"].items():
+        name, index = manifest_mod.parse_spec(spec)
+        shapes[arg] = manifest_mod._sliced(manifest["tensors"][name]["shape"], index, arg)
+    return shapes
+
+
+def typed_values(manifest, tensors, formulas, reference=None):
+    """The output cells that hold a typed value where a formula belongs.
+
+    Args:
+        manifest: the (validated) manifest the workbook is checked by.
+        tensors: read.SheetTensor by name (their ``coords``).
+        formulas: formula_cells of the file as saved (before any engine).
+        reference: a Reference: a cell must be a formula where it is one in the original.
+
+    Returns:
+        {tensor name: list of flat indices}, only tensors with such cells.
+    """
+    found = {}
+    for entry in manifest["ops"]:
+        if entry.get("composite"):
+            continue
+        op = ops.get(entry["op"])
+        fixed = None
+        if reference is None and len(entry["outputs"]) == 1:
+            fixed = op.fixed_cells(_input_shapes(manifest, entry), op.resolve_attrs(entry.get("attrs", {}), op.name))
+        for name in entry["outputs"].values():
+            tensor = tensors[name]
+            skip = np.asarray(fixed).ravel() if fixed is not None else None
+            bad = []
+            for k, (sheet, r, c) in enumerate(tensor.coords):
+                if skip is not None and skip[k]:
+                    continue
+                if reference is not None and (r, c) not in reference.formulas.get(sheet, ()):
+                    continue
+                if (r, c) not in formulas.get(sheet, {}):
+                    bad.append(k)
+            if bad:
+                found[name] = bad
+    return found
+
+
+_EXTERNAL = re.compile(r"\[[^\]]+\][^!()]*!")  # [1]Sheet1!A1, '[book.xlsx]Sheet1'!A1
+
+
+def refuse_external_inputs(manifest, tensors, formulas, source):
+    """Refuse a workbook whose input cells read another workbook: an engine cannot open that
+    file here, and its cached value may be stale (one engine keeps it, another gives #REF!)."""
+    for name, tensor in tensors.items():
+        if manifest["tensors"][name]["role"] == "output":
+            continue
+        for k, (sheet, r, c) in enumerate(tensor.coords):
+            text = formulas.get(sheet, {}).get((r, c))
+            if text and _EXTERNAL.search(text):
+                raise InputError(f"{source}: input cell {tensor.address(k)} of {name} reads another workbook "
+                                 f"(={text[:60]}); its value cannot be recalculated here: paste the value, "
+                                 "or copy that sheet into this workbook")
+
+
+def coords_sheets(tensors):
+    """The sheets the read tensors lie on."""
+    return {sheet for t in tensors.values() for sheet, _, _ in t.coords}
