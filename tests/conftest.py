@@ -8,6 +8,7 @@ from pathlib import Path
 
 import openpyxl
 import pytest
+from hypothesis import settings
 
 import xlnet
 from xlnet import engines, read
@@ -30,6 +31,11 @@ def require_engine(engine):
                     pytrace=False)
     pytest.skip(message)
 
+
+# Property tests: 25 examples each in CI, fewer on a developer's machine.
+settings.register_profile("ci", max_examples=25)
+settings.register_profile("dev", max_examples=5)
+settings.load_profile("ci" if ENGINES_REQUIRED else "dev")
 
 needs_libreoffice = pytest.mark.engine("libreoffice")
 needs_gnumeric = pytest.mark.engine("gnumeric")
@@ -81,6 +87,17 @@ def recalculated(path, engine="libreoffice"):
     """Recalculate a copy of a workbook with a real engine and read every tensor back."""
     with tempfile.TemporaryDirectory() as tmp:
         return read.read_workbook(engines.recalc([path], engine, tmp)[0])
+
+
+def assert_every_block_checked(report, path):
+    """The report passes, and it has one row for every output of every op in the manifest (a
+    report of zero blocks, or one that skipped ops, cannot pass this)."""
+    manifest = xlnet.load(path).manifest
+    outputs = sum(len(entry["outputs"]) for entry in manifest["ops"])
+    computed = sum(len(entry["outputs"]) for entry in manifest["ops"] if not entry.get("composite"))
+    assert len(report.blocks) == outputs and computed > 0, report.text()
+    assert sum(b.status == "pass" for b in report.blocks) == computed, report.text()
+    assert report.passed, report.text()
 
 
 def statuses(report):

@@ -13,7 +13,7 @@ from xlnet import ratings
 from xlnet.ops.embedding import train
 from xlnet.cli import main
 from xlnet.errors import InputError
-from conftest import assert_edited_cell_refused, break_formula, edit, needs_gnumeric, needs_libreoffice, recalculated, tensor_cell
+from conftest import assert_every_block_checked, assert_edited_cell_refused, break_formula, edit, needs_gnumeric, needs_libreoffice, recalculated, tensor_cell
 
 
 def torch_training(book):
@@ -116,7 +116,7 @@ def test_an_edited_epoch_count_is_refused_with_the_cell(copy_of):
 
 
 @needs_libreoffice
-@settings(max_examples=4, deadline=None, phases=[Phase.explicit, Phase.generate],
+@settings(deadline=None, phases=[Phase.explicit, Phase.generate],
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 10_000), users=st.integers(2, 7), movies=st.integers(2, 7), factors=st.integers(1, 4),
        epochs=st.integers(1, 4), lr=st.sampled_from([0.1, 1.0, 3.0]))
@@ -125,7 +125,7 @@ def test_random_sizes_factors_and_epochs_match_torch(tmp_path, seed, users, movi
     [path] = xlnet.build(["embeddings"], out=out, seed=seed, users=users, movies=movies, factors=factors,
                          epochs=epochs, lr=lr)
     [report] = xlnet.check(path, engine="libreoffice")
-    assert report.passed, report.text()
+    assert_every_block_checked(report, path)
     book = recalculated(path)
     assert book.tensors["ratings"].values.shape == (users, movies)
     assert book.tensors[f"epoch{epochs}_user"].values.shape == (users, factors)
@@ -229,4 +229,41 @@ def test_shared_options_document_every_lesson(capsys):
 def test_plot_draws_the_loss_chart(built, tmp_path):
     assert main(["plot", str(built["embeddings"]), "--charts-only", "--out", str(tmp_path)]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["embeddings-loss.png"]
-    assert (tmp_path / "embeddings-loss.png").stat().st_size > 10_000
+    # the chart draws the sheet's loss per epoch, value for value
+    from xlnet import plots
+    book = xlnet.load(built["embeddings"])
+    fig = plots.plot_chart(plots._figure_module(), book.manifest["charts"][0], book.tensors)
+    [line] = fig.axes[0].lines
+    np.testing.assert_array_equal(line.get_ydata(), book.tensors["train_loss"].values.ravel())
+
+
+@needs_libreoffice
+def test_a_learner_who_minimises_the_loss_with_a_solver_still_passes(copy_of):
+    # As the classic spreadsheet does with Solver: L-BFGS takes the dotprod loss near zero, and
+    # the twelve epochs of training that follow from there amplify last-digit differences by
+    # about 1e8. The end-to-end tolerance follows that measured conditioning: no false failure.
+    path = copy_of("embeddings")
+    t = xlnet.load(path).tensors
+    ratings = torch.tensor(t["ratings"].values)
+    known = ~torch.isnan(ratings)
+    user = torch.tensor(t["user_factors"].values, requires_grad=True)
+    movie = torch.tensor(t["movie_factors"].values, requires_grad=True)
+    solver = torch.optim.LBFGS([user, movie], max_iter=500, line_search_fn="strong_wolfe")
+
+    def closure():
+        solver.zero_grad()
+        loss = ((user @ movie - torch.nan_to_num(ratings))[known] ** 2).mean()
+        loss.backward()
+        return loss
+
+    start = closure().item()
+    for _ in range(5):
+        solver.step(closure)
+    assert closure().item() < start / 100
+    changes = {}
+    for name, value in (("user_factors", user), ("movie_factors", movie)):
+        for k, v in enumerate(value.detach().numpy().ravel()):
+            changes[tuple(t[name].address(k).split("!"))] = float(v)
+    edit(path, changes)
+    [report] = xlnet.check(path, engine="libreoffice")
+    assert_every_block_checked(report, path)

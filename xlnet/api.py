@@ -148,8 +148,7 @@ def _check_one(prep, copy, engine, device, trusted):
     """Read one recalculated copy, verify what it must prove, and compare it with torch."""
     from . import bridge
 
-    book = read.read_workbook(copy, manifest=prep.manifest, strict_inputs=False)
-    book.path = prep.source
+    book = read.read_workbook(copy, manifest=prep.manifest, strict_inputs=False, source=prep.source)
     formulas = formulacells.formula_cells(prep.copy, trust.coords_sheets(book.tensors) | {manifest_mod.SHEET})
     trust.refuse_external_inputs(book.manifest, book.tensors, formulas, prep.source)
     _refuse_bad_inputs(book, prep)
@@ -258,6 +257,6 @@ def plot(path, out=".", engine="cached", charts_only=False, timeout=engines.DEFA
         if engine != "cached":
             with engines.workspace() as workdir:
                 copy = engines.recalc([path], engine, workdir, timeout)[0]
-                book = read.read_workbook(copy, manifest=book.manifest)
+                book = read.read_workbook(copy, manifest=book.manifest, source=path)
                 _assert_recalculated(book.sentinel, path, engine)
         return plots.plot_workbook(book, out, path.stem, charts_only)

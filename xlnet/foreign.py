@@ -205,7 +205,7 @@ def prepare(path, workdir, engine="libreoffice", spec=None, timeout=engines.DEFA
             return Prepared(path, xlsx, trusted, found)
         return Prepared(path, _with_manifest_sheet(xlsx, workdir, trusted), trusted, found)
     beside = spec_mod.path_beside(path)
-    if spec is None and look_beside and beside.is_file():
+    if spec is None and look_beside and spec_mod.exists_beside(path):
         spec = beside
     if found.has_manifest:
         if spec is not None and Path(spec) != beside:

@@ -21,13 +21,40 @@ _REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 _PKG_REL = "http://schemas.openxmlformats.org/package/2006/relationships"
 
 
-def sheet_parts(z, path):
-    """Sheet name -> its worksheet part inside the zip."""
+def _workbook_part(z, path):
     rels = SafeET.fromstring(z.read("_rels/.rels"))
     workbook = next((r.get("Target").lstrip("/") for r in rels.iter(f"{{{_PKG_REL}}}Relationship")
                      if r.get("Type", "").endswith("/officeDocument")), None)
     if workbook is None:
         raise InputError(f"{path}: not a spreadsheet package (no officeDocument relationship)")
+    return workbook
+
+
+def refuse_duplicate_names(path):
+    """Refuse a workbook that defines one workbook-level name twice: readers disagree on which
+    one wins, so no reading of it can be trusted."""
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as z:
+            root = SafeET.fromstring(z.read(_workbook_part(z, path)))
+    except InputError:
+        raise
+    except Exception:
+        return  # an unreadable package is reported by the reader, with its reason
+    seen = {}
+    for element in root.iter(f"{{{_MAIN}}}definedName"):
+        if element.get("localSheetId") is not None:
+            continue
+        name = element.get("name", "")
+        if name.upper() in seen:
+            raise InputError(f"{path}: the defined name {name[:60]} is defined twice ({seen[name.upper()][:60]} and "
+                             f"{(element.text or '')[:60]}); delete one in Formulas > Name Manager")
+        seen[name.upper()] = element.text or ""
+
+
+def sheet_parts(z, path):
+    """Sheet name -> its worksheet part inside the zip."""
+    workbook = _workbook_part(z, path)
     folder, name = posixpath.split(workbook)
     targets = {}
     for rel in SafeET.fromstring(z.read(posixpath.join(folder, "_rels", name + ".rels"))).iter(

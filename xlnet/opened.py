@@ -12,7 +12,6 @@ Cells, as read:
 from __future__ import annotations
 
 import math
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -159,7 +158,7 @@ def open_workbooks(paths, engine="libreoffice", timeout=engines.DEFAULT_TIMEOUT)
     paths = [Path(p) for p in paths]
     if engine not in engines.ENGINES:
         raise EngineError(f"unknown engine {engine!r}; choose one of {', '.join(engines.ENGINES)}")
-    with tempfile.TemporaryDirectory(prefix="xlnet-") as workdir:
+    with engines.workspace() as workdir:
         prepared = [foreign.prepare(p, workdir, engine, timeout=timeout, require_blocks=False, look_beside=False)
                     for p in paths]
         copies = engines.recalc([p.copy for p in prepared], engine, workdir, timeout)

@@ -97,7 +97,8 @@ def file_name(stem, name):
     """``<stem>-<name>.png`` with every character a file name should not hold replaced, so the
     file always lands inside the output folder (a name from a manifest may say ``../../x``)."""
     wanted = f"{stem}-{name}"
-    safe = re.sub(r"[^\w.-]+", "_", wanted).lstrip(".-")[:120] or "plot"
+    safe = re.sub(r"[^\w.-]+", "_", wanted).lstrip(".-")
+    safe = safe.encode("utf-8")[:200].decode("utf-8", "ignore") or "plot"  # file names hold 255 bytes
     if safe != wanted:  # two names made alike stay apart
         safe += "-" + hashlib.sha1(wanted.encode("utf-8", "replace")).hexdigest()[:8]
     return safe + ".png"

@@ -49,8 +49,8 @@ def pytest_collect_file(file_path, parent):
         return None
     if file_path.name.startswith(("~$", ".")):  # Excel's lock files, hidden files
         return None
-    from .spec import path_beside
-    if path_beside(file_path).is_file() or (file_path.suffix.lower() in SUFFIXES and _carries_manifest(file_path)):
+    from .spec import exists_beside
+    if exists_beside(file_path) or (file_path.suffix.lower() in SUFFIXES and _carries_manifest(file_path)):
         parent.config._xlnet_session.pending.append(file_path)
         return WorkbookFile.from_parent(parent, path=file_path)
     return None
@@ -96,12 +96,11 @@ class WorkbookFile(pytest.File):
     """A workbook: one item per block its manifest or spec names."""
 
     def collect(self):
-        from . import foreign
+        from . import engines, foreign
         from .errors import XlnetError
 
-        import tempfile
         try:
-            with tempfile.TemporaryDirectory(prefix="xlnet-") as workdir:
+            with engines.workspace() as workdir:
                 prep = foreign.prepare(Path(self.path), workdir, self.config._xlnet_session.engine)
                 titles = _titles(prep.manifest)
         except XlnetError as exc:

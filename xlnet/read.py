@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from openpyxl.utils.cell import get_column_letter
 
-from . import limits, manifest as manifest_mod, refs
+from . import formulacells, limits, manifest as manifest_mod, refs
 from .errors import InputError, ManifestError
 from .excel import ERROR_CODES
 
@@ -73,6 +73,7 @@ def open_book(path, data_only=True):
     if not zipfile.is_zipfile(path):
         raise InputError(f"{path}: not a workbook (an .xlsx file is a zip archive; this one is not)")
     limits.guard_package(path)
+    formulacells.refuse_duplicate_names(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -210,7 +211,7 @@ def _word(value):
     return str(value).strip()
 
 
-def read_workbook(path, manifest=None, strict_inputs=True):
+def read_workbook(path, manifest=None, strict_inputs=True, source=None):
     """Read every tensor of an xlnet workbook.
 
     Args:
@@ -218,18 +219,20 @@ def read_workbook(path, manifest=None, strict_inputs=True):
         manifest: the manifest to read by (defaults to the one inside ``path``).
         strict_inputs: raise InputError when an input cell holds no number; False when only
             the file's structure is being validated (its values are about to be recalculated).
+        source: the user's file that ``path`` is a copy of, named in messages (default: path).
 
     Returns:
         A Workbook with float64 tensors keyed by name.
     """
     path = Path(path)
+    shown = Path(source) if source is not None else path
     book = open_book(path)
     try:
         if manifest is None:
-            manifest, sentinel = read_manifest(book, path)
+            manifest, sentinel = read_manifest(book, shown)
         else:  # a manifest given (a trusted one): the file's own is not even parsed
-            sentinel = read_sentinel(book, path)
-        layout = {name: _tile_ranges(book, path, name, info) for name, info in manifest["tensors"].items()}
+            sentinel = read_sentinel(book, shown)
+        layout = {name: _tile_ranges(book, shown, name, info) for name, info in manifest["tensors"].items()}
         extent = {}
         for ranges in layout.values():
             for sheet, _, _, max_row, max_col in ranges:
@@ -260,14 +263,14 @@ def read_workbook(path, manifest=None, strict_inputs=True):
                         problem = None
                     if problem is not None:
                         if info["role"] != "output" and strict_inputs:
-                            raise InputError(f"{path}: input cell {address} of {name} holds {problem}; "
+                            raise InputError(f"{shown}: input cell {address} of {name} holds {problem}; "
                                              "expected a number")
                         errors[len(flat)] = problem
                     flat.append(value)
                     cells.append(address)
         values = np.array(flat, dtype=object if info.get("text") else np.float64).reshape(shape)
         tensors[name] = SheetTensor(name, values, errors, cells, coords)
-    return Workbook(path, manifest, sentinel, tensors)
+    return Workbook(shown, manifest, sentinel, tensors)
 
 
 def _quote(sheet):

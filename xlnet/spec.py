@@ -74,6 +74,14 @@ def path_beside(book):
     return book.with_name(book.stem + ".xlnet.toml")
 
 
+def exists_beside(book):
+    """True when the workbook has a spec beside it (False when its name cannot even exist)."""
+    try:
+        return path_beside(book).is_file()
+    except OSError:  # the spec's longer name is past what the file system allows
+        return False
+
+
 def load(spec_path, sheets):
     """Read a spec and build the manifest it describes for the given workbook.
 
