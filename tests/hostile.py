@@ -236,6 +236,13 @@ def make(folder, conv, softmax, saved_conv):
     shutil.copyfile(conv, long_path)
     check("a 255-character file name through LibreOffice (checked)", long_path, [], engine="libreoffice", exit=0)
 
+    import handmade
+    plain_copy = d / "macro-book.xlsx"
+    shutil.copyfile(conv, plain_copy)
+    xlsm, _ = handmade.as_xlsm(plain_copy)
+    check("an .xlsm carrying a VBA project (checked; the profile disables macros)", xlsm, [], engine="libreoffice",
+          exit=0)
+
     # packages that inflate or declare too much
     zip_bomb(conv, d / "zipbomb.xlsx", 1.0)
     check("zip bomb: 1 GiB of shared strings in about 1 MB", d / "zipbomb.xlsx", ["zip bomb"], engine="libreoffice")
