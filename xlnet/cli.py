@@ -146,6 +146,8 @@ class Interrupted(BaseException):
 @contextlib.contextmanager
 def _signals_as_interrupts():
     def interrupt(signum, frame):
+        if engines.defer_signal(signum):  # an engine is starting: raised again once it can be stopped
+            return
         raise Interrupted(signum)
 
     wanted = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])

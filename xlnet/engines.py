@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -144,9 +145,11 @@ def _run(cmd, timeout, what, env=None, tmpdir=None):
     env = dict(env if env is not None else os.environ)
     if tmpdir is not None:
         env.update(TMPDIR=str(tmpdir), TMP=str(tmpdir), TEMP=str(tmpdir))
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL, start_new_session=True, env=env)
+    proc = None
     try:
+        with _starting_a_child():
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    stdin=subprocess.DEVNULL, start_new_session=True, env=env)
         stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         _kill_group(proc)
@@ -154,10 +157,11 @@ def _run(cmd, timeout, what, env=None, tmpdir=None):
         raise EngineError(f"{what} did not finish within {timeout} s and was stopped "
                           "(raise --timeout for a large workbook)") from None
     finally:
-        _kill_group(proc)
-        if proc.returncode is None:
-            with contextlib.suppress(Exception):
-                proc.wait(timeout=5)
+        if proc is not None:
+            _kill_group(proc)
+            if proc.returncode is None:
+                with contextlib.suppress(Exception):
+                    proc.wait(timeout=5)
     if proc.returncode != 0:
         text = (stderr or stdout).decode(errors="replace").strip().splitlines()
         tail = next((line for line in reversed(text) if line.strip()), "")
@@ -165,6 +169,39 @@ def _run(cmd, timeout, what, env=None, tmpdir=None):
             raise EngineError(f"{what} crashed (killed by signal {-proc.returncode})" + (f": {tail[:200]}" if tail else ""))
         raise EngineError(f"{what} failed with exit code {proc.returncode}" + (f": {tail[:200]}" if tail else ""))
     return stdout.decode(errors="replace")
+
+
+class _Starting:
+    """Signals that arrive while the main thread starts a child: an exception raised inside
+    ``Popen`` would leave the child running with nobody holding its pid, so a signal handler
+    asks ``defer_signal`` first and the signal is raised again once the pid is known."""
+
+    active = False
+    pending = []
+
+
+def defer_signal(signum):
+    """For a signal handler: True when the signal must wait (a child is being started); it is
+    raised again as soon as the child's pid is known."""
+    if _Starting.active:
+        _Starting.pending.append(signum)
+        return True
+    return False
+
+
+@contextlib.contextmanager
+def _starting_a_child():
+    main = threading.current_thread() is threading.main_thread()
+    if main:
+        _Starting.active = True
+    try:
+        yield
+    finally:
+        if main:
+            _Starting.active = False
+            pending, _Starting.pending = _Starting.pending, []
+            for signum in pending[:1]:
+                signal.raise_signal(signum)
 
 
 def _kill_group(proc):
