@@ -71,7 +71,7 @@ MAX_TIMEOUT = 24 * 3600
 
 
 def check_timeout(timeout):
-    """Refuse a timeout that is not a whole number of seconds from 1 to a day."""
+    """Refuse a timeout that is not a number of seconds from 1 to a day."""
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 1 <= timeout <= MAX_TIMEOUT:
         raise EngineError(f"--timeout should be a number of seconds from 1 to {MAX_TIMEOUT}, not {timeout!r}")
 
@@ -126,7 +126,12 @@ def recalc(paths, engine, workdir, timeout=DEFAULT_TIMEOUT, sources=None):
     out.mkdir()
     runner = {"libreoffice": _libreoffice, "gnumeric": _gnumeric, "formulas": _formulas,
               "excel": _excel}[engine]
-    results = runner(copies, out, timeout)
+    try:
+        results = runner(copies, out, timeout)
+    except EngineError as exc:
+        if len(sources) == 1 and str(sources[0]) not in str(exc):
+            raise EngineError(f"{sources[0]}: {exc}") from None  # the user's file, not the copy
+        raise
     for src, result in zip(sources, results):
         if not result.is_file() or result.stat().st_size == 0:
             raise EngineError(f"{src}: {engine} wrote no recalculated copy (it could not open or compute it)")
