@@ -126,6 +126,8 @@ def main(argv=None):
         return 2
     except Interrupted as exc:
         return 128 + exc.signum
+    except KeyboardInterrupt:  # called where no handler could be installed (not the main thread)
+        return 130
     except Exception as exc:  # a defect of xlnet's own: still one line, and a code of its own
         if os.environ.get("XLNET_DEBUG"):
             raise
