@@ -90,7 +90,8 @@ def test_random_shapes_equal_torch(tmp_path, size, kernel, stride, padding, filt
     out = tmp_path / f"s{seed}-{size}-{kernel}-{stride}-{padding}-{filters1}-{filters2}"
     try:
         [path] = xlnet.build(["conv"], out=out, seed=seed, size=size, kernel_size=kernel, stride=stride,
-                             padding=padding, filters1=filters1, filters2=filters2, pool=1 if size < 10 else 2)
+                             padding=padding, filters1=filters1, filters2=filters2, pool=1 if size < 10 else 2,
+                             untrained=True)  # the arithmetic of every shape; trained shapes are tested below
     except InputError as exc:  # a shape that leaves nothing after the second layer is refused
         assert "leaves nothing" in str(exc)
         assume(False)
@@ -126,7 +127,7 @@ def test_workbook_has_a_defined_name_per_tensor_and_a_heat_map(built):
 
 
 
-@pytest.mark.parametrize("lesson", ["conv", "softmax", "embeddings", "graddesc"])
+@pytest.mark.parametrize("lesson", ["conv", "softmax", "embeddings", "graddesc", "backprop"])
 def test_every_formula_of_every_workbook_is_portable(built, lesson):
     import openpyxl
     book = openpyxl.load_workbook(built[lesson])
@@ -140,3 +141,44 @@ def test_every_formula_of_every_workbook_is_portable(built, lesson):
                                    "TODAY(", "NOW(", "XLOOKUP(", "FILTER(", "SEQUENCE("):
                         assert banned not in c.value.upper(), (ws.title, c.coordinate, c.value)
     assert count > 100
+
+
+def test_the_default_network_is_trained_and_reads_its_held_out_seven(built):
+    from xlnet.lessons import conv_training
+    book = xlnet.load(built["conv"])
+    t = book.tensors
+    assert t["predicted"].values == 7 == t["true_label"].values and t["prediction_right"].values == 1
+    assert t["probs"].values[7] > 0.5
+    assert conv_training.held_out(7)
+    shipped = conv_training.weights_for((8, 8), book.manifest["settings"])
+    np.testing.assert_array_equal(t["conv1_w"].values, shipped["conv1_w"])
+    np.testing.assert_array_equal(t["dense_w"].values, shipped["dense_w"])
+    import openpyxl
+    intro = openpyxl.load_workbook(built["conv"])["conv"]["A2"].value
+    assert f"{shipped['accuracy']:.1%}" in intro and "held out" in intro and shipped["accuracy"] > 0.8
+
+
+def test_the_shipped_weights_are_what_the_training_script_makes():
+    """On this torch; the file is what keeps the default workbook the same on any other."""
+    import json
+    from xlnet.lessons import conv, conv_training
+    defaults = {o.name: o.default for o in conv.OPTIONS}
+    made = conv_training.train((8, 8), defaults)
+    shipped = json.loads(conv_training.WEIGHTS_FILE.read_text())
+    assert made == shipped
+
+
+def test_untrained_keeps_the_edge_filters(tmp_path):
+    from xlnet.cli import main
+    from xlnet.lessons.conv import edge_kernels
+    assert main(["build", "conv", "--untrained", "--out", str(tmp_path)]) == 0
+    t = xlnet.load(tmp_path / "conv.xlsx").tensors
+    np.testing.assert_array_equal(t["conv1_w"].values, edge_kernels(2, 3, np.random.default_rng(0)))
+
+
+def test_another_shape_is_trained_when_built_and_deterministically(tmp_path):
+    first = xlnet.build(["conv"], out=tmp_path / "a", filters1=3, filters2=4)[0]
+    second = xlnet.build(["conv"], out=tmp_path / "b", filters1=3, filters2=4)[0]
+    assert first.read_bytes() == second.read_bytes()
+    t = xlnet.load(first).tensors
+    assert t["conv1_w"].values.shape == (3, 1, 3, 3) and t["probs"].values.argmax() == 7

@@ -33,7 +33,8 @@ def _parser():
     build.add_argument("--out", default=api.DEFAULT_OUT, help="output directory (default: workbooks)")
     build.add_argument("--seed", type=int, default=0, help=f"seed of every random constant (default: 0; {lessons.SEED.range_text})")
     for name, options in lessons.all_options().items():  # a shared option (epochs, lr) is one flag
-        build.add_argument(options[0].flag, dest=name, type=options[0].type, default=None,
+        kind = {"action": "store_true"} if options[0].type is bool else {"type": options[0].type}
+        build.add_argument(options[0].flag, dest=name, **kind, default=None,
                            help="; ".join(f"{o.help} (default: {o.default}; {o.range_text})" if o.range_text
                                           else f"{o.help} (default: {o.default})" for o in options))
 

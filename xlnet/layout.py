@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import xlsxwriter
 from xlsxwriter.utility import xl_rowcol_to_cell
+from xlsxwriter.worksheet import Worksheet
 
 from .atomic import atomic_path
 from .errors import LayoutError, XlnetError
@@ -158,19 +159,24 @@ class TensorBlock:
 
     def tile(self, *lead):
         """Return the tile for the given leading indices (none for tensors of ndim <= 2)."""
-        flat = int(np.ravel_multi_index(lead, self.lead_shape)) if lead else 0
+        flat = 0
+        for k, n in zip(lead, self.lead_shape):
+            if not 0 <= k < n:
+                raise LayoutError(f"index {tuple(lead)} does not fit tensor {self.name} of shape {self.shape}")
+            flat = flat * n + int(k)
         return self.tiles[flat]
 
     def locate(self, index):
         """Return (tile, i, j) for a full index into the tensor."""
-        index = tuple(int(k) for k in index)
-        if len(index) != len(self.shape):
-            raise LayoutError(f"index {index} does not fit tensor {self.name} of shape {self.shape}")
-        if len(self.shape) == 0:
+        rank = len(self.shape)
+        if len(index) != rank:
+            raise LayoutError(f"index {tuple(index)} does not fit tensor {self.name} of shape {self.shape}")
+        if rank == 0:
             return self.tiles[0], 0, 0
-        if len(self.shape) == 1:
-            return (self.tiles[0], 0, index[0]) if self.orient == "row" else (self.tiles[0], index[0], 0)
-        return self.tile(*index[:-2]), index[-2], index[-1]
+        if rank == 1:
+            k = int(index[0])
+            return (self.tiles[0], 0, k) if self.orient == "row" else (self.tiles[0], k, 0)
+        return self.tile(*index[:-2]), int(index[-2]), int(index[-1])
 
     def address(self, index):
         """Return the cell address ``sheet!B3`` of one element, for reports."""
@@ -230,13 +236,31 @@ def index_label(name, lead):
     return f"{name}[{','.join(str(i) for i in lead)}]" if lead else name
 
 
+class PortableWorksheet(Worksheet):
+    """An XlsxWriter worksheet for formulas in the portable subset only.
+
+    XlsxWriter rewrites every formula with about thirty regular expressions, to prefix the
+    functions Excel 365 added (``_xlfn.XLOOKUP``); none of them may appear in a lesson (tested
+    on every committed workbook), and the rewriting is about 60 microseconds a formula: most of
+    the build time of a workbook of 100,000 formulas. This worksheet strips the ``=`` and keeps
+    the text as it is (a formula with such a function would need XlsxWriter's own).
+    """
+
+    def _prepare_formula(self, formula, expand_future_functions=False):
+        if formula.startswith("{"):  # as XlsxWriter's own: no braces, no leading =
+            formula = formula[1:]
+        if formula.startswith("="):
+            formula = formula[1:]
+        return formula[:-1] if formula.endswith("}") else formula
+
+
 class Sheet:
     """One worksheet of a lesson: place blocks, write text, and keep track of what is used."""
 
     def __init__(self, book, name, title, intro, col_width=7.0, label_width=None):
         self.book = book
         self.name = name
-        self.ws = book.workbook.add_worksheet(name)
+        self.ws = book.workbook.add_worksheet(name, worksheet_class=PortableWorksheet)
         self.ws.set_column(0, 200, col_width)
         if label_width:
             self.ws.set_column(0, 0, label_width)
@@ -268,7 +292,7 @@ class Sheet:
         self.ws.write_string(row, col, text, self.book.fmt(style))
 
     def place(self, name, shape, *, row, col, role, caption, values, orient="row", number_format="0.00",
-              heat="auto", gap=1, blank="error", fixed_by=None, headers=True):
+              heat="auto", gap=1, blank="error", fixed_by=None, headers=True, pitch=None):
         """Place a block of constants (an input, a parameter or a hyper-parameter) and write it.
 
         Args:
@@ -289,6 +313,9 @@ class Sheet:
                 that sets it; the check refuses a workbook where the cell was edited.
             headers: write the caption and tile labels above the data (False: the data starts
                 at ``row`` and the lesson writes its own headers, e.g. ids beside a grid).
+            pitch: for a tensor of 4 dimensions, lay its tiles out as a grid: one row of tiles
+                per index of the first dimension (a sample of a batch), ``pitch`` sheet rows
+                apart, so that blocks placed side by side line their samples up.
 
         Returns:
             The TensorBlock.
@@ -297,7 +324,7 @@ class Sheet:
             raise LayoutError(f"block {name}: a computed block is placed with Sheet.apply(op(...))")
         text = role == "input" and len(tuple(shape)) > 0 and np.asarray(values).dtype.kind in "US"
         values = np.asarray(values, dtype=object if text else np.float64)
-        block = self._layout(name, shape, row, col, role, caption, orient, gap, headers, blank, text)
+        block = self._layout(name, shape, row, col, role, caption, orient, gap, headers, blank, text, pitch=pitch)
         if fixed_by:
             if block.shape != () or role != "hyper":
                 raise LayoutError(f"block {name}: only a hyper-parameter scalar can be fixed by the layout")
@@ -306,7 +333,8 @@ class Sheet:
         return block
 
     def apply(self, call, name, *, row, col, caption, values=None, title=None, tol=None, orient="row",
-              number_format="0.00", heat="auto", gap=1, expected_errors=(), blank="error", headers=True):
+              number_format="0.00", heat="auto", gap=1, expected_errors=(), blank="error", headers=True,
+              pitch=None):
         """Place the output of an op: lay out the block, write every cell's formula with its
         cached value, and record the op with the inputs its formulas read.
 
@@ -314,7 +342,8 @@ class Sheet:
             call: the op with its inputs and attributes, e.g. ``ops.MaxPool2d(x=relu2, kernel_size=2)``;
                 an input may be ``OUT`` (the block itself, for a column that reads its previous row).
             name: tensor and defined name of the output.
-            row, col, caption, orient, number_format, heat, gap, blank, headers: as for ``place``.
+            row, col, caption, orient, number_format, heat, gap, blank, headers, pitch: as for
+                ``place``.
             values: the cached values, when the op cannot compute them from its inputs' cached
                 values (a step of an unrolled recurrence); default: the op's own.
             title: the block's name in the report (default: the tensor name).
@@ -338,7 +367,7 @@ class Sheet:
                 values = op.cached({k: v.cached for k, v in args.items() if v is not None}, at)
         values = np.asarray(values, dtype=np.float64)
         block = self._layout(name, shape, row, col, "output", caption, orient, gap, headers, blank, False,
-                             expected_errors)
+                             expected_errors, pitch=pitch)
         if reserved is not None and (reserved.tiles != block.tiles):
             raise LayoutError(f"{where}: placed at {block.tiles[0].a1(0, 0)}, not where it was reserved")
         args.update({k: Arg(block, (), self.name) for k, v in args.items() if v is None})  # OUT: the block itself
@@ -346,14 +375,15 @@ class Sheet:
         self.book.record(call, {"out": block}, title=title, tol=tol)
         return block
 
-    def reserve(self, name, shape, *, row, col, orient="row", headers=True):
+    def reserve(self, name, shape, *, row, col, orient="row", headers=True, pitch=None):
         """Say where a computed block will go before placing it, so that formulas placed earlier
         can read it (a step's parameters read the previous step's update, placed to their right).
 
         Returns:
             The TensorBlock's geometry; place it later with ``apply`` at the same spot.
         """
-        block = self._layout(name, shape, row, col, "output", "", orient, 1, headers, "error", False, claim=False)
+        block = self._layout(name, shape, row, col, "output", "", orient, 1, headers, "error", False, claim=False,
+                             pitch=pitch)
         self.book.reserved[name] = block
         return block
 
@@ -370,7 +400,7 @@ class Sheet:
         return args
 
     def _layout(self, name, shape, row, col, role, caption, orient, gap, headers, blank, text,
-                expected_errors=(), claim=True):
+                expected_errors=(), claim=True, pitch=None):
         check_name(name)
         if role not in ROLES:
             raise LayoutError(f"block {name}: role {role!r} is not one of {', '.join(ROLES)}")
@@ -391,13 +421,18 @@ class Sheet:
                 h, w = shape[-2], shape[-1]
                 leads = list(itertools.product(*(range(n) for n in shape[:-2])))
             many = len(leads) > 1
+            grid = pitch is not None and len(shape) == 4
+            if grid and pitch < h + 1:
+                raise LayoutError(f"block {name}: a pitch of {pitch} rows leaves no room for tiles {h} rows high")
+            per_row = shape[1] if grid else len(leads)
             tiles = []
             for t, lead in enumerate(leads):
-                c0 = col + t * (w + gap)
+                r0 = data_row + (t // per_row) * pitch if grid else data_row
+                c0 = col + (t % per_row) * (w + gap)
                 tile_name = f"{name}_{'_'.join(map(str, lead))}" if many else name
-                tiles.append(Tile(self.name, data_row, c0, h, w, check_name(tile_name), index_label(name, lead)))
-            right = tiles[-1].col + w - 1
-            bottom = data_row + h - 1
+                tiles.append(Tile(self.name, r0, c0, h, w, check_name(tile_name), index_label(name, lead)))
+            right = max(t.col for t in tiles) + w - 1
+            bottom = tiles[-1].row + h - 1
             top, left = row, col
             if claim:
                 self._claim(row, col, bottom, right, name)

@@ -32,7 +32,7 @@ class Option:
     @property
     def range_text(self):
         """The documented range, ``1 <= x <= 9`` (empty for text options)."""
-        if self.type is str:
+        if self.type in (str, bool):
             return ""
         low = "" if self.low is None else f"{_number(self.low)} {'<' if self.low_open else '<='} "
         high = "" if self.high is None else f" {'<' if self.high_open else '<='} {_number(self.high)}"
@@ -41,6 +41,10 @@ class Option:
     def check(self, value, lesson):
         """Raise InputError unless ``value`` is of the option's type and within its range."""
         if value is None or self.type is str:
+            return value
+        if self.type is bool:
+            if not isinstance(value, bool):
+                raise InputError(f"{self.flag} {value!r}: {lesson} expects True or False")
             return value
         where = f"{self.flag} {value!r}"
         if self.type is int and (isinstance(value, bool) or not isinstance(value, int)):
@@ -63,8 +67,8 @@ _LOADED = {}
 
 def _registry():
     if not _LOADED:
-        from . import conv, embeddings, graddesc, softmax
-        lessons = {m.NAME: m for m in (conv, softmax, embeddings, graddesc)}
+        from . import backprop, conv, embeddings, graddesc, softmax
+        lessons = {m.NAME: m for m in (conv, softmax, embeddings, graddesc, backprop)}
         _LOADED["options"] = _merge_options(lessons)
         _LOADED["lessons"] = lessons
     return _LOADED["lessons"]

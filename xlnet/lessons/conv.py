@@ -16,7 +16,7 @@ import numpy as np
 from .. import ops
 from ..errors import InputError
 from ..layout import Book
-from . import Option
+from . import Option, conv_training
 
 NAME = "conv"
 DESCRIPTION = "convolution, ReLU, max-pooling, dense layer and softmax on a handwritten digit; conv as a matrix product; dropout"
@@ -33,6 +33,8 @@ OPTIONS = [
     Option("filters2", int, 2, "conv: number of filters in conv layer 2", 1, 16),
     Option("pool", int, 2, "conv: max-pool window and stride", 1, 8),
     Option("dropout_p", float, 0.5, "conv: dropout probability p on the dropout sheet", 0, 1, high_open=True),
+    Option("untrained", bool, False, "conv: hand-made edge filters and seeded random weights instead of the "
+           "weights torch trained on the digits"),
 ]
 
 CLASSES = 10
@@ -119,12 +121,14 @@ def _settings(options):
 
 
 def _input_image(options):
-    """The image (rounded to 4 decimals) and a sentence saying where it comes from."""
+    """The image (rounded to 4 decimals), a sentence saying where it comes from, and its label
+    (None for a user's image)."""
     if options["image"]:
-        img, source = load_image(options["image"]), f"image {os.path.basename(options['image'])}"
+        img, source, label = load_image(options["image"]), f"image {os.path.basename(options['image'])}", None
     else:
         img, label = load_digit(options["digit"])
-        source = f"scikit-learn handwritten digit #{options['digit']} (a {label})"
+        seen = "held out from training" if conv_training.held_out(options["digit"]) else "one the weights trained on"
+        source = f"scikit-learn handwritten digit #{options['digit']} (a {label}; {seen})"
     if options["size"]:
         if not 2 <= options["size"] <= MAX_SIDE:
             raise InputError(f"--size {options['size']}: expected 2 to {MAX_SIDE}")
@@ -132,7 +136,7 @@ def _input_image(options):
     img = np.round(img, 4)
     if max(img.shape) > MAX_SIDE:
         raise InputError(f"image is {img.shape[0]}x{img.shape[1]}; a sheet shows at most {MAX_SIDE}x{MAX_SIDE}: use --size")
-    return img, source
+    return img, source, label
 
 
 def _check_fits(shape, options):
@@ -154,15 +158,20 @@ def build(path, seed=0, **options):
     """
     _settings(options)
     rng = np.random.default_rng(seed)
-    img, source = _input_image(options)
+    img, source, label = _input_image(options)
     _check_fits(img.shape, options)
+    trained = None if options["untrained"] else conv_training.weights_for(img.shape, options)
     book = Book(NAME, dict(options, seed=seed, source=source))
+    if trained:
+        about = (f"The weights were trained by torch on {trained['trained_on']:,} scikit-learn digits; on the "
+                 f"{trained['held_out']} held out they read {trained['accuracy']:.1%} of the digits right.")
+    else:
+        about = "Weights are fixed or random: the network is untrained, the lesson is the arithmetic."
     sheet = book.sheet(
         "conv", "A convolutional network, one cell at a time",
         f"Input: {source}. Blue numbers are inputs and weights you may edit; every other "
-        "number is a formula. Weights are fixed or random: the network is untrained, the "
-        "lesson is the arithmetic.", col_width=6.5)
-    net = _network(book, sheet, img[None], options, rng)
+        f"number is a formula. {about}", col_width=6.5)
+    net = _network(book, sheet, img[None], options, rng, trained, label)
     _matmul_sheet(book, net["conv_in"], net["kernel1"], net["conv1"], options["kernel_size"], options["stride"])
     _dropout_sheet(book, net["conv1"], options["dropout_p"], rng)
     book.save(path)
@@ -175,7 +184,7 @@ def _padded(sheet, x, p, name, caption, title, row, col):
     return sheet.apply(ops.Pad(x=x, padding=p), name, row=row, col=col, caption=caption, title=title)
 
 
-def _network(book, sheet, x, options, rng):
+def _network(book, sheet, x, options, rng, trained, label):
     """image -> conv 1 + ReLU -> conv 2 -> ReLU -> max-pool -> flatten -> dense -> softmax."""
     k, s, p, pool = options["kernel_size"], options["stride"], options["padding"], options["pool"]
     f1, f2 = options["filters1"], options["filters2"]
@@ -183,16 +192,16 @@ def _network(book, sheet, x, options, rng):
                         caption="Input image: ink intensity, 0 (paper) to 1 (ink)")
     conv_in = _padded(sheet, image, p, "image_padded", f"Padded with {p} ring(s) of zeros",
                       "zero padding of the image", 3, image.right + 2)
-    w1 = edge_kernels(f1, k, rng)
+    w1 = trained["conv1_w"] if trained else edge_kernels(f1, k, rng)
     kernel1 = sheet.place("conv1_w", w1.shape, row=3, col=conv_in.right + 2, role="parameter", values=w1,
-                          caption=f"Conv layer 1: {f1} filters {k}x{k} (edge detectors)")
+                          caption=f"Conv layer 1: {f1} filters {k}x{k} ({'trained' if trained else 'edge detectors'})")
     row = max(image.bottom, conv_in.bottom, kernel1.bottom) + 2
     conv1 = sheet.apply(ops.Conv2d(x=conv_in, weight=kernel1, stride=s, padding=0, relu=True), "conv1_out",
                         row=row, col=1, title="conv layer 1 + ReLU",
                         caption=f"Conv 1 + ReLU: each cell =MAX(0,SUMPRODUCT({k}x{k} window, kernel)), stride {s}")
     conv2_in = _padded(sheet, conv1, p, "conv1_padded", f"Conv 1 output padded with {p} ring(s) of zeros",
                        "zero padding of conv 1", row, conv1.right + 2)
-    w2 = np.round(rng.normal(0, 0.5, (f2, f1, k, k)), 2)
+    w2 = trained["conv2_w"] if trained else np.round(rng.normal(0, 0.5, (f2, f1, k, k)), 2)
     kernel2 = sheet.place("conv2_w", w2.shape, row=max(conv1.bottom, conv2_in.bottom) + 2, col=1, role="parameter",
                           values=w2, caption=f"Conv layer 2: {f2} filters, each {f1}x{k}x{k} (one {k}x{k} tile per input channel)")
     conv2 = sheet.apply(ops.Conv2d(x=conv2_in, weight=kernel2, stride=s, padding=0), "conv2_pre",
@@ -205,19 +214,23 @@ def _network(book, sheet, x, options, rng):
                          caption=f"Max-pool {pool}x{pool}, stride {pool}: =MAX(window)")
     flat = sheet.apply(ops.Flatten(x=pooled), "flat", row=pooled.bottom + 2, col=2, title="flatten",
                        caption="Flatten: the pooled maps read channel by channel, row by row")
-    _dense_and_softmax(book, sheet, flat, flat.bottom + 2, rng)
+    _dense_and_softmax(book, sheet, flat, flat.bottom + 2, rng, trained, label)
     return {"conv_in": conv_in, "kernel1": kernel1, "conv1": conv1}
 
 
-def _dense_and_softmax(book, sheet, flat, row, rng):
-    """Dense layer to 10 logits, EXP, probabilities and their bar chart."""
+def _dense_and_softmax(book, sheet, flat, row, rng, trained, label):
+    """Dense layer to 10 logits, EXP, probabilities and their bar chart; the predicted digit
+    (and whether it is right, for a digit with a label)."""
     nf = flat.shape[0]
     for c in range(CLASSES):
         sheet.text(row + 2 + c, 1, f"digit {c}", "label")
-    wd = np.round(rng.normal(0, 1 / np.sqrt(nf), (CLASSES, nf)), 2)
-    bd = np.round(rng.normal(0, 0.1, CLASSES), 2)
+    if trained:
+        wd, bd = trained["dense_w"], trained["dense_b"]
+    else:
+        wd = np.round(rng.normal(0, 1 / np.sqrt(nf), (CLASSES, nf)), 2)
+        bd = np.round(rng.normal(0, 0.1, CLASSES), 2)
     dense_w = sheet.place("dense_w", wd.shape, row=row, col=2, role="parameter", values=wd,
-                          caption=f"Dense layer: 10 x {nf} weights (random, seeded)")
+                          caption=f"Dense layer: 10 x {nf} weights ({'trained' if trained else 'random, seeded'})")
     col = dense_w.right + 2
     dense_b = sheet.place("dense_b", bd.shape, row=row, col=col, role="parameter", values=bd,
                           orient="col", caption="bias")
@@ -230,6 +243,14 @@ def _dense_and_softmax(book, sheet, flat, row, rng):
     sheet.text(dense_w.bottom + 1, 2, "logit = SUMPRODUCT(weights row, flat) + bias;   "
                "probability = EXP(logit) / SUM(EXP column): the softmax, which sums to 1.")
     book.composite(ops.Softmax(x=logits, dim=0), {"out": probs}, title="softmax (exp, then normalise)")
+    below = probs.bottom + 2
+    predicted = sheet.apply(ops.Argmax(x=probs), "predicted", row=below, col=col + 5, number_format="0", heat=None,
+                            caption="predicted digit", title="predicted digit (the most probable)")
+    if label is not None:
+        truth = sheet.place("true_label", (), row=below + 1, col=col + 5, role="input", values=float(label),
+                            number_format="0", heat=None, caption="true label")
+        sheet.apply(ops.Equal(a=predicted, b=truth), "prediction_right", row=below + 2, col=col + 5,
+                    number_format="0", heat=None, caption="right? (1: yes)", title="prediction = true label")
     first = probs.tiles[0].row
     book.chart(sheet, "probabilities", "bar", "Predicted probability per digit", [("probability", probs)],
                row=row, col=col + 8, categories=[f"digit {c}" for c in range(CLASSES)], x_label="digit",

@@ -4,14 +4,17 @@ names a manifest records to the ops.
 
 Families: ``conv`` (padding, convolution, ReLU, pooling, reshaping), ``dense`` (linear layers
 and matrix products), ``arith`` (cell arithmetic, copies, reductions), ``softmax`` (softmax,
-cross-entropy, sigmoid), ``dropout``, ``linefit`` (fitting a line step by step), ``optim``
+cross-entropy, sigmoid), ``backprop`` (gradients by autograd, training runs), ``dropout``, ``linefit`` (fitting a line step by step), ``optim``
 (optimizer objects and the torch.optim run), ``embedding`` (lookups and collaborative
 filtering).
 """
 
-from . import arith, conv, dense, dropout, embedding, linefit, optim, softmax  # noqa: F401 (they register)
+from . import arith, backprop, conv, dense, dropout, embedding, linefit, optim, softmax  # noqa: F401 (they register)
 from .arith import (AbsDiff, Amax, Copy, Divide, DivRows, Exp, Mean, Normalize, RowMax, Sqrt, Stack,
                     SubRows, Sum, Transpose)
+from .backprop import (Argmax, Conv2dGradBias, Conv2dGradWeight, CrossEntropyBackward, CrossEntropyRows, Equal,
+                       LinearGradBias, LinearGradInput, LinearGradWeight, MaxPool2dBackward, ReluBackward,
+                       Standardize, TrainCnn, TrainMlp)
 from .base import REGISTRY, Arg, Op
 from .conv import AvgPool2d, Conv2d, ConvMatrix, Flatten, MaxPool2d, Pad, Relu, Reshape, out_size
 from .dense import Linear, Matmul, RowDot

@@ -199,7 +199,8 @@ def _typed(value, default, where, key=""):
 
 # Sizes an op's attributes give (strides, windows, grids): a manifest is untrusted, so they
 # are bounded before any shape is computed from them.
-_AT_LEAST = {"stride": 1, "kernel_size": 1, "padding": 0, "in_h": 1, "in_w": 1, "groups": 1, "dilation": 1}
+_AT_LEAST = {"stride": 1, "kernel_size": 1, "padding": 0, "in_h": 1, "in_w": 1, "groups": 1, "dilation": 1,
+             "steps": 1, "pool": 1}
 _AT_MOST = 1_048_576
 
 

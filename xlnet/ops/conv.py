@@ -55,7 +55,8 @@ class Pad(Op):
 @register
 class Conv2d(Op):
     """One cell of a convolution: ``SUMPRODUCT(window, kernel tile)`` summed over the input
-    channels, through ``MAX(0, …)`` when ``relu``; x is [C, H, W], weight [O, C, kh, kw]."""
+    channels, through ``MAX(0, …)`` when ``relu``; x is [C, H, W] (or a batch [B, C, H, W]),
+    weight [O, C, kh, kw]."""
 
     name = "conv2d"
     inputs = ("x", "weight")
@@ -63,17 +64,22 @@ class Conv2d(Op):
     attrs = {"stride": 1, "padding": 0, "relu": False}
     ranks = {"x": 3, "weight": 4, "bias": 1}
 
+    def rank(self, arg, shapes):
+        if arg == "x" and len(shapes["x"]) == 4:  # a batch
+            return 4
+        return super().rank(arg, shapes)
+
     def shape(self, s, at):
-        (_, h, w), (o, _, kh, kw) = s["x"], s["weight"]
-        return (o, out_size(h, kh, at["stride"], at["padding"]), out_size(w, kw, at["stride"], at["padding"]))
+        (h, w), (o, _, kh, kw) = s["x"][-2:], s["weight"]
+        return s["x"][:-3] + (o, out_size(h, kh, at["stride"], at["padding"]), out_size(w, kw, at["stride"], at["padding"]))
 
     def formula(self, ins, at, ix):
         if at["padding"]:
             raise ValueError("a conv2d block reads its padding from a pad block: place one first")
         x, w, s = ins["x"], ins["weight"], at["stride"]
-        o, r, c = ix
+        *batch, o, r, c = ix
         _, channels, kh, kw = w.shape
-        terms = [f"SUMPRODUCT({x.window((ch,), r * s, c * s, kh, kw)},{w.whole((o, ch))})"
+        terms = [f"SUMPRODUCT({x.window((*batch, ch), r * s, c * s, kh, kw)},{w.whole((o, ch))})"
                  for ch in range(channels)]
         expr = "+".join(terms) + (f"+{ins['bias'].ref((o,), True)}" if "bias" in ins else "")
         return formula(f"MAX(0,{expr})" if at["relu"] else expr)
@@ -82,13 +88,13 @@ class Conv2d(Op):
         x = v["x"]
         if at["padding"]:
             x = Pad.cached({"x": x}, {"padding": at["padding"]})
-        y = np.einsum("chwij,ocij->ohw", _windows(x, v["weight"].shape[-2:], at["stride"]), v["weight"])
+        y = np.einsum("...chwij,ocij->...ohw", _windows(x, v["weight"].shape[-2:], at["stride"]), v["weight"])
         if "bias" in v:
             y = y + v["bias"][:, None, None]
         return np.maximum(0, y) if at["relu"] else y
 
     def reference(self, a, at):
-        y = F.conv2d(a["x"][None], a["weight"], a.get("bias"), stride=at["stride"], padding=at["padding"])[0]
+        y = F.conv2d(a["x"], a["weight"], a.get("bias"), stride=at["stride"], padding=at["padding"])
         return torch.relu(y) if at["relu"] else y
 
 
@@ -138,7 +144,10 @@ class MaxPool2d(_Pool):
         return _windows(v["x"], at["kernel_size"], self._stride(at)).max(axis=(-2, -1))
 
     def reference(self, a, at):
-        return F.max_pool2d(a["x"][None], at["kernel_size"], self._stride(at))[0]
+        x = a["x"]
+        if x.dim() == 2:  # one map, as a spec may give it
+            return F.max_pool2d(x[None], at["kernel_size"], self._stride(at))[0]
+        return F.max_pool2d(x, at["kernel_size"], self._stride(at))
 
 
 @register

@@ -8,7 +8,8 @@ from .base import F, Op, formula, register
 
 @register
 class Linear(Op):
-    """One output of a dense layer: ``SUMPRODUCT(weight row, x)+bias``."""
+    """One output of a dense layer: ``SUMPRODUCT(weight row, x)+bias``; for a batch x [B, in],
+    ``SUMPRODUCT(weight row, x row)+bias`` per sample."""
 
     name = "linear"
     inputs = ("x", "weight")
@@ -20,11 +21,14 @@ class Linear(Op):
 
     def formula(self, ins, at, ix):
         w, x = ins["weight"], ins["x"]
+        if len(x.shape) == 2:  # a batch: one row of x per sample
+            expr = f"SUMPRODUCT({w.row(ix[1], absolute=True)},{x.row(ix[0])})"
+            return formula(f"{expr}+{ins['bias'].ref(ix[1:], True)}" if "bias" in ins else expr)
         expr = f"SUMPRODUCT({w.row(ix[0])},{x.whole()})"
         return formula(f"{expr}+{ins['bias'].ref(ix)}" if "bias" in ins else expr)
 
     def cached(self, v, at):
-        out = v["weight"] @ v["x"]
+        out = v["weight"] @ v["x"] if v["x"].ndim == 1 else v["x"] @ v["weight"].T
         return out + v["bias"] if "bias" in v else out
 
     def reference(self, a, at):

@@ -268,7 +268,7 @@ class BiasCorrect(Op):
 
 @register
 class SgdUpdate(Op):
-    """``p-lr*g``."""
+    """``p-lr*g``; checked against one ``torch.optim.SGD`` step."""
 
     name = "sgd_update"
     inputs = ("p", "g", "lr")
@@ -283,7 +283,11 @@ class SgdUpdate(Op):
         return v["p"] - v["lr"] * v["g"]
 
     def reference(self, a, at):
-        return a["p"] - a["lr"] * a["g"]
+        param = torch.nn.Parameter(a["p"].detach().clone())
+        optimizer = torch.optim.SGD([param], lr=float(a["lr"]))
+        param.grad = a["g"].detach().clone()
+        optimizer.step()
+        return param.detach()
 
 
 @register
