@@ -16,10 +16,15 @@ def test_two_builds_are_byte_identical(tmp_path):
         assert a.read_bytes() == b.read_bytes(), a.name
 
 
-def test_a_different_seed_gives_different_weights(tmp_path):
-    [a] = xlnet.build(["conv"], out=tmp_path / "a", seed=1)
-    [b] = xlnet.build(["conv"], out=tmp_path / "b", seed=2)
+def test_a_different_seed_gives_different_random_constants(tmp_path):
+    [a] = xlnet.build(["conv"], out=tmp_path / "a", seed=1, untrained=True)
+    [b] = xlnet.build(["conv"], out=tmp_path / "b", seed=2, untrained=True)
     assert (xlnet.load(a).tensors["conv2_w"].values != xlnet.load(b).tensors["conv2_w"].values).any()
+    # trained weights do not depend on the seed; the dropout draws do
+    [c] = xlnet.build(["conv"], out=tmp_path / "c", seed=1)
+    [d] = xlnet.build(["conv"], out=tmp_path / "d", seed=2)
+    assert (xlnet.load(c).tensors["conv2_w"].values == xlnet.load(d).tensors["conv2_w"].values).all()
+    assert (xlnet.load(c).tensors["dropout_u"].values != xlnet.load(d).tensors["dropout_u"].values).any()
 
 
 @pytest.mark.parametrize("lesson", list(all_lessons()))

@@ -35,8 +35,8 @@ def _parser():
     for name, options in lessons.all_options().items():  # a shared option (epochs, lr) is one flag
         kind = {"action": "store_true"} if options[0].type is bool else {"type": options[0].type}
         build.add_argument(options[0].flag, dest=name, **kind, default=None,
-                           help="; ".join(f"{o.help} (default: {o.default}; {o.range_text})" if o.range_text
-                                          else f"{o.help} (default: {o.default})" for o in options))
+                           help="; ".join(f"{o.help} (default: {o.default_text}; {o.range_text})" if o.range_text
+                                          else f"{o.help} (default: {o.default_text})" for o in options))
 
     check = sub.add_parser("check", help="recalculate workbooks and check every block against torch")
     check.add_argument("files", nargs="+", metavar="FILE")
@@ -104,7 +104,7 @@ def _list():
         print(f"{lesson.NAME:<12} {lesson.DESCRIPTION}")
         for option in lesson.OPTIONS:
             bounds = f"; {option.range_text}" if option.range_text else ""
-            print(f"    {option.flag:<16} {option.help} (default: {option.default}{bounds})")
+            print(f"    {option.flag:<16} {option.help} (default: {option.default_text}{bounds})")
     return 0
 
 

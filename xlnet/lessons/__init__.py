@@ -23,6 +23,12 @@ class Option:
     high: float = None
     low_open: bool = False
     high_open: bool = False
+    shown_default: str = None  # how to say a default the lesson works out (None: ``default`` itself)
+
+    @property
+    def default_text(self):
+        """The default as ``--help`` and ``xlnet list`` say it."""
+        return self.shown_default if self.shown_default is not None else str(self.default)
 
     @property
     def flag(self):

@@ -27,12 +27,14 @@ DESCRIPTION = ("training a CNN in cells: forward pass, backpropagation through c
                "layers, SGD steps unrolled; an MLP on the wine data; against autograd and torch.optim.SGD")
 
 OPTIONS = [
-    Option("batch_size", int, None, "backprop: digits in the mini-batch (default 4, or as many as --digits names)", 1, 64),
+    Option("batch_size", int, None, "backprop: digits in the mini-batch", 1, 64,
+           shown_default="4, or as many as --digits names"),
     Option("steps", int, 5, "backprop: SGD steps unrolled down each sheet", 1, 50),
     Option("filters", int, 2, "backprop: filters of the conv layer", 1, 8),
     Option("kernel_size", int, 3, "backprop: side of the square conv kernels (an 8x8 digit needs a 2x2 map "
            "to max-pool)", 1, 6),
-    Option("digits", str, None, "backprop: indices of the scikit-learn digits in the batch, e.g. 0,1,2,3 (default: the first B)"),
+    Option("digits", str, None, "backprop: indices of the scikit-learn digits in the batch, e.g. 10,42,7",
+           shown_default="the first B: 0,1,2,3"),
     Option("lr", float, 0.5, "backprop: learning rate of both sheets", 0, 100, low_open=True),
     Option("hidden", int, 4, "backprop: hidden units of the mlp sheet", 1, 32),
     Option("wine_rows", int, 12, "backprop: rows of the wine data on the mlp sheet", 3, 178),

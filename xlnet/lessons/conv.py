@@ -238,6 +238,7 @@ def _dense_and_softmax(book, sheet, flat, row, rng, trained, label):
                          orient="col", caption="logit", title="dense layer")
     exps = sheet.apply(ops.Exp(x=logits), "exps", row=row, col=col + 4, orient="col", caption="EXP(logit)",
                        number_format="0.000", title="EXP of the logits")
+    sheet.widen(col + 4, 10)  # a trained network's logits reach 8 or more: EXP is in the thousands
     probs = sheet.apply(ops.Normalize(x=exps, dim=0), "probs", row=row, col=col + 6, orient="col",
                         caption="probability", number_format="0.000", title="probabilities (exp / sum)")
     sheet.text(dense_w.bottom + 1, 2, "logit = SUMPRODUCT(weights row, flat) + bias;   "
