@@ -27,6 +27,17 @@ def _vjp(function, inputs, wrt, grad=None):
     return result
 
 
+def _layer_vjp(layer, a, wrt):
+    """The gradient, with respect to ``wrt`` (x, weight or bias), of ``layer(x, weight, bias)``
+    (``F.linear`` or ``F.conv2d``) given dL/dout ``a["grad"]``; a layer without a bias is
+    differentiated with a zero one."""
+    bias = a.get("bias")
+    if bias is None:
+        bias = a["weight"].new_zeros(a["weight"].shape[0])
+    inputs = {"x": a["x"], "weight": a["weight"], "bias": bias}
+    return _vjp(lambda x, weight, bias: layer(x, weight, bias), inputs, wrt, a["grad"])
+
+
 # ---- the loss and its gradient ----
 
 @register
@@ -130,12 +141,7 @@ class _LinearBackward(Op):
     wrt = ""
 
     def reference(self, a, at):
-        out_features = a["weight"].shape[0]
-        bias = a.get("bias")
-        if bias is None:
-            bias = a["weight"].new_zeros(out_features)
-        inputs = {"x": a["x"], "weight": a["weight"], "bias": bias}
-        return _vjp(lambda x, weight, bias: F.linear(x, weight, bias), inputs, self.wrt, a["grad"])
+        return _layer_vjp(F.linear, a, self.wrt)
 
 
 @register
@@ -266,11 +272,7 @@ class _Conv2dBackward(Op):
     wrt = ""
 
     def reference(self, a, at):
-        bias = a.get("bias")
-        if bias is None:
-            bias = a["weight"].new_zeros(a["weight"].shape[0])
-        inputs = {"x": a["x"], "weight": a["weight"], "bias": bias}
-        return _vjp(lambda x, weight, bias: F.conv2d(x, weight, bias), inputs, self.wrt, a["grad"])
+        return _layer_vjp(F.conv2d, a, self.wrt)
 
 
 @register
