@@ -129,13 +129,15 @@ def check(paths, engine="libreoffice", device="auto", timeout=engines.DEFAULT_TI
                 # every file is read, and every spec checked, before any engine runs
                 prepared = [foreign.prepare(p, workdir, name, spec, timeout,
                                             trusted=trusted.manifest if trusted else None) for p in paths]
-                # torch takes seconds to import: it loads on the other core while the engine recalculates
+                # torch takes seconds to import, and the files' formulas seconds to scan: both run
+                # on the other core while the engine recalculates
                 threading.Thread(target=_import_torch, daemon=True).start()
+                formulas = _Background(lambda: [formulacells.formula_cells(p.copy, None) for p in prepared])
                 copies = engines.recalc([p.copy for p in prepared], name, workdir, timeout,
                                         sources=[p.source for p in prepared])
                 chosen = pick_device(device)  # a GPU asked for and absent: said before any file
-                for prep, copy in zip(prepared, copies):
-                    reports.append(_check_one(prep, copy, name, chosen, trusted))
+                for prep, copy, cells in zip(prepared, copies, formulas.result()):
+                    reports.append(_check_one(prep, copy, name, chosen, trusted, cells))
     return reports
 
 
@@ -144,12 +146,35 @@ def _import_torch():
         importlib.import_module("torch")
 
 
-def _check_one(prep, copy, engine, device, trusted):
-    """Read one recalculated copy, verify what it must prove, and compare it with torch."""
+class _Background:
+    """A function run in a thread (on the other core while an engine recalculates); ``result``
+    waits for it and returns its value or raises its error."""
+
+    def __init__(self, function):
+        self._value, self._error = None, None
+        self._thread = threading.Thread(target=self._run, args=(function,), daemon=True)
+        self._thread.start()
+
+    def _run(self, function):
+        try:
+            self._value = function()
+        except BaseException as exc:  # handed to the caller of result()
+            self._error = exc
+
+    def result(self):
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+def _check_one(prep, copy, engine, device, trusted, formulas):
+    """Read one recalculated copy, verify what it must prove, and compare it with torch.
+
+    ``formulas``: the cells of the prepared (not recalculated) file that hold formulas, by sheet."""
     from . import bridge
 
     book = read.read_workbook(copy, manifest=prep.manifest, strict_inputs=False, source=prep.source)
-    formulas = formulacells.formula_cells(prep.copy, trust.coords_sheets(book.tensors) | {manifest_mod.SHEET})
     trust.refuse_external_inputs(book.manifest, book.tensors, formulas, prep.source)
     _refuse_bad_inputs(book, prep)
     trust.verify_sentinel(formulas, prep.source)

@@ -210,8 +210,8 @@ def prepare(path, workdir, engine="libreoffice", spec=None, timeout=engines.DEFA
     if found.has_manifest:
         if spec is not None and Path(spec) != beside:
             raise InputError(f"{path}: it carries its own xlnet manifest; check it without --spec")
-        from .read import read_workbook
-        manifest = read_workbook(xlsx, strict_inputs=False).manifest
+        from .read import read_structure
+        manifest = read_structure(xlsx)
         return Prepared(path, xlsx, manifest, found)
     if spec is None:
         if require_blocks:

@@ -7,7 +7,9 @@ formula's ``ref``). Parsed with defusedxml, so entity tricks are refused here to
 
 from __future__ import annotations
 
+import functools
 import posixpath
+import re
 import zipfile
 from pathlib import Path
 
@@ -70,9 +72,28 @@ def sheet_parts(z, path):
     return parts
 
 
+_CELL = re.compile(r"\$?([A-Z]{1,3})\$?([0-9]{1,7})")
+
+
+@functools.lru_cache(maxsize=None)
+def _column(letters):
+    n = 0
+    for ch in letters:
+        n = n * 26 + ord(ch) - 64
+    return n
+
+
+def _cell(ref):
+    """(row, col) from 1 of a single-cell reference such as ``B3`` (None if it is not one)."""
+    match = _CELL.fullmatch(ref)
+    if not match:
+        return None
+    row, col = int(match.group(2)), _column(match.group(1))
+    return (row, col) if 1 <= row <= refs.MAX_ROW and 1 <= col <= refs.MAX_COL else None
+
+
 def _rc(ref):
-    found = refs.parse(f"s!{ref}")
-    return found
+    return refs.parse(f"s!{ref}")
 
 
 def formula_cells(path, sheets):
@@ -80,16 +101,17 @@ def formula_cells(path, sheets):
 
     Args:
         path: an .xlsx or .xlsm file.
-        sheets: the sheet names to read.
+        sheets: the sheet names to read (None: every sheet).
 
     Returns:
         {sheet: {(row, col) from 1: formula text as written, '' for a cell an array formula covers}}.
     """
     path = Path(path)
-    found = {s: {} for s in sheets}
     try:
         with zipfile.ZipFile(path) as z:
             parts = sheet_parts(z, path)
+            sheets = list(parts) if sheets is None else sheets
+            found = {s: {} for s in sheets}
             for sheet in sheets:
                 if sheet not in parts:
                     continue
@@ -102,8 +124,11 @@ def formula_cells(path, sheets):
                             continue
                         f = element.find(f"{{{_MAIN}}}f")
                         if f is not None and element.get("r"):
-                            cell = _rc(element.get("r"))
-                            cells[(cell.min_row, cell.min_col)] = f.text or ""
+                            at = _cell(element.get("r"))
+                            if at is None:
+                                cell = _rc(element.get("r"))  # one line naming what is wrong with it
+                                at = (cell.min_row, cell.min_col)
+                            cells[at] = f.text or ""
                             if f.get("t") in ("array", "dataTable") and f.get("ref"):
                                 covered = _rc(f.get("ref"))
                                 for r in range(covered.min_row, covered.max_row + 1):

@@ -7,6 +7,7 @@ cells that hold an error, text or a blank (where a number is needed) are an Inpu
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 import zipfile
@@ -175,6 +176,10 @@ def defined_range(book, name, where=""):
     defined = book.defined_names.get(name)
     if defined is None:
         raise InputError(f"{where}the workbook has no defined name {name!r}")
+    text = defined.attr_text or ""
+    if refs.is_reference(text):  # one plain range, as xlnet writes them: no formula tokenizer needed
+        with contextlib.suppress(InputError):
+            return refs.parse(text)
     try:
         dests = list(defined.destinations)
     except Exception:  # openpyxl refuses some formulas as destinations
@@ -209,6 +214,21 @@ def _word(value):
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     return str(value).strip()
+
+
+def read_structure(path):
+    """The manifest of an xlnet workbook, with every tensor's tiles found (defined names that
+    exist and fit its shape) but no cell of them read: for a file about to be recalculated,
+    whose values are read from the recalculated copy."""
+    path = Path(path)
+    book = open_book(path)
+    try:
+        manifest, _ = read_manifest(book, path)
+        for name, info in manifest["tensors"].items():
+            _tile_ranges(book, path, name, info)
+    finally:
+        book.close()
+    return manifest
 
 
 def read_workbook(path, manifest=None, strict_inputs=True, source=None):
