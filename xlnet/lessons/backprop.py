@@ -316,10 +316,11 @@ def _cnn_band(book, sheet, x, target, params, lr, s, row, sizes):
         row=row_params, col=conv_grads["conv_w"].right + 4, number_format=GRAD_FORMAT,
         caption="dL/dbias = SUM(dL/dz map)", title=f"step {s}: dL/dconv bias")
     grads = {**conv_grads, "dense_w": dense["w"], "dense_b": dense["b"]}
+    new_col = max(conv_grads["conv_b"].right + 4, dense["b"].right + 6)  # room for the bias gradients' captions
     new_conv = _updates(sheet, {k2: params[k2] for k2 in ("conv_w", "conv_b")}, grads, lr, f"{p}new_", f"step {s}",
-                        row_params, max(conv_grads["conv_b"].right, dense["b"].right) + 3)
+                        row_params, new_col)
     new_dense = _updates(sheet, {k2: params[k2] for k2 in ("dense_w", "dense_b")}, grads, lr, f"{p}new_", f"step {s}",
-                         row_params + k + 4, dense["b"].right + 3)
+                         row_params + k + 4, new_col)
     bottom = max(b.bottom for b in (*new_dense.values(), dense["w"]))
     return {"loss": head["loss"], "accuracy": head["accuracy"], "new": {**new_conv, **new_dense}, "bottom": bottom}
 
@@ -414,7 +415,7 @@ def _mlp_band(sheet, x, target, params, lr, s, row):
     dz1 = sheet.apply(ops.ReluBackward(x=z1, grad=out["x"]), f"{p}dz1", row=back, col=1, number_format=GRAD_FORMAT,
                       caption="dL/dz1 = IF(z1 > 0, dL/dh, 0)", title=f"mlp step {s}: dL/dz1 through ReLU")
     hidden = _dense_backward(sheet, x, params["w1"], params["b1"], dz1, p, f"mlp step {s}", ("w1", "b1", "x"), grad_row,
-                             out["b"].right + 3)
+                             out["b"].right + 6)
     grads = {"w1": hidden["w"], "b1": hidden["b"], "w2": out["w"], "b2": out["b"]}
     update_row = max(out["w"].bottom, hidden["w"].bottom, out["b"].bottom) + 2
     new = _updates(sheet, params, grads, lr, f"{p}new_", f"step {s}", update_row, 1)
