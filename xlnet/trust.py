@@ -132,8 +132,3 @@ def refuse_external_inputs(manifest, tensors, formulas, source):
                 raise InputError(f"{source}: input cell {tensor.address(k)} of {name} reads another workbook "
                                  f"(={text[:60]}); its value cannot be recalculated here: paste the value, "
                                  "or copy that sheet into this workbook")
-
-
-def coords_sheets(tensors):
-    """The sheets the read tensors lie on."""
-    return {sheet for t in tensors.values() for sheet, _, _ in t.coords}
