@@ -182,3 +182,11 @@ def test_another_shape_is_trained_when_built_and_deterministically(tmp_path):
     assert first.read_bytes() == second.read_bytes()
     t = xlnet.load(first).tensors
     assert t["conv1_w"].values.shape == (3, 1, 3, 3) and t["probs"].values.argmax() == 7
+
+
+def test_a_rectangular_image_gets_weights_trained_for_its_shape(tmp_path):
+    np.savetxt(tmp_path / "rect.csv", np.random.default_rng(0).random((10, 12)), delimiter=",")
+    [path] = xlnet.build(["conv"], out=tmp_path, image=str(tmp_path / "rect.csv"))
+    t = xlnet.load(path).tensors
+    assert t["flat"].values.shape == (24,) and t["dense_w"].values.shape == (10, 24)
+    assert "true_label" not in t  # a user's image has no label to compare with

@@ -86,9 +86,10 @@ def load_image(path):
 
 
 def resize(img, size):
-    """Bilinear resize of a 2-D image to size x size."""
+    """Bilinear resize of a 2-D image to size x size (or to rows x columns for a pair)."""
     h, w = img.shape
-    ys, xs = np.linspace(0, h - 1, size), np.linspace(0, w - 1, size)
+    rows, cols = size if isinstance(size, tuple) else (size, size)
+    ys, xs = np.linspace(0, h - 1, rows), np.linspace(0, w - 1, cols)
     y0, x0 = np.floor(ys).astype(int), np.floor(xs).astype(int)
     y1, x1 = np.minimum(y0 + 1, h - 1), np.minimum(x0 + 1, w - 1)
     fy, fx = (ys - y0)[:, None], (xs - x0)[None, :]
@@ -127,8 +128,9 @@ def _input_image(options):
         img, source, label = load_image(options["image"]), f"image {os.path.basename(options['image'])}", None
     else:
         img, label = load_digit(options["digit"])
-        seen = "held out from training" if conv_training.held_out(options["digit"]) else "one the weights trained on"
-        source = f"scikit-learn handwritten digit #{options['digit']} (a {label}; {seen})"
+        seen = "" if options["untrained"] else (
+            "; held out from training" if conv_training.held_out(options["digit"]) else "; one the weights trained on")
+        source = f"scikit-learn handwritten digit #{options['digit']} (a {label}{seen})"
     if options["size"]:
         if not 2 <= options["size"] <= MAX_SIDE:
             raise InputError(f"--size {options['size']}: expected 2 to {MAX_SIDE}")

@@ -59,7 +59,7 @@ def _dataset(side):
     digits = load_digits()
     images = digits.images / 16.0
     if tuple(side) != images.shape[1:]:
-        images = np.stack([resize(img, side[0]) for img in images])
+        images = np.stack([resize(img, tuple(side)) for img in images])
     return np.round(images, 4)[:, None], digits.target
 
 
