@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Set up a fresh machine: the spreadsheet engines (LibreOffice Calc, Gnumeric) and a virtual
-# environment in .venv with xlnet, torch (CPU build) and the test tools. Safe to run twice.
+# Set up a fresh machine: the spreadsheet engines (LibreOffice Calc with its Python bindings, for
+# a warm LibreOffice; Gnumeric) and a virtual environment in .venv with xlnet, torch (CPU build)
+# and the test tools. Safe to run twice.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,6 +9,7 @@ need=()
 command -v soffice >/dev/null 2>&1 || need+=(libreoffice-calc)
 command -v ssconvert >/dev/null 2>&1 || need+=(gnumeric)
 command -v pdftoppm >/dev/null 2>&1 || need+=(poppler-utils)
+/usr/bin/python3 -c "import uno" >/dev/null 2>&1 || need+=(python3-uno)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -16,14 +16,19 @@ from xlnet.errors import InputError
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# A check goes to `xlnet serve` when one is running: the tests start their own, or none.
+os.environ["XLNET_SOCKET"] = str(Path(tempfile.gettempdir()) / f"xlnet-tests-{os.getpid()}" / "no-server.sock")
+
 # In CI (or with XLNET_REQUIRE_ENGINES=1) a test whose engine is missing fails: a suite that
 # skips every recalculation must not come out green. Elsewhere it is skipped, and says so.
 ENGINES_REQUIRED = bool(os.environ.get("CI") or os.environ.get("XLNET_REQUIRE_ENGINES"))
 
 
 def require_engine(engine):
-    """Go on when ``engine`` is installed; else fail (engines required) or skip the test."""
-    if engines.available(engine):
+    """Go on when ``engine`` is installed; else fail (engines required) or skip the test.
+    ``libreoffice-uno``: LibreOffice with its Python bindings (a warm LibreOffice)."""
+    from xlnet import warm
+    if warm.available() if engine == "libreoffice-uno" else engines.available(engine):
         return
     message = f"{engine} is not installed"
     if ENGINES_REQUIRED:
@@ -39,6 +44,7 @@ settings.load_profile("ci" if ENGINES_REQUIRED else "dev")
 
 needs_libreoffice = pytest.mark.engine("libreoffice")
 needs_gnumeric = pytest.mark.engine("gnumeric")
+needs_warm_libreoffice = pytest.mark.engine("libreoffice-uno")
 
 
 def pytest_configure(config):

@@ -9,11 +9,11 @@ import shutil
 import threading
 from pathlib import Path
 
-from . import engines, foreign, formulacells, lessons, manifest as manifest_mod, opened, read, trust
+from . import engines, foreign, formulacells, lessons, manifest as manifest_mod, opened, read, trust, warm as warm_mod
 from .atomic import atomic_path
 from .errors import EngineError, InputError
 
-DEFAULT_OUT = "workbooks"
+DEFAULT_OUT = lessons.DEFAULT_OUT
 
 
 def build(names=None, out=DEFAULT_OUT, seed=0, **options):
@@ -91,7 +91,7 @@ def engine_names(engine):
 
 
 def check(paths, engine="libreoffice", device="auto", timeout=engines.DEFAULT_TIMEOUT, spec=None,
-          reference=None, limits=None):
+          reference=None, limits=None, warm=None, started=None):
     """Recalculate workbooks with a real engine and check every block against torch.
 
     Args:
@@ -104,6 +104,9 @@ def check(paths, engine="libreoffice", device="auto", timeout=engines.DEFAULT_TI
         reference: a trusted original workbook: its manifest (ops, tolerances, layout, which
             cells must be formulas) is used, and the checked files' own manifests are ignored.
         limits: a limits.Limits (default: the environment's, see ``xlnet.limits``).
+        warm: a warm.WarmLibreOffice that recalculates instead of a fresh LibreOffice.
+        started: how the engine started, for the report header (default: ``warm`` when ``warm``
+            is given, else ``cold start``).
 
     Returns:
         A list of report.Report, one per workbook and engine.
@@ -133,12 +136,55 @@ def check(paths, engine="libreoffice", device="auto", timeout=engines.DEFAULT_TI
                 # on the other core while the engine recalculates
                 threading.Thread(target=_import_torch, daemon=True).start()
                 formulas = _Background(lambda: [formulacells.formula_cells(p.copy, None) for p in prepared])
-                copies = engines.recalc([p.copy for p in prepared], name, workdir, timeout,
-                                        sources=[p.source for p in prepared])
-                chosen = pick_device(device)  # a GPU asked for and absent: said before any file
-                for prep, copy, cells in zip(prepared, copies, formulas.result()):
-                    reports.append(_check_one(prep, copy, name, chosen, trusted, cells))
+                hot = warm if name == "libreoffice" else None
+                own = None
+                if name == "libreoffice" and hot is None and warm_mod.available():
+                    # a LibreOffice started for this check, driven over UNO: it starts sooner than a
+                    # batch conversion and hands over each book as soon as it is recalculated
+                    own = hot = warm_mod.WarmLibreOffice(start_timeout=min(timeout, warm_mod.START_TIMEOUT))
+                start = "" if name == "cached" else (started or ("warm" if warm is not None else "cold start"))
+                try:
+                    if hot is None:
+                        copies = engines.recalc([p.copy for p in prepared], name, workdir, timeout,
+                                                sources=[p.source for p in prepared])
+                        chosen = pick_device(device)  # a GPU asked for and absent: said before any file
+                        found = [_check_one(prep, copy, name, chosen, trusted, cells)
+                                 for prep, copy, cells in zip(prepared, copies, formulas.result())]
+                    else:
+                        found = _pipelined(prepared, hot, workdir, timeout, device, trusted, formulas)
+                finally:
+                    if own is not None:
+                        own.close()
+                for report in found:
+                    report.started = start
+                reports += found
     return reports
+
+
+def _pipelined(prepared, hot, workdir, timeout, device, trusted, formulas):
+    """Recalculate book after book with a running LibreOffice while the book before is checked
+    on the other core; returns the reports in order."""
+    from concurrent.futures import ThreadPoolExecutor
+    from .device import pick_device
+
+    chosen = []
+
+    def check(k, copy):
+        if not chosen:
+            chosen.append(pick_device(device))  # a GPU asked for and absent: said before any report
+        return _check_one(prepared[k], copy, "libreoffice", chosen[0], trusted, formulas.result()[k])
+
+    pool = ThreadPoolExecutor(1)
+    try:
+        futures = []
+        for k, prep in enumerate(prepared):
+            folder = Path(workdir) / f"book-{k}"
+            folder.mkdir()
+            copy = engines.recalc([prep.copy], "libreoffice", folder, timeout, sources=[prep.source], warm=hot)[0]
+            futures.append(pool.submit(check, k, copy))
+        return [f.result() for f in futures]
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _import_torch():

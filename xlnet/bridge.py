@@ -159,9 +159,8 @@ def _sensitivity(entry, values, device, outputs):
 
 def _end_to_end(manifest, sheet_values, device):
     """Run every op from the sheet's raw inputs, each fed by the ops that provide its inputs;
-    return op index -> its outputs (a trajectory op's with ``atol:<key>`` from its conditioning)."""
-    import torch
-
+    return op index -> its outputs. A trajectory op's allowance from its conditioning is measured
+    when a comparison first needs it (``_measure_conditioning``)."""
     entries = manifest["ops"]
     providers = manifest_mod.providers(manifest)
     values = {n: v for n, v in sheet_values.items() if n not in providers}
@@ -169,14 +168,32 @@ def _end_to_end(manifest, sheet_values, device):
     for k in manifest_mod.evaluation_order(manifest):
         results[k] = _run(entries[k], values, device)
         if ops.get(entries[k]["op"]).trajectory:
-            for key, sensitivity in _sensitivity(entries[k], values, device, results[k]).items():
-                allowance = sensitivity * ROUNDING
-                given = results[k].get(f"atol:{key}")
-                results[k][f"atol:{key}"] = allowance if given is None else torch.maximum(given, allowance)
+            results[k][_UNMEASURED] = (entries[k], values, device)
         for key, name in entries[k]["outputs"].items():
             if providers.get(name) == k:
                 values[name] = results[k][key]
     return results
+
+
+_UNMEASURED = "probe:unmeasured"
+
+
+def _measure_conditioning(outputs):
+    """Add ``atol:<key>`` from its conditioning to a trajectory op's outputs, the first time it
+    is asked for (a second run of the whole recurrence: only when a cell differs by more than
+    the plain end-to-end tolerance). Returns True when it was added now."""
+    import torch
+
+    pending = outputs.pop(_UNMEASURED, None)
+    if pending is None:
+        return False
+    entry, values, device = pending
+    plain = {k: v for k, v in outputs.items() if not k.startswith("atol:")}
+    for key, sensitivity in _sensitivity(entry, values, device, plain).items():
+        allowance = sensitivity * ROUNDING
+        given = outputs.get(f"atol:{key}")
+        outputs[f"atol:{key}"] = allowance if given is None else torch.maximum(given, allowance)
+    return True
 
 
 def _end_to_end_source(manifest, provider, k, key, name):
@@ -229,6 +246,9 @@ def check_workbook(book, device="auto", engine="?", typed=None):
             e2e_ref = e2e[source][source_key].detach().cpu().numpy()
             e2e_pass, e2e_abs, _, _, _ = compare(sheet, e2e_ref, expected,
                                                  _widen(e2e_tol, e2e[source], source_key), lenient)
+            if not e2e_pass and _measure_conditioning(e2e[source]):  # a recurrence: how far may it drift?
+                e2e_pass, e2e_abs, _, _, _ = compare(sheet, e2e_ref, expected,
+                                                     _widen(e2e_tol, e2e[source], source_key), lenient)
             if composite:
                 status, max_abs, max_rel, worst, message = "e2e", e2e_abs, math.nan, None, ""
             elif upstream:

@@ -9,7 +9,7 @@ import signal
 import sys
 import threading
 
-from . import api, engines, lessons, limits
+from . import engines, lessons, limits
 from .errors import XlnetError
 
 
@@ -20,7 +20,9 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"xlnet: error: {' '.join(message.split())} (see {self.prog} --help)\n")
 
 
-def _parser():
+def _parser(lesson_options=True):
+    """The argument parser; ``lesson_options``: add every lesson's options to ``build`` (which
+    imports the lessons, so a check or a watch goes without)."""
     parser = _Parser(
         prog="xlnet", description="Deep learning in Excel, cell by cell, checked against PyTorch.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -30,9 +32,9 @@ def _parser():
 
     build = sub.add_parser("build", help="build lesson workbooks (default: all, into workbooks/)")
     build.add_argument("lessons", nargs="*", metavar="LESSON", help="lessons to build (default: all)")
-    build.add_argument("--out", default=api.DEFAULT_OUT, help="output directory (default: workbooks)")
+    build.add_argument("--out", default=lessons.DEFAULT_OUT, help=f"output directory (default: {lessons.DEFAULT_OUT})")
     build.add_argument("--seed", type=int, default=0, help=f"seed of every random constant (default: 0; {lessons.SEED.range_text})")
-    for name, options in lessons.all_options().items():  # a shared option (epochs, lr) is one flag
+    for name, options in (lessons.all_options() if lesson_options else {}).items():  # a shared option (epochs, lr) is one flag
         kind = {"action": "store_true"} if options[0].type is bool else {"type": options[0].type}
         build.add_argument(options[0].flag, dest=name, **kind, default=None,
                            help="; ".join(f"{o.help} (default: {o.default_text}; {o.range_text})" if o.range_text
@@ -52,7 +54,27 @@ def _parser():
     check.add_argument("--reference", metavar="ORIGINAL.xlsx",
                        help="check by the manifest of this trusted original (ops, tolerances, which cells must "
                             "be formulas), never by the checked file's own: for grading a learner's copy")
+    check.add_argument("--jobs", type=int, default=None, metavar="N",
+                       help="check N workbooks at a time, each worker with a LibreOffice of its own, and end with a "
+                            "table (file, blocks passed, first failing cell); a file that cannot be checked is a row")
+    check.add_argument("--cold", action="store_true",
+                       help="start a fresh LibreOffice even when `xlnet serve` is running")
     _limit_options(check)
+
+    serve = sub.add_parser("serve", help="keep LibreOffice and torch warm for checks (Ctrl-C stops it)")
+    serve.add_argument("--socket", metavar="PATH", help="where to listen (default: $XLNET_SOCKET, or a private "
+                                                        "folder of the runtime or temporary folder)")
+
+    watch = sub.add_parser("watch", help="re-check a workbook every time it is saved (Ctrl-C stops)")
+    watch.add_argument("file", metavar="FILE")
+    watch.add_argument("--engine", default="libreoffice", choices=["libreoffice", "gnumeric", "formulas", "excel"],
+                       help="recalculation engine (default: libreoffice, warm)")
+    watch.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                       help="where torch runs (default: cuda when available, else cpu)")
+    watch.add_argument("--timeout", type=int, default=engines.DEFAULT_TIMEOUT,
+                       help="seconds allowed to the engine (default: 600)")
+    watch.add_argument("--interval", type=float, default=0.5, help="seconds between looks at the file (default: 0.5)")
+    watch.add_argument("--count", type=int, default=None, metavar="N", help="stop after N checks (default: never)")
 
     annotate = sub.add_parser("annotate", help="write a copy of a workbook carrying its spec as a manifest")
     annotate.add_argument("file", metavar="FILE")
@@ -110,13 +132,15 @@ def _list():
 
 def main(argv=None):
     """Run the CLI; return the exit code (0 pass, 1 mismatch, 2 bad input or engine failure)."""
-    args = _parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    command = next((w for w in words if not w.startswith("-")), None)
+    args = _parser(lesson_options=command in (None, "build")).parse_args(argv)
     try:
         with _signals_as_interrupts():
             return _run(args)
     except XlnetError as exc:
         print("xlnet: error: " + " ".join(str(exc).split()), file=sys.stderr)
-        return 2
+        return getattr(exc, "code", 2)  # 3: a defect, reported by xlnet serve
     except OSError as exc:  # a file system refusal not met on purpose: still one line
         where = exc.filename if exc.filename is not None else "a file"
         print(f"xlnet: error: {where}: {exc.strerror or type(exc).__name__}", file=sys.stderr)
@@ -165,7 +189,49 @@ def _signals_as_interrupts():
             signal.signal(signum, handler)
 
 
+def _check(args):
+    from .report import exit_code, to_json
+
+    if args.jobs is not None:
+        from . import api, grading
+        engines.check_timeout(args.timeout)
+        graded = grading.check_files(args.files, args.jobs, engine=args.engine, device=args.device,
+                                     timeout=args.timeout, spec=args.spec, reference=args.reference,
+                                     limits=_limits(args))
+        if args.json:
+            print(grading.to_json(graded))
+        else:
+            texts = [r.text() for g in graded for r in g.reports]
+            print("\n\n".join(texts + [grading.summary(graded)]))
+        return grading.exit_code(graded)
+    reports = None
+    if args.engine == "libreoffice" and not args.cold:
+        from . import serve
+        engines.check_timeout(args.timeout)
+        reports = serve.request_check(args.files, args.engine, args.device, args.timeout, args.spec,
+                                      args.reference, _limits(args))  # None: no server is running
+    if reports is None:
+        from . import api
+        reports = api.check(args.files, engine=args.engine, device=args.device, timeout=args.timeout,
+                            spec=args.spec, reference=args.reference, limits=_limits(args))
+    print(to_json(reports) if args.json else "\n\n".join(r.text() for r in reports))
+    return exit_code(reports)
+
+
+def _serve(args):
+    from . import serve
+    server = serve.Server(args.socket)
+    try:
+        print(server.start(), flush=True)
+        server.serve_forever()
+    finally:
+        server.close()
+    return 0
+
+
 def _run(args):
+    from . import api
+
     if args.command == "list":
         return _list_ops() if args.ops else _list()
     if args.command == "build":
@@ -174,11 +240,13 @@ def _run(args):
             print(f"wrote {path}")
         return 0
     if args.command == "check":
-        from .report import exit_code, to_json
-        reports = api.check(args.files, engine=args.engine, device=args.device, timeout=args.timeout,
-                            spec=args.spec, reference=args.reference, limits=_limits(args))
-        print(to_json(reports) if args.json else "\n\n".join(r.text() for r in reports))
-        return exit_code(reports)
+        return _check(args)
+    if args.command == "serve":
+        return _serve(args)
+    if args.command == "watch":
+        from . import watch
+        return watch.watch(args.file, engine=args.engine, device=args.device, timeout=args.timeout,
+                           interval=args.interval, count=args.count)
     if args.command == "annotate":
         print(f"wrote {api.annotate(args.file, args.spec, args.out)}")
         return 0

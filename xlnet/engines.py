@@ -92,7 +92,7 @@ def workspace():
             time.sleep(0.05)
 
 
-def recalc(paths, engine, workdir, timeout=DEFAULT_TIMEOUT, sources=None):
+def recalc(paths, engine, workdir, timeout=DEFAULT_TIMEOUT, sources=None, warm=None):
     """Recalculate workbooks with a spreadsheet engine, into copies.
 
     Args:
@@ -101,6 +101,7 @@ def recalc(paths, engine, workdir, timeout=DEFAULT_TIMEOUT, sources=None):
         workdir: an existing directory for the copies (the caller removes it).
         timeout: seconds before the engine is stopped and an EngineError raised.
         sources: the user's files the paths stand for, named in messages (default: paths).
+        warm: a warm.WarmLibreOffice to recalculate with instead of starting LibreOffice.
 
     Returns:
         The recalculated copies, in the order of ``paths``.
@@ -124,8 +125,8 @@ def recalc(paths, engine, workdir, timeout=DEFAULT_TIMEOUT, sources=None):
         return copies
     out = workdir / f"{engine}-out"
     out.mkdir()
-    runner = {"libreoffice": _libreoffice, "gnumeric": _gnumeric, "formulas": _formulas,
-              "excel": _excel}[engine]
+    runner = {"libreoffice": _libreoffice if warm is None else warm.recalc, "gnumeric": _gnumeric,
+              "formulas": _formulas, "excel": _excel}[engine]
     try:
         results = runner(copies, out, timeout)
     except EngineError as exc:

@@ -167,15 +167,25 @@ class Prepared:
         source: the user's file.
         copy: the copy with xlnet's hidden sheet (the file itself for a workbook xlnet built).
         manifest: the manifest the copy is read by.
-        survey: the Survey of the file as saved.
+        found: the Survey of the file as saved, when it was needed to prepare it (see ``survey``).
         spec: the spec.Spec used, if any.
+        xlsx: the file surveyed (the workbook itself, or an .xls converted).
     """
 
     source: Path
     copy: Path
     manifest: dict
-    survey: Survey
+    found: object = None
     spec: object = None
+    xlsx: Path = None
+
+    @property
+    def survey(self):
+        """The Survey of the file as saved (sheets, used areas, defined names), read when first
+        asked for: a workbook carrying its manifest is checked without it."""
+        if self.found is None:
+            self.found = survey(self.xlsx, with_formulas=False)
+        return self.found
 
 
 def prepare(path, workdir, engine="libreoffice", spec=None, timeout=engines.DEFAULT_TIMEOUT, require_blocks=True,
@@ -199,20 +209,21 @@ def prepare(path, workdir, engine="libreoffice", spec=None, timeout=engines.DEFA
     path = Path(path)
     workdir = Path(workdir)
     xlsx = as_xlsx(path, workdir, engine, timeout)
-    found = survey(xlsx, with_formulas=False)
+    has_manifest = _has_manifest(xlsx)
     if trusted is not None:
-        if found.has_manifest:  # its own sentinel stays; its manifest is ignored
-            return Prepared(path, xlsx, trusted, found)
-        return Prepared(path, _with_manifest_sheet(xlsx, workdir, trusted), trusted, found)
+        if has_manifest:  # its own sentinel stays; its manifest is ignored
+            return Prepared(path, xlsx, trusted, xlsx=xlsx)
+        return Prepared(path, _with_manifest_sheet(xlsx, workdir, trusted), trusted, xlsx=xlsx)
     beside = spec_mod.path_beside(path)
     if spec is None and look_beside and spec_mod.exists_beside(path):
         spec = beside
-    if found.has_manifest:
+    if has_manifest:
         if spec is not None and Path(spec) != beside:
             raise InputError(f"{path}: it carries its own xlnet manifest; check it without --spec")
         from .read import read_structure
         manifest = read_structure(xlsx)
-        return Prepared(path, xlsx, manifest, found)
+        return Prepared(path, xlsx, manifest, xlsx=xlsx)
+    found = survey(xlsx, with_formulas=False)
     if spec is None:
         if require_blocks:
             raise ManifestError(f"{path}: no xlnet manifest and no spec: write one ({beside.name} beside it, or "
@@ -221,7 +232,16 @@ def prepare(path, workdir, engine="libreoffice", spec=None, timeout=engines.DEFA
     else:
         loaded = spec_mod.load(spec, found.sheets)
         manifest = loaded.manifest
-    return Prepared(path, _with_manifest_sheet(xlsx, workdir, manifest), manifest, found, loaded)
+    return Prepared(path, _with_manifest_sheet(xlsx, workdir, manifest), manifest, found, loaded, xlsx)
+
+
+def _has_manifest(xlsx):
+    """True when the workbook has xlnet's hidden sheet (read from its workbook part alone)."""
+    from .read import open_values
+
+    book = open_values(xlsx)
+    book.close()
+    return manifest_mod.SHEET in book.sheetnames
 
 
 def _with_manifest_sheet(xlsx, workdir, manifest):

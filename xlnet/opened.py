@@ -143,7 +143,7 @@ def notes_for(survey, name_errors, engine):
     return notes
 
 
-def open_workbooks(paths, engine="libreoffice", timeout=engines.DEFAULT_TIMEOUT):
+def open_workbooks(paths, engine="libreoffice", timeout=engines.DEFAULT_TIMEOUT, warm=None):
     """Open several workbooks with one engine run (one start-up for all of them).
 
     Args:
@@ -151,6 +151,7 @@ def open_workbooks(paths, engine="libreoffice", timeout=engines.DEFAULT_TIMEOUT)
         engine: libreoffice, gnumeric, formulas, excel, or cached (values as saved: nothing
             proves they are current, and ``recalculated`` says so).
         timeout: seconds allowed to the engine.
+        warm: a warm.WarmLibreOffice that recalculates instead of a fresh LibreOffice.
 
     Returns:
         A list of OpenedBook.
@@ -161,7 +162,8 @@ def open_workbooks(paths, engine="libreoffice", timeout=engines.DEFAULT_TIMEOUT)
     with engines.workspace() as workdir:
         prepared = [foreign.prepare(p, workdir, engine, timeout=timeout, require_blocks=False, look_beside=False)
                     for p in paths]
-        copies = engines.recalc([p.copy for p in prepared], engine, workdir, timeout)
+        copies = engines.recalc([p.copy for p in prepared], engine, workdir, timeout,
+                                warm=warm if engine == "libreoffice" else None)
         books = []
         for prep, copy in zip(prepared, copies):
             grids = _grids(copy)

@@ -6,8 +6,12 @@ collected workbook is recalculated in one engine run for the whole session; each
 test item that fails with its worst cell, the value there and torch's. ``--junitxml`` then
 reports them like any other test.
 
-The ``xlnet_open`` fixture opens workbooks as tensors for a test (``xlnet.open``), sharing one
-engine run per call and caching for the session.
+The ``xlnet_open`` fixture opens workbooks as tensors for a test (``xlnet.open``), caching for
+the session.
+
+With LibreOffice (and its Python bindings), the session keeps one LibreOffice warm from the
+first recalculation to the end: every later batch and every ``xlnet_open`` call skips its
+start-up. ``--xlnet-cold`` starts a fresh one each time instead.
 """
 
 from __future__ import annotations
@@ -28,10 +32,19 @@ def pytest_addoption(parser):
     group.addoption("--xlnet-engine", default="libreoffice",
                     help="engine that recalculates them: libreoffice (default), gnumeric, formulas, excel, cached")
     group.addoption("--xlnet-device", default="auto", help="where torch runs: auto (default), cpu, cuda")
+    group.addoption("--xlnet-cold", action="store_true", default=False,
+                    help="start LibreOffice afresh for each recalculation instead of keeping one warm for the session")
 
 
 def pytest_configure(config):
-    config._xlnet_session = _Session(config.getoption("xlnet_engine"), config.getoption("xlnet_device"))
+    config._xlnet_session = _Session(config.getoption("xlnet_engine"), config.getoption("xlnet_device"),
+                                     keep_warm=not config.getoption("xlnet_cold"))
+
+
+def pytest_unconfigure(config):
+    session = getattr(config, "_xlnet_session", None)
+    if session is not None:
+        session.close()
 
 
 def _carries_manifest(path):
@@ -59,10 +72,25 @@ def pytest_collect_file(file_path, parent):
 class _Session:
     """Checks every collected workbook in one engine run, the first time a result is asked for."""
 
-    def __init__(self, engine, device):
-        self.engine, self.device = engine, device
+    def __init__(self, engine, device, keep_warm=True):
+        self.engine, self.device, self.keep_warm = engine, device, keep_warm
         self.pending, self.reports, self.errors = [], {}, {}
         self.opened = {}
+        self._warm = None
+
+    def warm(self):
+        """The session's warm LibreOffice, started at the first need (None: cold runs)."""
+        if self._warm is None and self.keep_warm and self.engine == "libreoffice":
+            from . import warm
+            if warm.available():
+                self._warm = warm.WarmLibreOffice()
+        return self._warm
+
+    def close(self):
+        """Stop the warm LibreOffice, if one was started."""
+        if self._warm is not None:
+            self._warm.close()
+            self._warm = None
 
     def report(self, path):
         from . import api
@@ -70,13 +98,14 @@ class _Session:
 
         if path not in self.reports and path not in self.errors:
             batch = [p for p in self.pending if p not in self.reports and p not in self.errors] or [path]
+            warm = self.warm()
             try:
-                for p, report in zip(batch, api.check(batch, engine=self.engine, device=self.device)):
+                for p, report in zip(batch, api.check(batch, engine=self.engine, device=self.device, warm=warm)):
                     self.reports[p] = report
             except XlnetError:  # find which workbook: check them one by one
                 for p in batch:
                     try:
-                        self.reports[p] = api.check([p], engine=self.engine, device=self.device)[0]
+                        self.reports[p] = api.check([p], engine=self.engine, device=self.device, warm=warm)[0]
                     except XlnetError as exc:
                         self.errors[p] = " ".join(str(exc).split())
         if path in self.errors:
@@ -165,7 +194,7 @@ def xlnet_open(request):
         missing = [p for p in wanted if p not in session.opened]
         if missing:
             engine = session.engine
-            for p, book in zip(missing, open_workbooks(missing, engine=engine)):
+            for p, book in zip(missing, open_workbooks(missing, engine=engine, warm=session.warm())):
                 session.opened[p] = book
         books = [session.opened[p] for p in wanted]
         return books[0] if len(books) == 1 else books

@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from openpyxl.utils.cell import get_column_letter
-
-from . import formulacells, limits, manifest as manifest_mod, refs
+from . import formulacells, limits, manifest as manifest_mod, refs, sheetvalues
+from .refs import get_column_letter
 from .errors import InputError, ManifestError
 from .excel import ERROR_CODES
 
@@ -95,6 +94,25 @@ def open_book(path, data_only=True):
         raise InputError(f"{path}: not a readable .xlsx workbook: {reason}") from None
 
 
+def open_values(path):
+    """Open a workbook for its values (see ``sheetvalues``): one pass per sheet, every way the
+    file can be unreadable as one line.
+
+    Args:
+        path: the file.
+
+    Returns:
+        A sheetvalues.Book (close it when done).
+    """
+    path = Path(path)
+    readable(path)
+    if not zipfile.is_zipfile(path):
+        raise InputError(f"{path}: not a workbook (an .xlsx file is a zip archive; this one is not)")
+    limits.guard_package(path)
+    formulacells.refuse_duplicate_names(path)
+    return sheetvalues.Book(path)
+
+
 def readable(path):
     """Raise InputError unless ``path`` is a file this process can read, saying which it is not."""
     path = Path(path)
@@ -129,16 +147,13 @@ def read_sentinel(book, path):
     if manifest_mod.SHEET not in book.sheetnames:
         raise ManifestError(f"{path}: no sheet {manifest_mod.SHEET}, so no recalculation sentinel")
     head = _rows(book, manifest_mod.SHEET, 2, 2)
-    return head[1][1] if len(head) > 1 and len(head[1]) > 1 else None
+    value = head[1][1] if len(head) > 1 and len(head[1]) > 1 else None
+    return book.errors(manifest_mod.SHEET).get((2, 2)) if value is None else value
 
 
 def _rows(book, sheet, max_row, max_col):
-    try:
-        ws = book[sheet]
-        return [tuple(r) for r in ws.iter_rows(min_row=1, max_row=max_row, min_col=1,
-                                               max_col=max_col, values_only=True)]
-    except Exception as exc:
-        raise InputError(f"sheet {sheet} cannot be read ({type(exc).__name__}: {exc})") from None
+    """The first rows and columns of a sheet as tuples, an empty cell as None."""
+    return [tuple(None if v == "" else v for v in row[:max_col]) for row in book.rows(sheet, max_row)]
 
 
 def _tile_ranges(book, path, name, info):
@@ -169,23 +184,29 @@ def defined_range(book, name, where=""):
     """The range a workbook-level defined name points at, as a refs.Range.
 
     Args:
-        book: an openpyxl workbook.
+        book: a sheetvalues.Book or an openpyxl workbook.
         name: the defined name.
         where: what to name in a message.
     """
-    defined = book.defined_names.get(name)
-    if defined is None:
+    if isinstance(getattr(book, "names", None), dict):
+        text = book.names.get(name)
+    else:
+        defined = book.defined_names.get(name)
+        text = None if defined is None else defined.attr_text
+    if text is None:
         raise InputError(f"{where}the workbook has no defined name {name!r}")
-    text = defined.attr_text or ""
+    text = text or ""
     if refs.is_reference(text):  # one plain range, as xlnet writes them: no formula tokenizer needed
         with contextlib.suppress(InputError):
             return refs.parse(text)
+    from openpyxl.workbook.defined_name import DefinedName
+
     try:
-        dests = list(defined.destinations)
+        dests = list(DefinedName(name=name, attr_text=text).destinations)
     except Exception:  # openpyxl refuses some formulas as destinations
         dests = []
     if len(dests) != 1:
-        raise InputError(f"{where}defined name {name} should point at one range, it is {defined.attr_text!r}")
+        raise InputError(f"{where}defined name {name} should point at one range, it is {text!r}")
     sheet, ref = dests[0]
     return refs.parse(f"{refs.quote_sheet(sheet)}!{ref}", f"{where}defined name {name}: ")
 
@@ -221,7 +242,7 @@ def read_structure(path):
     exist and fit its shape) but no cell of them read: for a file about to be recalculated,
     whose values are read from the recalculated copy."""
     path = Path(path)
-    book = open_book(path)
+    book = open_values(path)
     try:
         manifest, _ = read_manifest(book, path)
         for name, info in manifest["tensors"].items():
@@ -246,48 +267,57 @@ def read_workbook(path, manifest=None, strict_inputs=True, source=None):
     """
     path = Path(path)
     shown = Path(source) if source is not None else path
-    book = open_book(path)
+    book = open_values(path)
     try:
-        if manifest is None:
-            manifest, sentinel = read_manifest(book, shown)
-        else:  # a manifest given (a trusted one): the file's own is not even parsed
-            sentinel = read_sentinel(book, shown)
-        layout = {name: _tile_ranges(book, shown, name, info) for name, info in manifest["tensors"].items()}
-        extent = {}
-        for ranges in layout.values():
-            for sheet, _, _, max_row, max_col in ranges:
-                r, c = extent.get(sheet, (0, 0))
-                extent[sheet] = (max(r, max_row), max(c, max_col))
-        grids = {sheet: _rows(book, sheet, r, c) for sheet, (r, c) in extent.items()}
+        return _read_tensors(book, path, shown, manifest, strict_inputs)
     finally:
         book.close()
+
+
+def _read_tensors(book, path, shown, manifest, strict_inputs):
+    if manifest is None:
+        manifest, sentinel = read_manifest(book, shown)
+    else:  # a manifest given (a trusted one): the file's own is not even parsed
+        sentinel = read_sentinel(book, shown)
+    layout = {name: _tile_ranges(book, shown, name, info) for name, info in manifest["tensors"].items()}
+    extent = {}
+    for ranges in layout.values():
+        for sheet, _, _, max_row, max_col in ranges:
+            r, c = extent.get(sheet, (0, 0))
+            extent[sheet] = (max(r, max_row), max(c, max_col))
+    grids = {sheet: book.rows(sheet, r) for sheet, (r, _) in extent.items()}
 
     tensors = {}
     for name, info in manifest["tensors"].items():
         shape = tuple(info["shape"])
         flat, errors, cells, coords = [], {}, [], []
+        text, blank_is_nan = info.get("text"), info.get("blank") == "nan"
         for sheet, min_row, min_col, max_row, max_col in layout[name]:
-            grid = grids[sheet]
+            grid, prefix = grids[sheet], _quote(sheet) + "!"
+            letters = [get_column_letter(c) for c in range(min_col, max_col + 1)]
             for r in range(min_row, max_row + 1):
                 row = grid[r - 1] if r - 1 < len(grid) else ()
-                for c in range(min_col, max_col + 1):
-                    raw = row[c - 1] if c - 1 < len(row) else None
-                    address = f"{_quote(sheet)}!{get_column_letter(c)}{r}"
+                for c, letter in zip(range(min_col, max_col + 1), letters):
+                    raw = row[c - 1] if c - 1 < len(row) else ""
+                    if raw == "":  # empty, or an error value: the sheet's XML tells which
+                        raw = book.errors(sheet).get((r, c))
                     coords.append((sheet, r, c))
-                    if info.get("text"):  # words: whatever the cell shows, as text
+                    cells.append(f"{prefix}{letter}{r}")
+                    if text:  # words: whatever the cell shows, as text
                         flat.append(_word(raw))
-                        cells.append(address)
+                        continue
+                    if type(raw) is float and math.isfinite(raw):  # the common case, first
+                        flat.append(raw)
                         continue
                     value, problem = _number(raw)
-                    if problem == "blank" and info.get("blank") == "nan":
+                    if problem == "blank" and blank_is_nan:
                         problem = None
                     if problem is not None:
                         if info["role"] != "output" and strict_inputs:
-                            raise InputError(f"{shown}: input cell {address} of {name} holds {problem}; "
+                            raise InputError(f"{shown}: input cell {cells[-1]} of {name} holds {problem}; "
                                              "expected a number")
                         errors[len(flat)] = problem
                     flat.append(value)
-                    cells.append(address)
         values = np.array(flat, dtype=object if info.get("text") else np.float64).reshape(shape)
         tensors[name] = SheetTensor(name, values, errors, cells, coords)
     return Workbook(shown, manifest, sentinel, tensors)

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
-
-from openpyxl.utils.cell import get_column_letter
 
 from .errors import InputError
 
 MAX_ROW, MAX_COL = 1048576, 16384  # the largest sheet Excel and LibreOffice hold
+
+@functools.lru_cache(maxsize=None)
+def get_column_letter(col):
+    """The letters of a column from 1 (``1`` -> ``A``, ``28`` -> ``AB``)."""
+    if not 1 <= col <= MAX_COL:
+        raise ValueError(f"column {col} is outside the sheet (1 to {MAX_COL})")
+    letters = ""
+    while col:
+        col, rest = divmod(col - 1, 26)
+        letters = chr(65 + rest) + letters
+    return letters
+
 
 _CELL = r"\$?([A-Za-z]{1,3})\$?([0-9]{1,7})"
 _REF = re.compile(rf"^(?:'((?:[^']|'')+)'|([^'!:]+))!{_CELL}(?::{_CELL})?$")

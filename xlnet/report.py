@@ -46,6 +46,7 @@ class Report:
     sentinel: str = "ok"
     notes: list = field(default_factory=list)
     spec: str = ""
+    started: str = ""
 
     @property
     def passed(self):
@@ -62,9 +63,21 @@ class Report:
                     block[key] = None if math.isnan(block[key]) else "inf"
         return data
 
+    @classmethod
+    def from_dict(cls, data):
+        """The report ``to_dict`` gave (as sent by ``xlnet serve``)."""
+        def number(x):
+            return math.nan if x is None else math.inf if x == "inf" else x
+
+        blocks = [BlockResult(**{k: number(v) if k in ("max_abs", "max_rel", "e2e_max_abs") else v
+                                 for k, v in b.items()}) for b in data["blocks"]]
+        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k != "blocks"}
+        return cls(blocks=blocks, **fields)
+
     def text(self):
         """A table: one line per block, then a summary line."""
-        lines = [f"{self.path}  (engine {self.engine}, device {self.device}, recalculated: sentinel {self.sentinel}"
+        engine = f"{self.engine}, {self.started}" if self.started else self.engine
+        lines = [f"{self.path}  (engine {engine}, device {self.device}, recalculated: sentinel {self.sentinel}"
                  + (f", spec {self.spec})" if self.spec else ")")]
         lines += [f"  note: {note}" for note in self.notes]
         header = f"  {'block':<44} {'op':<20} {'max abs':>9} {'max rel':>9}  {'result':<6} {'e2e':<4}  worst cell"

@@ -44,7 +44,7 @@ class Reference:
 def load_reference(path):
     """Read a trusted original workbook (built by xlnet, or annotated) as a Reference."""
     path = Path(path)
-    book = read.open_book(path)
+    book = read.open_values(path)
     try:
         manifest, _ = read.read_manifest(book, path)
         trusted = copy.deepcopy(manifest)

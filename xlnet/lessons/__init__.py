@@ -69,6 +69,7 @@ def _number(x):
 
 
 _LOADED = {}
+DEFAULT_OUT = "workbooks"  # where `xlnet build` writes
 
 
 def _registry():

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .base import F, Op, Required, formula, register, torch
+from .base import F, Op, Required, formula, register, torch, functional_optim
 from ..errors import ManifestError
 
 
@@ -23,7 +23,11 @@ def _vjp(function, inputs, wrt, grad=None):
     function's own gradient)."""
     with torch.enable_grad():
         leaves = {k: v.detach().clone().requires_grad_(k == wrt) for k, v in inputs.items()}
-        (result,) = torch.autograd.grad(function(**leaves), leaves[wrt], grad)
+        out = function(**leaves)
+        # sum(out * grad), a scalar: the same vector-Jacobian product as grad_outputs=grad (the
+        # product's derivative is grad itself, exactly), without the import of torch's symbolic
+        # shape machinery that a tensor of grad_outputs costs (about 1 s)
+        (result,) = torch.autograd.grad(out if grad is None else (out * grad).sum(), leaves[wrt])
     return result
 
 
@@ -350,7 +354,7 @@ class _Training(Op):
     def reference(self, a, at):
         model = self.model(a, at)
         target = a["target"].long()
-        optimizer = torch.optim.SGD(model.parameters(), lr=float(a["lr"]))
+        optimizer = functional_optim.SGD(model.parameters(), lr=float(a["lr"]))
         out = {}
         with torch.enable_grad():
             for step in range(1, at["steps"] + 1):

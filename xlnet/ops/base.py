@@ -51,6 +51,8 @@ class _Lazy:
 
 torch = _Lazy("torch")
 F = _Lazy("torch.nn.functional")
+# torch.optim's optimizers without the compiler import their classes bring (see functional_optim)
+functional_optim = _Lazy("xlnet.ops.functional_optim")
 
 
 def formula(expr):

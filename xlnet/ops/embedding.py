@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from .base import Op, F, formula, register, torch
+from .base import Op, F, formula, register, torch, functional_optim
 
 PARAMETERS = ("user", "movie", "user_bias", "movie_bias")
 
@@ -399,7 +399,7 @@ def train(ratings, user, movie, user_bias, movie_bias, low, high, lr, epochs):
     target = ratings[rows, cols]
     tables = {"user": _table(user), "movie": _table(movie.T),
               "user_bias": _table(user_bias[:, None]), "movie_bias": _table(movie_bias[:, None])}
-    optimizer = torch.optim.SGD([t.weight for t in tables.values()], lr=float(lr))
+    optimizer = functional_optim.SGD([t.weight for t in tables.values()], lr=float(lr))
 
     def grid(values, fill):
         out = torch.full_like(ratings, fill)

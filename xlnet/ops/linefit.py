@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from .base import Required, Op, formula, register, torch
+from .base import Required, Op, formula, register, torch, functional_optim
 
 # Engines save 15 significant digits: each value read back may be off by this much, relatively.
 SAVED_DIGITS_REL = 1e-14
@@ -41,9 +41,12 @@ def _squared_error(ins, at, t, a_shift="", b_shift=""):
 def _batch_weights(at, steps, n, like):
     """(steps, n) weights averaging each step's rows."""
     ranges = at.get("batches") or [(t, t + 1) for t in range(steps)]
+    bounds = torch.tensor(ranges[:steps], dtype=torch.int64, device=like.device).reshape(-1, 2)
+    columns = torch.arange(n, device=like.device)
+    inside = (columns[None, :] >= bounds[:, :1]) & (columns[None, :] < bounds[:, 1:])
+    share = 1.0 / (bounds[:, 1:] - bounds[:, :1]).to(like.dtype)  # 1/rows of the step, as a float64 division
     weights = torch.zeros(steps, n, dtype=like.dtype, device=like.device)
-    for t, (start, stop) in enumerate(ranges):
-        weights[t, start:stop] = 1.0 / (stop - start)
+    weights[: len(bounds)] = torch.where(inside, share, torch.zeros((), dtype=like.dtype, device=like.device))
     return weights
 
 
@@ -284,7 +287,7 @@ class SgdUpdate(Op):
 
     def reference(self, a, at):
         param = torch.nn.Parameter(a["p"].detach().clone())
-        optimizer = torch.optim.SGD([param], lr=float(a["lr"]))
+        optimizer = functional_optim.SGD([param], lr=float(a["lr"]))
         param.grad = a["g"].detach().clone()
         optimizer.step()
         return param.detach()

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import ManifestError
 from . import linefit
-from .base import Required, Op, register, torch
+from .base import Required, Op, register, torch, functional_optim
 
 # Symbols an optimizer's column inputs use, resolved by the lesson: the parameter's own
 # column, its gradient column, the column itself (a recurrence), the step number t.
@@ -139,7 +139,7 @@ class Sgd(Optimizer):
         return p - hyper["lr"] * g
 
     def torch_optimizer(self, params, hyper):
-        return torch.optim.SGD(params, lr=float(hyper["lr"]))
+        return functional_optim.SGD(params, lr=float(hyper["lr"]))
 
 
 class Momentum(Optimizer):
@@ -163,7 +163,7 @@ class Momentum(Optimizer):
     def torch_optimizer(self, params, hyper):
         # v = beta*v + (1-beta)*g is dampening=beta in torch; its buffer starts at the first g
         beta = float(hyper["beta"])
-        return torch.optim.SGD(params, lr=float(hyper["lr"]), momentum=beta, dampening=beta)
+        return functional_optim.SGD(params, lr=float(hyper["lr"]), momentum=beta, dampening=beta)
 
     def torch_state(self, optimizer, param, hyper):
         buffer = optimizer.state[param].get("momentum_buffer")  # none with beta = 0: v is g
@@ -189,7 +189,7 @@ class Rmsprop(Optimizer):
         return p - hyper["lr"] * g / (np.sqrt(state["s"]) + hyper["eps"])
 
     def torch_optimizer(self, params, hyper):
-        return torch.optim.RMSprop(params, lr=float(hyper["lr"]), alpha=float(hyper["alpha"]), eps=float(hyper["eps"]))
+        return functional_optim.RMSprop(params, lr=float(hyper["lr"]), alpha=float(hyper["alpha"]), eps=float(hyper["eps"]))
 
     def torch_state(self, optimizer, param, hyper):
         return {"s": optimizer.state[param]["square_avg"]}
@@ -235,7 +235,7 @@ class Adam(Optimizer):
         return p * decay - hyper["lr"] * state["mhat"] / (np.sqrt(state["vhat"]) + hyper["eps"])
 
     def torch_optimizer(self, params, hyper):
-        return torch.optim.Adam(params, lr=float(hyper["lr"]), betas=(float(hyper["beta1"]), float(hyper["beta2"])),
+        return functional_optim.Adam(params, lr=float(hyper["lr"]), betas=(float(hyper["beta1"]), float(hyper["beta2"])),
                                 eps=float(hyper["eps"]))
 
     def torch_state(self, optimizer, param, hyper):
@@ -283,7 +283,7 @@ class AdamW(Adam):
     decoupled_decay = True
 
     def torch_optimizer(self, params, hyper):
-        return torch.optim.AdamW(params, lr=float(hyper["lr"]), betas=(float(hyper["beta1"]), float(hyper["beta2"])),
+        return functional_optim.AdamW(params, lr=float(hyper["lr"]), betas=(float(hyper["beta1"]), float(hyper["beta2"])),
                                  eps=float(hyper["eps"]), weight_decay=float(hyper["weight_decay"]))
 
 
@@ -341,14 +341,17 @@ def fit_line(x, y, a0, b0, optimizer, hyper, steps):
     torch_opt = optimizer.torch_optimizer([params], hyper)
     before, grads, losses, after = [], [], [], []
     states = {k: [] for k in optimizer.states}
+    rows = {}
     for start, stop in steps:
-        torch_opt.zero_grad()
+        if (start, stop) not in rows:
+            rows[(start, stop)] = (x[start:stop], y[start:stop])
+        xs, ys = rows[(start, stop)]
+        before.append(after[-1] if after else params.detach().clone())
         with torch.enable_grad():
-            residual = params[0] * x[start:stop] + params[1] - y[start:stop]
+            residual = params[0] * xs + params[1] - ys
             loss = (residual * residual).mean()
-            loss.backward()
-        before.append(params.detach().clone())
-        grads.append(params.grad.detach().clone())
+            (params.grad,) = torch.autograd.grad(loss, params)
+        grads.append(params.grad)
         losses.append(loss.detach())
         torch_opt.step()
         after.append(params.detach().clone())

@@ -1,0 +1,155 @@
+"""Many workbooks at once: ``xlnet check FILES --jobs N``, for a teacher grading a class.
+
+N worker processes each keep one LibreOffice of their own warm (its own profile) and take the
+files one at a time, so a large book does not hold up a batch and a broken one costs only its
+own row. Where LibreOffice's Python bindings are missing, or with another engine, each worker
+checks a share of the files in one engine run, the way a single ``xlnet check`` does.
+
+Each file's result is its reports, or the one line saying why it could not be checked.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import concurrent.futures.process
+import multiprocessing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import EngineError, InputError, XlnetError
+
+MAX_JOBS = 64
+
+
+@dataclass
+class Graded:
+    """One file: its reports (one per engine), or why it could not be checked."""
+
+    path: str
+    reports: list = field(default_factory=list)
+    error: str = ""
+
+    @property
+    def passed(self):
+        return not self.error and all(r.passed for r in self.reports)
+
+
+_WORKER = {}
+
+
+def _start_worker(engine, use_warm):
+    import torch
+
+    torch.set_num_threads(1)  # N workers on N cores: one thread each
+    if use_warm:
+        from multiprocessing import util
+        from .warm import WarmLibreOffice
+
+        warm = WarmLibreOffice()
+        _WORKER["warm"] = warm
+        util.Finalize(None, warm.close, exitpriority=10)  # runs when the worker process ends
+
+
+def _check(paths, options):
+    from . import api
+
+    try:
+        return [Graded(str(p), api.check([p], warm=_WORKER.get("warm"), **options)) for p in paths] \
+            if len(paths) == 1 else _check_batch(paths, options)
+    except XlnetError as exc:
+        return [Graded(str(paths[0]), error=" ".join(str(exc).split()))]
+
+
+def _check_batch(paths, options):
+    from . import api
+
+    try:
+        reports = api.check(paths, **options)
+    except XlnetError:  # find which: one by one
+        return [g for p in paths for g in _check([p], options)]
+    per_engine = len(reports) // len(paths)
+    return [Graded(str(p), reports[i::len(paths)][:per_engine]) for i, p in enumerate(paths)]
+
+
+def check_files(paths, jobs, engine="libreoffice", **options):
+    """Check every file with ``jobs`` worker processes.
+
+    Args:
+        paths: the workbooks.
+        jobs: worker processes (1 to 64), each with an engine of its own.
+        engine: as ``api.check``; ``**options``: the rest of ``api.check``'s options.
+
+    Returns:
+        A Graded per file, in the order given.
+    """
+    from . import warm as warm_mod
+
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= MAX_JOBS:
+        raise InputError(f"--jobs should be a whole number from 1 to {MAX_JOBS}, not {jobs!r}")
+    paths = [Path(p) for p in paths]
+    options = dict(options, engine=engine)
+    use_warm = engine == "libreoffice" and warm_mod.available()
+    jobs = min(jobs, len(paths))
+    if use_warm:
+        tasks = [[p] for p in paths]
+    else:  # cold engines: one engine run per worker, over its share
+        tasks = [paths[i::jobs] for i in range(jobs)]
+    context = multiprocessing.get_context("spawn")  # no fork of a process holding threads
+    results = {}
+    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker,
+                                                initargs=(engine, use_warm)) as pool:
+        try:
+            futures = {pool.submit(_check, task, options): task for task in tasks}
+            for future in concurrent.futures.as_completed(futures):
+                for graded in future.result():
+                    results[graded.path] = graded
+        except concurrent.futures.process.BrokenProcessPool:
+            raise EngineError("a grading worker stopped unexpectedly (could its LibreOffice not start?); "
+                              "try --jobs 1") from None
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+    return [results[str(p)] for p in paths]
+
+
+def summary(graded):
+    """A table: file, blocks passed, first failing cell (or the error), and a total line."""
+    rows = [("file", "blocks passed", "result", "first failing cell")]
+    for g in graded:
+        if g.error:
+            rows.append((g.path, "-", "ERROR", g.error))
+            continue
+        for r in g.reports:
+            blocks = [b for b in r.blocks if b.status != "e2e"]
+            good = sum(b.status == "pass" for b in blocks)
+            first = next((b for b in r.blocks if b.status in ("fail", "values", "skip") or not b.e2e_pass), None)
+            where = "" if first is None else f"{first.worst_cell or first.tensor} ({first.title[:40]})"
+            name = g.path if len(g.reports) == 1 else f"{g.path} [{r.engine}]"
+            rows.append((name, f"{good}/{len(blocks)}", "OK" if r.passed else "MISMATCH", where))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    lines = ["  ".join(row[i].ljust(widths[i]) for i in range(3)) + "  " + row[3] for row in rows]
+    passed = sum(g.passed for g in graded)
+    errors = sum(bool(g.error) for g in graded)
+    lines.append(f"{len(graded)} workbooks: {passed} pass, {len(graded) - passed - errors} mismatch, "
+                 f"{errors} could not be checked")
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def to_json(graded):
+    """Every file's reports (as ``--json`` prints them) or its error, as a JSON list."""
+    import json
+
+    out = []
+    for g in graded:
+        if g.error:
+            out.append({"path": g.path, "error": g.error, "passed": False})
+        else:
+            out += [r.to_dict() for r in g.reports]
+    return json.dumps(out, indent=2)
+
+
+def exit_code(graded):
+    """2 when a file could not be checked, else 1 when one mismatches, else 0."""
+    if any(g.error for g in graded):
+        return 2
+    return 0 if all(g.passed for g in graded) else 1

@@ -1,0 +1,210 @@
+"""``xlnet serve``: one process that keeps LibreOffice and torch warm, and the client that
+``xlnet check`` and ``xlnet watch`` use to reach it.
+
+The server listens on a Unix socket in a folder only its user can enter (``XLNET_SOCKET``, or
+``$XDG_RUNTIME_DIR/xlnet-serve.sock``, or ``xlnet-<uid>/serve.sock`` in the temporary folder).
+A request is one JSON line, the answer one JSON line: ``{"op": "check", ...}`` runs
+``api.check`` with the warm LibreOffice (one request at a time, in the client's working
+folder, so every message names files as the user typed them); ``{"op": "ping"}`` says who is
+listening. A check goes to the server only when one answers: otherwise it starts LibreOffice
+cold, and every report's header says which.
+
+This module's top level imports the standard library only: a client starts in a fraction of a
+second, with no numpy or torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import socket
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+from .errors import EngineError, XlnetError
+
+_MAX_REQUEST = 1 << 20
+
+
+def default_socket():
+    """Where ``xlnet serve`` listens, and where a check looks for it."""
+    if os.environ.get("XLNET_SOCKET"):
+        return Path(os.environ["XLNET_SOCKET"])
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime and os.path.isdir(runtime):
+        return Path(runtime) / "xlnet-serve.sock"
+    return Path(tempfile.gettempdir()) / f"xlnet-{os.getuid()}" / "serve.sock"
+
+
+def _connect(path, timeout):
+    if not hasattr(socket, "AF_UNIX") or not Path(path).exists():
+        return None
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.settimeout(timeout)
+    try:
+        conn.connect(str(path))
+    except OSError:  # nobody listening (a socket left by a server that was killed)
+        conn.close()
+        return None
+    return conn
+
+
+def _exchange(conn, request, timeout):
+    with conn:
+        conn.settimeout(timeout)
+        conn.sendall(json.dumps(request).encode() + b"\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = conn.recv(1 << 16)
+            if not chunk:
+                break
+            data += chunk
+    if not data:
+        raise EngineError("xlnet serve closed the connection without an answer (was it stopped?)")
+    return json.loads(data)
+
+
+def ping(path=None):
+    """The server's description (pid, socket, LibreOffice version), or None when none listens."""
+    conn = _connect(path or default_socket(), 2)
+    if conn is None:
+        return None
+    try:
+        return _exchange(conn, {"op": "ping"}, 5)
+    except (OSError, ValueError, EngineError):
+        return None
+
+
+def request_check(files, engine, device, timeout, spec, reference, limits, path=None):
+    """Run a check in the server, if one listens.
+
+    Returns:
+        None when no server answers; else the list of report.Report.
+
+    Raises:
+        XlnetError with the server's one line when the check itself failed.
+    """
+    conn = _connect(path or default_socket(), 2)
+    if conn is None:
+        return None
+    request = {"op": "check", "cwd": os.getcwd(), "files": [str(f) for f in files], "engine": engine,
+               "device": device, "timeout": timeout, "spec": spec and str(spec),
+               "reference": reference and str(reference), "limits": dataclasses.asdict(limits) if limits else None}
+    reply = _exchange(conn, request, timeout * max(len(files), 1) + 60)
+    if "error" in reply:
+        raise _Remote(reply["error"], reply.get("exit", 2))
+    from .report import Report
+    return [Report.from_dict(r) for r in reply["reports"]]
+
+
+class _Remote(XlnetError):
+    """An error the server met, with the exit code the CLI gives it."""
+
+    def __init__(self, message, code):
+        super().__init__(message)
+        self.code = code
+
+
+def exit_code_of(error):
+    """The exit code of an error raised by ``request_check`` (2, or 3 for a defect)."""
+    return getattr(error, "code", 2)
+
+
+class Server:
+    """The warm engine and torch behind a Unix socket; ``serve_forever`` until interrupted."""
+
+    def __init__(self, path=None):
+        self.path = Path(path or default_socket())
+        self.lock = threading.Lock()
+        self.warm = None
+        self._listener = None
+
+    def start(self):
+        """Start LibreOffice, import torch, and listen; returns the line saying where."""
+        from . import warm
+
+        if ping(self.path) is not None:
+            raise EngineError(f"xlnet serve is already running on {self.path}")
+        folder = self.path.parent
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if folder.stat().st_uid != os.getuid():
+            raise EngineError(f"{folder}: belongs to another user; set XLNET_SOCKET to a path of your own")
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()  # left by a server that was killed
+        self.warm = warm.WarmLibreOffice()
+        import torch  # noqa: F401  (warm: the first check does not pay for it)
+        from . import api, bridge, ops  # noqa: F401
+
+        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._listener.bind(str(self.path))
+        os.chmod(self.path, 0o600)
+        self._listener.listen(16)
+        return (f"xlnet serve: listening on {self.path} ({self.warm.version}, warm; torch ready); "
+                "xlnet check and xlnet watch use it; Ctrl-C stops it")
+
+    def serve_forever(self):
+        """Answer requests until interrupted (each on its own thread, checks one at a time)."""
+        while True:
+            conn, _ = self._listener.accept()
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def close(self):
+        """Stop listening, remove the socket, stop LibreOffice."""
+        if self._listener is not None:
+            with contextlib.suppress(OSError):
+                self._listener.close()
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+        if self.warm is not None:
+            self.warm.close()
+
+    def _answer(self, conn):
+        with conn:
+            try:
+                data = b""
+                while not data.endswith(b"\n") and len(data) < _MAX_REQUEST:
+                    chunk = conn.recv(1 << 16)
+                    if not chunk:
+                        return
+                    data += chunk
+                reply = self._handle(json.loads(data))
+            except Exception as exc:  # a malformed request: answered, never fatal to the server
+                reply = {"error": f"bad request ({type(exc).__name__})", "exit": 2}
+            with contextlib.suppress(OSError):
+                conn.sendall(json.dumps(reply).encode() + b"\n")
+
+    def _handle(self, request):
+        if request.get("op") == "ping":
+            return {"pid": os.getpid(), "socket": str(self.path), "engine": self.warm.version,
+                    "recalculated": self.warm.recalculated}
+        if request.get("op") != "check":
+            return {"error": f"unknown request {str(request.get('op'))[:40]!r}", "exit": 2}
+        from . import api, limits as limits_mod
+
+        with self.lock:
+            saved = os.getcwd()
+            try:
+                os.chdir(request["cwd"])
+                limits = limits_mod.Limits(**request["limits"]) if request.get("limits") else None
+                reports = api.check(request["files"], engine=request["engine"], device=request["device"],
+                                    timeout=request["timeout"], spec=request.get("spec"),
+                                    reference=request.get("reference"), limits=limits, warm=self.warm,
+                                    started="warm: xlnet serve")
+                return {"reports": [r.to_dict() for r in reports]}
+            except XlnetError as exc:
+                return {"error": str(exc), "exit": 2}
+            except OSError as exc:
+                where = exc.filename if exc.filename is not None else "a file"
+                return {"error": f"{where}: {exc.strerror or type(exc).__name__}", "exit": 2}
+            except MemoryError:
+                return {"error": "out of memory: the workbook asks for more than this machine has", "exit": 2}
+            except Exception as exc:
+                print(f"xlnet serve: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+                return {"error": f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}",
+                        "exit": 3}
+            finally:
+                os.chdir(saved)
