@@ -136,6 +136,7 @@ def check(paths, engine="libreoffice", device="auto", timeout=engines.DEFAULT_TI
                 # on the other core while the engine recalculates
                 threading.Thread(target=_import_torch, daemon=True).start()
                 formulas = _Background(lambda: [formulacells.formula_cells(p.copy, None) for p in prepared])
+                ahead = _Ahead(prepared, formulas, device, enabled=name != "cached")
                 hot = warm if name == "libreoffice" else None
                 own = None
                 if name == "libreoffice" and hot is None and warm_mod.available():
@@ -148,11 +149,12 @@ def check(paths, engine="libreoffice", device="auto", timeout=engines.DEFAULT_TI
                         copies = engines.recalc([p.copy for p in prepared], name, workdir, timeout,
                                                 sources=[p.source for p in prepared])
                         chosen = pick_device(device)  # a GPU asked for and absent: said before any file
-                        found = [_check_one(prep, copy, name, chosen, trusted, cells)
-                                 for prep, copy, cells in zip(prepared, copies, formulas.result())]
+                        found = [_check_one(prep, copy, name, chosen, trusted, cells, ahead.take(k))
+                                 for k, (prep, copy, cells) in enumerate(zip(prepared, copies, formulas.result()))]
                     else:
-                        found = _pipelined(prepared, hot, workdir, timeout, device, trusted, formulas)
+                        found = _pipelined(prepared, hot, workdir, timeout, device, trusted, formulas, ahead)
                 finally:
+                    ahead.close()
                     if own is not None:
                         own.close()
                 for report in found:
@@ -161,7 +163,7 @@ def check(paths, engine="libreoffice", device="auto", timeout=engines.DEFAULT_TI
     return reports
 
 
-def _pipelined(prepared, hot, workdir, timeout, device, trusted, formulas):
+def _pipelined(prepared, hot, workdir, timeout, device, trusted, formulas, ahead):
     """Recalculate book after book with a running LibreOffice while the book before is checked
     on the other core; returns the reports in order."""
     from concurrent.futures import ThreadPoolExecutor
@@ -172,7 +174,7 @@ def _pipelined(prepared, hot, workdir, timeout, device, trusted, formulas):
     def check(k, copy):
         if not chosen:
             chosen.append(pick_device(device))  # a GPU asked for and absent: said before any report
-        return _check_one(prepared[k], copy, "libreoffice", chosen[0], trusted, formulas.result()[k])
+        return _check_one(prepared[k], copy, "libreoffice", chosen[0], trusted, formulas.result()[k], ahead.take(k))
 
     pool = ThreadPoolExecutor(1)
     try:
@@ -214,10 +216,71 @@ class _Background:
         return self._value
 
 
-def _check_one(prep, copy, engine, device, trusted, formulas):
+class _Ahead:
+    """The end-to-end torch runs, started while the engine recalculates.
+
+    They read only a workbook's raw inputs (the cells no op computes: data, starting weights,
+    hyper-parameters). When every such cell holds a constant, no recalculation can change it,
+    so torch can run from the file as saved while the engine works on the other core; after
+    the recalculation the inputs read back are compared with those used, and a run whose
+    inputs differ in any bit is thrown away and done again.
+    """
+
+    def __init__(self, prepared, formulas, device, enabled=True):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(1) if enabled else None
+        self._futures = [self._pool.submit(_run_ahead, prep, formulas, k, device)
+                         for k, prep in enumerate(prepared)] if enabled else []
+
+    def take(self, k):
+        """Book k's (raw inputs, end-to-end results), or None: not started yet (then it never
+        will be: the check runs it), not possible, or failed (the check says why)."""
+        if not self._futures or self._futures[k].cancel():
+            return None
+        try:
+            return self._futures[k].result()
+        except Exception:
+            return None
+
+    def close(self):
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _run_ahead(prep, formulas, k, device):
+    from . import bridge
+    from .device import pick_device
+
+    cells = formulas.result()[k]
+    book = read.read_workbook(prep.copy, manifest=prep.manifest, strict_inputs=False, source=prep.source)
+    raw = bridge.raw_inputs(book.manifest)
+    if any((r, c) in cells.get(sheet, {}) for name in raw for sheet, r, c in book.tensors[name].coords):
+        return None  # an input computed by a formula: only the recalculated value counts
+    values = {name: book.tensors[name].values for name in raw}
+    return values, bridge.end_to_end(book.manifest, values, pick_device(device))
+
+
+def _same_inputs(used, book):
+    import numpy as np
+
+    for name, value in used.items():
+        now = book.tensors[name].values
+        if value.shape != now.shape:
+            return False
+        if value.dtype == object or now.dtype == object:
+            if not (value == now).all():
+                return False
+        elif not np.array_equal(value, now, equal_nan=True):
+            return False
+    return True
+
+
+def _check_one(prep, copy, engine, device, trusted, formulas, ahead=None):
     """Read one recalculated copy, verify what it must prove, and compare it with torch.
 
-    ``formulas``: the cells of the prepared (not recalculated) file that hold formulas, by sheet."""
+    ``formulas``: the cells of the prepared (not recalculated) file that hold formulas, by sheet;
+    ``ahead``: (raw inputs, end-to-end results) of torch's run started before the recalculation."""
     from . import bridge
 
     book = read.read_workbook(copy, manifest=prep.manifest, strict_inputs=False, source=prep.source)
@@ -226,7 +289,8 @@ def _check_one(prep, copy, engine, device, trusted, formulas):
     trust.verify_sentinel(formulas, prep.source)
     _assert_recalculated(book.sentinel, prep.source, engine)
     typed = trust.typed_values(book.manifest, book.tensors, formulas, trusted)
-    report = bridge.check_workbook(book, device, engine=engine, typed=typed)
+    e2e = ahead[1] if ahead is not None and _same_inputs(ahead[0], book) else None
+    report = bridge.check_workbook(book, device, engine=engine, typed=typed, e2e=e2e)
     if engine == "cached":
         report.notes.append("engine cached: the values are read as last saved; this proves the formulas "
                             "agree with torch, not that any engine recalculated them")

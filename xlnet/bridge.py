@@ -157,6 +157,18 @@ def _sensitivity(entry, values, device, outputs):
             for key, out in outputs.items() if not key.startswith("atol:") and key in moved}
 
 
+def raw_inputs(manifest):
+    """The tensors no op computes (data, starting parameters, hyper-parameters): all that the
+    end-to-end run reads from the sheet."""
+    providers = manifest_mod.providers(manifest)
+    return [name for name in manifest["tensors"] if name not in providers]
+
+
+def end_to_end(manifest, raw, device):
+    """Every op run by torch from the raw inputs alone (see ``_end_to_end``)."""
+    return _end_to_end(manifest, raw, device)
+
+
 def _end_to_end(manifest, sheet_values, device):
     """Run every op from the sheet's raw inputs, each fed by the ops that provide its inputs;
     return op index -> its outputs. A trajectory op's allowance from its conditioning is measured
@@ -205,7 +217,7 @@ def _end_to_end_source(manifest, provider, k, key, name):
     return source, next(key2 for key2, name2 in manifest["ops"][source]["outputs"].items() if name2 == name)
 
 
-def check_workbook(book, device="auto", engine="?", typed=None):
+def check_workbook(book, device="auto", engine="?", typed=None, e2e=None):
     """Check every block of a read workbook against torch.
 
     Args:
@@ -214,6 +226,7 @@ def check_workbook(book, device="auto", engine="?", typed=None):
         engine: the engine that recalculated it, for the report.
         typed: {tensor: flat indices of cells holding typed values where formulas belong}
             (``trust.typed_values``); such a block has the status ``values``.
+        e2e: ``end_to_end`` of this manifest from these very raw inputs, when it already ran.
 
     Returns:
         A Report.
@@ -231,7 +244,8 @@ def check_workbook(book, device="auto", engine="?", typed=None):
     lenient = engines.overflow_may_be_finite(engine)
     broken = {name for entry in manifest["ops"] if not entry.get("composite") for name in entry["outputs"].values()
               if _unexpected_errors(tensors[name], infos[name].get("expected_errors", []))}
-    e2e = _end_to_end(manifest, sheet_values, device)
+    if e2e is None:
+        e2e = _end_to_end(manifest, sheet_values, device)
     provider = manifest_mod.providers(manifest)
     results = []
     for k, entry in enumerate(manifest["ops"]):

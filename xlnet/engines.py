@@ -211,7 +211,8 @@ def _starting_a_child():
 
 
 def _kill_group(proc):
-    """Kill the command's whole process group, and wait (a few seconds at most) until it is gone."""
+    """Kill the command's whole process group, and wait (a few seconds at most) until it is gone:
+    every member dead (a zombie waiting for init to reap it holds nothing any more)."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
@@ -219,11 +220,30 @@ def _kill_group(proc):
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         proc.poll()  # reaps the leader, so only live members keep the group
-        try:
-            os.killpg(proc.pid, 0)
-        except (ProcessLookupError, PermissionError):
+        if not _group_alive(proc.pid):
             return
         time.sleep(0.02)
+
+
+def _group_alive(pgid):
+    """True while a process of the group is alive; on Linux, zombies do not count."""
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    if not os.path.isdir("/proc/self"):
+        return True
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as fh:
+                fields = fh.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+            return True
+    return False
 
 
 def _libreoffice(copies, out, timeout):

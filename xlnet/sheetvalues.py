@@ -54,7 +54,7 @@ class Book:
                               if d.get("localSheetId") is None}
                 for part in [n for n in z.namelist() if n.endswith("sharedStrings.xml")] + list(self._parts.values()):
                     if part in z.namelist():
-                        _refuse_doctype(z, part, self.path)
+                        refuse_doctype(z, part, self.path)
         except InputError:
             raise
         except Exception as exc:
@@ -116,7 +116,7 @@ class Book:
             self._calamine = None
 
 
-def _refuse_doctype(z, part, path):
+def refuse_doctype(z, part, path):
     """Refuse a part whose prolog (everything before its root element) declares a document type:
     the only place an XML file can declare entities."""
     with z.open(part) as fh:
