@@ -1,5 +1,7 @@
+"""``python -m xlnet``: the same as the ``xlnet`` command."""
+
 import sys
 
-from .cli import main
+from .cli import run
 
-sys.exit(main())
+sys.exit(run())

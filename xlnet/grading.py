@@ -38,16 +38,24 @@ _WORKER = {}
 
 
 def _start_worker(engine, use_warm):
-    import torch
+    import threading
 
-    torch.set_num_threads(1)  # N workers on N cores: one thread each
-    if use_warm:
-        from multiprocessing import util
-        from .warm import WarmLibreOffice
+    def import_torch():  # while LibreOffice starts
+        import torch
+        torch.set_num_threads(1)  # N workers on N cores: one thread each
 
-        warm = WarmLibreOffice()
-        _WORKER["warm"] = warm
-        util.Finalize(None, warm.close, exitpriority=10)  # runs when the worker process ends
+    importing = threading.Thread(target=import_torch)
+    importing.start()
+    try:
+        if use_warm:
+            from multiprocessing import util
+            from .warm import WarmLibreOffice
+
+            warm = WarmLibreOffice()
+            _WORKER["warm"] = warm
+            util.Finalize(None, warm.close, exitpriority=10)  # runs when the worker process ends
+    finally:
+        importing.join()
 
 
 def _check(paths, options):

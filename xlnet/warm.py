@@ -30,24 +30,23 @@ _PYTHONS = ("/usr/lib/libreoffice/program/python", "/opt/libreoffice/program/pyt
 
 @functools.lru_cache(maxsize=None)
 def uno_python():
-    """The interpreter that can import LibreOffice's ``uno`` module (``XLNET_UNO_PYTHON``, then
-    LibreOffice's own, then the system's), or None (also when ``XLNET_UNO_PYTHON`` is ``none``:
-    every LibreOffice run is then a batch conversion)."""
-    if os.environ.get("XLNET_UNO_PYTHON", "").lower() == "none":
+    """The interpreter that can import LibreOffice's ``uno`` module, or None: ``XLNET_UNO_PYTHON``
+    (``none``: every LibreOffice run is then a batch conversion), else LibreOffice's own Python
+    beside soffice, else the system's Python with Debian's python3-uno. Found by where ``uno.py``
+    lies, without starting an interpreter (a check asks before every run)."""
+    given = os.environ.get("XLNET_UNO_PYTHON", "")
+    if given.lower() == "none":
         return None
-    candidates = [os.environ.get("XLNET_UNO_PYTHON")] + list(_PYTHONS)
+    if given:
+        return given if os.access(given, os.X_OK) else None
     soffice = engines._soffice()
-    if soffice:
-        candidates.insert(1, str(Path(os.path.realpath(soffice)).parent / "python"))
-    for python in candidates:
-        if python and os.access(python, os.X_OK):
-            try:
-                found = subprocess.run([python, "-c", "import uno"], capture_output=True, timeout=30,
-                                       stdin=subprocess.DEVNULL)
-            except (OSError, subprocess.SubprocessError):
-                continue
-            if found.returncode == 0:
-                return python
+    program = Path(os.path.realpath(soffice)).parent if soffice else None
+    candidates = [(program / "python", [program / "uno.py"])] if program else []
+    candidates += [(Path(p), [Path(p).parent.parent / "lib" / "python3" / "dist-packages" / "uno.py",
+                              Path(p).parent / "uno.py"]) for p in _PYTHONS]
+    for python, modules in candidates:
+        if os.access(python, os.X_OK) and any(m.is_file() for m in modules):
+            return str(python)
     return None
 
 
