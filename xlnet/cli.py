@@ -193,7 +193,7 @@ def _check(args):
     from .report import exit_code, to_json
 
     if args.jobs is not None:
-        from . import api, grading
+        from . import grading
         engines.check_timeout(args.timeout)
         graded = grading.check_files(args.files, args.jobs, engine=args.engine, device=args.device,
                                      timeout=args.timeout, spec=args.spec, reference=args.reference,
