@@ -68,30 +68,13 @@ def open_book(path, data_only=True):
     """
     import openpyxl
 
-    path = Path(path)
-    readable(path)
-    if not zipfile.is_zipfile(path):
-        raise InputError(f"{path}: not a workbook (an .xlsx file is a zip archive; this one is not)")
-    limits.guard_package(path)
-    formulacells.refuse_duplicate_names(path)
+    path = _openable(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return openpyxl.load_workbook(path, read_only=True, data_only=data_only, keep_links=False)
     except Exception as exc:  # zipfile, XML parsers and defusedxml raise many kinds
-        chain = []
-        while exc is not None and len(chain) < 10:
-            chain.append(exc)
-            exc = exc.__cause__ or exc.__context__
-        names = " ".join(type(e).__name__ for e in chain)
-        if any(word in names for word in ("Forbidden", "Entities", "DTD")):
-            reason = "it declares XML entities (an XML bomb?), which are refused"
-        elif any(isinstance(e, (zipfile.BadZipFile, EOFError, KeyError)) for e in chain):
-            reason = f"it is truncated or damaged ({type(chain[-1]).__name__})"
-        else:
-            reason = f"{type(chain[-1]).__name__}: {chain[-1]}"
-        reason = " ".join(reason.split())[:300]
-        raise InputError(f"{path}: not a readable .xlsx workbook: {reason}") from None
+        raise InputError(f"{path}: not a readable .xlsx workbook: {sheetvalues.unreadable_reason(exc)}") from None
 
 
 def open_values(path):
@@ -104,13 +87,19 @@ def open_values(path):
     Returns:
         A sheetvalues.Book (close it when done).
     """
+    return sheetvalues.Book(_openable(path))
+
+
+def _openable(path):
+    """The path, once it is known to be a readable zip package within the limits whose defined
+    names are not ambiguous."""
     path = Path(path)
     readable(path)
     if not zipfile.is_zipfile(path):
         raise InputError(f"{path}: not a workbook (an .xlsx file is a zip archive; this one is not)")
     limits.guard_package(path)
     formulacells.refuse_duplicate_names(path)
-    return sheetvalues.Book(path)
+    return path
 
 
 def readable(path):

@@ -58,7 +58,7 @@ class Book:
         except InputError:
             raise
         except Exception as exc:
-            raise InputError(f"{self.path}: not a readable .xlsx workbook: {_reason(exc)}") from None
+            raise InputError(f"{self.path}: not a readable .xlsx workbook: {unreadable_reason(exc)}") from None
         self._calamine = None
         self._errors = {}
 
@@ -69,7 +69,7 @@ class Book:
             try:
                 self._calamine = python_calamine.CalamineWorkbook.from_path(str(self.path))
             except Exception as exc:
-                raise InputError(f"{self.path}: not a readable .xlsx workbook: {_reason(exc)}") from None
+                raise InputError(f"{self.path}: not a readable .xlsx workbook: {unreadable_reason(exc)}") from None
         return self._calamine
 
     def rows(self, sheet, max_row):
@@ -86,7 +86,7 @@ class Book:
         except InputError:
             raise
         except Exception as exc:
-            raise InputError(f"{self.path}: sheet {sheet} cannot be read ({_reason(exc)})") from None
+            raise InputError(f"{self.path}: sheet {sheet} cannot be read ({unreadable_reason(exc)})") from None
 
     def errors(self, sheet):
         """{(row, column) from 1: error code} of the sheet's cells holding an error value."""
@@ -98,7 +98,7 @@ class Book:
                     with zipfile.ZipFile(self.path) as z:
                         data = z.read(part)
                 except Exception as exc:
-                    raise InputError(f"{self.path}: sheet {sheet} cannot be read ({_reason(exc)})") from None
+                    raise InputError(f"{self.path}: sheet {sheet} cannot be read ({unreadable_reason(exc)})") from None
                 if re.search(rb"\bt\s*=\s*[\"']e[\"']", data):
                     for match in _ERROR_CELL.finditer(data):
                         at, value = _R_ATTR.search(match.group(1)), _VALUE.search(match.group(2))
@@ -127,7 +127,8 @@ def refuse_doctype(z, part, path):
         raise InputError(f"{path}: not a readable .xlsx workbook: {_ENTITIES}")
 
 
-def _reason(exc):
+def unreadable_reason(exc):
+    """Why a package could not be read, in a few words, from the exception and its causes."""
     chain = []
     while exc is not None and len(chain) < 10:
         chain.append(exc)
