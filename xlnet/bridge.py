@@ -164,12 +164,7 @@ def raw_inputs(manifest):
     return [name for name in manifest["tensors"] if name not in providers]
 
 
-def end_to_end(manifest, raw, device):
-    """Every op run by torch from the raw inputs alone (see ``_end_to_end``)."""
-    return _end_to_end(manifest, raw, device)
-
-
-def _end_to_end(manifest, sheet_values, device):
+def end_to_end(manifest, sheet_values, device):
     """Run every op from the sheet's raw inputs, each fed by the ops that provide its inputs;
     return op index -> its outputs. A trajectory op's allowance from its conditioning is measured
     when a comparison first needs it (``_measure_conditioning``)."""
@@ -245,7 +240,7 @@ def check_workbook(book, device="auto", engine="?", typed=None, e2e=None):
     broken = {name for entry in manifest["ops"] if not entry.get("composite") for name in entry["outputs"].values()
               if _unexpected_errors(tensors[name], infos[name].get("expected_errors", []))}
     if e2e is None:
-        e2e = _end_to_end(manifest, sheet_values, device)
+        e2e = end_to_end(manifest, sheet_values, device)
     provider = manifest_mod.providers(manifest)
     results = []
     for k, entry in enumerate(manifest["ops"]):

@@ -2,7 +2,9 @@
 
 A value pasted over a formula looks the same as the formula's result once saved; only the
 sheet's XML tells them apart (a ``<c>`` with an ``<f>`` child, or a cell inside an array
-formula's ``ref``). Parsed with defusedxml, so entity tricks are refused here too.
+formula's ``ref``). The workbook part and its relationships are parsed with defusedxml; a
+sheet is scanned as bytes once its prolog is known to declare no document type, so entity
+tricks are refused here too.
 """
 
 from __future__ import annotations

@@ -59,11 +59,13 @@ def _start_worker(engine, use_warm):
 
 
 def _check(paths, options):
+    """One file with the worker's warm LibreOffice, or a share of them in one engine run."""
     from . import api
 
+    if len(paths) > 1:
+        return _check_batch(paths, options)
     try:
-        return [Graded(str(p), api.check([p], warm=_WORKER.get("warm"), **options)) for p in paths] \
-            if len(paths) == 1 else _check_batch(paths, options)
+        return [Graded(str(paths[0]), api.check(paths, warm=_WORKER.get("warm"), **options))]
     except XlnetError as exc:
         return [Graded(str(paths[0]), error=" ".join(str(exc).split()))]
 
