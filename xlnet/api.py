@@ -16,13 +16,16 @@ from .errors import EngineError, InputError
 DEFAULT_OUT = lessons.DEFAULT_OUT
 
 
-def build(names=None, out=DEFAULT_OUT, seed=0, **options):
+def build(names=None, out=DEFAULT_OUT, seed=0, exercise=None, **options):
     """Build lesson workbooks.
 
     Args:
         names: lesson names (default: every lesson).
         out: the directory to write ``<lesson>.xlsx`` into.
         seed: seed of every random constant.
+        exercise: blocks to leave for the learner: ``"all"`` (each lesson's exercise set), or
+            block names (a list, or one string separated by commas) of a single lesson. The
+            book is then written as ``<lesson>-exercise.xlsx``.
         **options: lesson options (``kernel_size=5`` …); each lesson takes those it declares.
 
     Returns:
@@ -30,6 +33,8 @@ def build(names=None, out=DEFAULT_OUT, seed=0, **options):
     """
     names = list(names or lessons.all_lessons())
     chosen = [lessons.get(n) for n in names]
+    sets = lessons.exercise_sets(chosen, exercise)
+    from . import layout
     unknown = [k for k, v in options.items() if v is not None and k not in lessons.all_options()]
     if unknown:
         raise InputError(f"unknown lesson option(s): {', '.join(unknown)}")
@@ -37,10 +42,11 @@ def build(names=None, out=DEFAULT_OUT, seed=0, **options):
     resolved = [lessons.resolve_options(lesson, options) for lesson in chosen]  # all refused before any is built
     out = _output_folder(out)
     paths = []
-    for lesson, values in zip(chosen, resolved):
-        path = out / f"{lesson.NAME}.xlsx"
+    for lesson, values, blocks in zip(chosen, resolved, sets):
+        path = out / (f"{lesson.NAME}-exercise.xlsx" if blocks else f"{lesson.NAME}.xlsx")
         try:
-            lesson.build(path, seed=seed, **values)
+            with layout.exercises(blocks or {}):
+                lesson.build(path, seed=seed, **values)
         except OSError as exc:
             raise InputError(f"{path}: cannot be written ({exc.strerror or type(exc).__name__})") from None
         paths.append(path)
@@ -290,7 +296,11 @@ def _check_one(prep, copy, engine, device, trusted, formulas, ahead=None):
     _assert_recalculated(book.sentinel, prep.source, engine)
     typed = trust.typed_values(book.manifest, book.tensors, formulas, trusted)
     e2e = ahead[1] if ahead is not None and _same_inputs(ahead[0], book) else None
-    report = bridge.check_workbook(book, device, engine=engine, typed=typed, e2e=e2e)
+    formula_at = None
+    if any("exercise" in info for info in book.manifest["tensors"].values()):
+        from . import exercises
+        formula_at = exercises.formula_reader(prep.copy, book.tensors, formulas)
+    report = bridge.check_workbook(book, device, engine=engine, typed=typed, e2e=e2e, formula_at=formula_at)
     if engine == "cached":
         report.notes.append("engine cached: the values are read as last saved; this proves the formulas "
                             "agree with torch, not that any engine recalculated them")

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from . import engines, manifest as manifest_mod, ops
+from . import engines, exercises, manifest as manifest_mod, ops
 from .device import pick_device
 from .errors import ManifestError
 from .read import refuse_edited_layout
@@ -212,7 +212,7 @@ def _end_to_end_source(manifest, provider, k, key, name):
     return source, next(key2 for key2, name2 in manifest["ops"][source]["outputs"].items() if name2 == name)
 
 
-def check_workbook(book, device="auto", engine="?", typed=None, e2e=None):
+def check_workbook(book, device="auto", engine="?", typed=None, e2e=None, formula_at=None):
     """Check every block of a read workbook against torch.
 
     Args:
@@ -222,6 +222,8 @@ def check_workbook(book, device="auto", engine="?", typed=None, e2e=None):
         typed: {tensor: flat indices of cells holding typed values where formulas belong}
             (``trust.typed_values``); such a block has the status ``values``.
         e2e: ``end_to_end`` of this manifest from these very raw inputs, when it already ran.
+        formula_at: tensor name -> (flat index -> the formula the learner wrote there), for the
+            hints of exercise blocks (default: none read).
 
     Returns:
         A Report.
@@ -242,7 +244,7 @@ def check_workbook(book, device="auto", engine="?", typed=None, e2e=None):
     if e2e is None:
         e2e = end_to_end(manifest, sheet_values, device)
     provider = manifest_mod.providers(manifest)
-    results = []
+    results, graded = [], []
     for k, entry in enumerate(manifest["ops"]):
         tol = block_tolerance(entry)
         e2e_tol = {key: max(v, E2E_TOL[key]) for key, v in tol.items()}
@@ -268,6 +270,12 @@ def check_workbook(book, device="auto", engine="?", typed=None, e2e=None):
                 passed, max_abs, max_rel, worst, message = compare(sheet, ref, expected,
                                                                    _widen(tol, block_out, key), lenient)
                 status = "pass" if passed else "fail"
+                if "exercise" in infos[name]:
+                    at = formula_at(name) if formula_at else (lambda k: "")
+                    graded.append(exercises.grade(name, entry.get("title", name), infos[name], sheet, ref,
+                                                  _widen(tol, block_out, key), at))
+            if upstream and not composite and "exercise" in infos[name]:
+                graded.append(exercises.waiting(name, entry.get("title", name), sheet, upstream))
             if name in typed and not composite:
                 cells = typed[name]
                 status, worst = "values", cells[0]
@@ -278,4 +286,5 @@ def check_workbook(book, device="auto", engine="?", typed=None, e2e=None):
                 op=entry["op"], tensor=name, status=status, max_abs=max_abs, max_rel=max_rel,
                 worst_cell=sheet.address(worst) if worst is not None else "",
                 message=message, e2e_pass=e2e_pass, e2e_max_abs=e2e_abs))
-    return Report(path=str(book.path), engine=engine, device=str(device), blocks=results)
+    return Report(path=str(book.path), engine=engine, device=str(device), blocks=results,
+                  exercises=[g.to_dict() for g in graded])

@@ -29,10 +29,15 @@ def _parser(lesson_options=True):
 
     listing = sub.add_parser("list", help="list the lessons and their options")
     listing.add_argument("--ops", action="store_true", help="list every op a spec or manifest can name")
+    listing.add_argument("--exercises", action="store_true",
+                         help="list the blocks each lesson leaves to the learner with --exercise all")
 
     build = sub.add_parser("build", help="build lesson workbooks (default: all, into workbooks/)")
     build.add_argument("lessons", nargs="*", metavar="LESSON", help="lessons to build (default: all)")
     build.add_argument("--out", default=lessons.DEFAULT_OUT, help=f"output directory (default: {lessons.DEFAULT_OUT})")
+    build.add_argument("--exercise", metavar="BLOCK[,BLOCK...]|all",
+                       help="leave these blocks for the learner to fill (all: the lesson's exercise set; see "
+                            "`xlnet list --exercises`); writes LESSON-exercise.xlsx, graded by `xlnet check`")
     build.add_argument("--seed", type=int, default=0, help=f"seed of every random constant (default: 0; {lessons.SEED.range_text})")
     for name, options in (lessons.all_options() if lesson_options else {}).items():  # a shared option (epochs, lr) is one flag
         kind = {"action": "store_true"} if options[0].type is bool else {"type": options[0].type}
@@ -127,6 +132,14 @@ def _list():
         for option in lesson.OPTIONS:
             bounds = f"; {option.range_text}" if option.range_text else ""
             print(f"    {option.flag:<16} {option.help} (default: {option.default_text}{bounds})")
+    return 0
+
+
+def _list_exercises():
+    for lesson in lessons.all_lessons().values():
+        print(f"{lesson.NAME}: xlnet build {lesson.NAME} --exercise all  (or name some of these blocks)")
+        for block, instruction in getattr(lesson, "EXERCISES", {}).items():
+            print(f"    {block:<14} {instruction}")
     return 0
 
 
@@ -233,10 +246,10 @@ def _run(args):
     if args.command in ("build", "annotate", "plot"):
         from . import api
     if args.command == "list":
-        return _list_ops() if args.ops else _list()
+        return _list_ops() if args.ops else _list_exercises() if args.exercises else _list()
     if args.command == "build":
         options = {k: v for k, v in vars(args).items() if k in lessons.all_options()}
-        for path in api.build(args.lessons, out=args.out, seed=args.seed, **options):
+        for path in api.build(args.lessons, out=args.out, seed=args.seed, exercise=args.exercise, **options):
             print(f"wrote {path}")
         return 0
     if args.command == "check":

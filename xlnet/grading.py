@@ -123,11 +123,13 @@ def check_files(paths, jobs, engine="libreoffice", **options):
 
 
 def summary(graded):
-    """A table: file, blocks passed, first failing cell (or the error), and a total line."""
-    rows = [("file", "blocks passed", "result", "first failing cell")]
+    """A table: file, blocks passed (and exercises done, for exercise books), first failing
+    cell (or the error), and a total line."""
+    exercises = any(r.exercises for g in graded for r in g.reports)
+    rows = [("file", "blocks passed") + (("exercises done",) if exercises else ()) + ("result", "first failing cell")]
     for g in graded:
         if g.error:
-            rows.append((g.path, "-", "ERROR", g.error))
+            rows.append((g.path, "-") + (("-",) if exercises else ()) + ("ERROR", g.error))
             continue
         for r in g.reports:
             blocks = [b for b in r.blocks if b.status != "e2e"]
@@ -135,9 +137,11 @@ def summary(graded):
             first = next((b for b in r.blocks if b.status in ("fail", "values", "skip") or not b.e2e_pass), None)
             where = "" if first is None else f"{first.worst_cell or first.tensor} ({first.title[:40]})"
             name = g.path if len(g.reports) == 1 else f"{g.path} [{r.engine}]"
-            rows.append((name, f"{good}/{len(blocks)}", "OK" if r.passed else "MISMATCH", where))
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    lines = ["  ".join(row[i].ljust(widths[i]) for i in range(3)) + "  " + row[3] for row in rows]
+            done = (f"{sum(e['done'] for e in r.exercises)}/{len(r.exercises)}",) if exercises else ()
+            rows.append((name, f"{good}/{len(blocks)}") + done + ("OK" if r.passed else "MISMATCH", where))
+    columns = len(rows[0]) - 1
+    widths = [max(len(row[i]) for row in rows) for i in range(columns)]
+    lines = ["  ".join(row[i].ljust(widths[i]) for i in range(columns)) + "  " + row[-1] for row in rows]
     passed = sum(g.passed for g in graded)
     errors = sum(bool(g.error) for g in graded)
     lines.append(f"{len(graded)} workbooks: {passed} pass, {len(graded) - passed - errors} mismatch, "

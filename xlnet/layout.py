@@ -10,6 +10,8 @@ This module writes cells with XlsxWriter and records the op graph; it knows noth
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import datetime
 import io
 import itertools
@@ -22,20 +24,67 @@ from xlsxwriter.utility import xl_rowcol_to_cell
 from xlsxwriter.worksheet import Worksheet
 
 from .atomic import atomic_path
-from .errors import LayoutError, XlnetError
+from .errors import InputError, LayoutError, XlnetError
 from .ops.base import Arg
 from . import manifest as manifest_mod
 from .refs import quote_sheet
 
 ROLES = ("input", "parameter", "hyper", "output")
 
+PARAGRAPH_WIDTH = 130   # characters a wrapped paragraph spans (about a laptop screen)
+INTRO_ROWS = 4          # a long text in these first rows is wrapped into a paragraph
+LONG_SHEET_ROWS = 40    # a sheet taller or wider than this keeps its title and labels in view
+WIDE_SHEET_COLS = 24
+
+TEXT_STYLES = {
+    "title": {"bold": True, "font_size": 14, "font_color": "#1F3864"},
+    "intro": {"italic": True, "font_color": "#404040"},
+    "caption": {"bold": True, "font_color": "#1F3864"},
+    "label": {"italic": True, "font_color": "#595959", "font_size": 9},
+    "note": {"font_color": "#404040"},
+    "footer": {"italic": True, "font_color": "#595959", "font_size": 9},
+    "scalar_label": {"bold": True, "font_color": "#1F3864", "align": "right"},
+    "exercise_caption": {"bold": True, "font_color": "#C55A11"},
+}
+
+# Cells by role. Text is dark on every fill (a heat map's colours included); what tells an
+# editable cell apart is its pale fill and blue border, kept under a colour scale.
+CELL_STYLES = {
+    "output": {"align": "center", "border": 1, "border_color": "#D9D9D9", "font_color": "#000000"},
+    "input": {"bg_color": "#DDEBF7", "border": 2, "border_color": "#2F75B5"},
+    "parameter": {"bg_color": "#DDEBF7", "border": 2, "border_color": "#2F75B5"},
+    "hyper": {"bg_color": "#FFF2CC", "border": 2, "border_color": "#BF8F00", "bold": True},
+    "fixed": {"bg_color": "#EDEDED", "border": 1, "border_color": "#A6A6A6", "font_color": "#404040", "bold": True},
+    "exercise": {"bg_color": "#FFF4E5", "border": 2, "border_color": "#ED7D31"},
+}
+
+# One line beside each sheet's title: what each style of cell means (shown when the sheet has one).
+LEGEND = (("edit me: input or weight", "input"), ("hyper-parameter: edit me", "hyper"),
+          ("set when the workbook is built", "fixed"), ("your turn: fill me", "exercise"),
+          ("anything else: a formula", "output"))
+
 # Colours shared by the sheet's colour scales and by ``xlnet plot``.
 HEAT_POSITIVE = ("#FFFFFF", "#4F81BD")            # white -> blue, for values that are >= 0
-HEAT_DIVERGING = ("#C0504D", "#FFFFFF", "#4F81BD")  # red (<0) -> white (0) -> blue (>0)
+HEAT_DIVERGING = ("#CF6A66", "#FFFFFF", "#4F81BD")  # red (<0) -> white (0) -> blue (>0); black text reads on both ends
 
 _CELL_LIKE = re.compile(r"^[A-Za-z]{1,3}[0-9]+$")
 _R1C1_LIKE = re.compile(r"^[RrCc]([0-9]*|[0-9]*[Cc][0-9]*)$")
 _NAME_OK = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+# The blocks left for the learner in the book being built (``exercises``), with their instructions.
+_EXERCISES = contextvars.ContextVar("xlnet_exercises", default=None)
+
+
+@contextlib.contextmanager
+def exercises(blocks):
+    """Build the books made inside this context with ``blocks`` (name -> instruction) left for
+    the learner: each block's cells empty and outlined except its first, which is worked."""
+    token = _EXERCISES.set(dict(blocks))
+    try:
+        yield
+    finally:
+        _EXERCISES.reset(token)
+
 
 # Fixed document timestamp: the same settings and seed give a byte-identical workbook.
 FIXED_DATE = datetime.datetime(2024, 1, 1, 0, 0, 0)
@@ -78,8 +127,10 @@ class Tile:
     label: str
 
     def a1(self, i, j, absolute=False):
-        """Return the A1 address of the tile's cell (i, j), e.g. ``B3`` or ``$B$3``."""
-        return xl_rowcol_to_cell(self.row + i, self.col + j, absolute, absolute)
+        """Return the A1 address of the tile's cell (i, j), e.g. ``B3`` or ``$B$3``; ``absolute``
+        may also be ``"row"`` (``B$3``) or ``"col"`` (``$B3``), the anchors a fill-drag along a
+        row or down a column keeps."""
+        return xl_rowcol_to_cell(self.row + i, self.col + j, absolute in (True, "row"), absolute in (True, "col"))
 
     def span(self, r0, c0, r1, c1, absolute=False):
         """Return the A1 range of rows r0..r1 and columns c0..c1 (inclusive, tile-relative)."""
@@ -150,6 +201,7 @@ class TensorBlock:
     blank: str = "error"
     fixed: dict | None = None
     text: bool = False
+    exercise: dict | None = None
     cached: np.ndarray | None = field(default=None, repr=False)  # the values written with the block
 
     @property
@@ -228,6 +280,8 @@ class TensorBlock:
             entry["fixed"] = dict(self.fixed)
         if self.text:
             entry["text"] = True
+        if self.exercise:
+            entry["exercise"] = dict(self.exercise)
         return entry
 
 
@@ -260,8 +314,11 @@ class Sheet:
     def __init__(self, book, name, title, intro, col_width=7.0, label_width=None):
         self.book = book
         self.name = name
+        self.title = title
         self.ws = book.workbook.add_worksheet(name, worksheet_class=PortableWorksheet)
         self.ws.set_column(0, 200, col_width)
+        self._widths = {0: label_width or col_width}
+        self._col_width = col_width
         if label_width:
             self.ws.set_column(0, 0, label_width)
         self.ws.hide_gridlines(2)
@@ -269,11 +326,19 @@ class Sheet:
         self.ws.set_paper(9)  # A4
         self.ws.fit_to_pages(1, 0)  # printed (and exported to PDF) one page wide
         self._used = {}
+        self._extent = [1, 0]  # the last row and column holding anything
+        self._frozen = None
+        self._footer = None
         self.ws.write_string(0, 0, title, book.fmt("title"))
-        self.ws.write_string(1, 0, intro, book.fmt("intro"))
-        self._claim(0, 0, 1, 0, "title")
+        self._claim(0, 0, 0, 0, "title")
+        self.paragraph(1, intro, "intro")
+
+    def width(self, col):
+        """A column's width in characters."""
+        return self._widths.get(col, self._col_width)
 
     def _claim(self, r0, c0, r1, c1, owner):
+        self._extent = [max(self._extent[0], r1), max(self._extent[1], c1)]
         for r in range(r0, r1 + 1):
             for c in range(c0, c1 + 1):
                 other = self._used.get((r, c))
@@ -285,14 +350,81 @@ class Sheet:
 
     def widen(self, col, width):
         """Make one column wider (for a long caption or a large number)."""
+        self._widths[col] = width
         self.ws.set_column(col, col, width)
 
     def text(self, row, col, text, style="note"):
-        """Write a line of explanatory text at (row, col)."""
+        """Write a line of explanatory text at (row, col); a long one from column A of the
+        intro's rows wraps as a paragraph (``paragraph``)."""
+        if col == 0 and row <= INTRO_ROWS and len(text) > PARAGRAPH_WIDTH * 0.8:
+            return self.paragraph(row, text, style)
+        owner = self._used.get((row, col), "")
+        if owner.startswith("paragraph"):
+            raise LayoutError(f"sheet {self.name}: text at {xl_rowcol_to_cell(row, col)} falls inside {owner}")
+        self._extent = [max(self._extent[0], row), max(self._extent[1], col)]
         self.ws.write_string(row, col, text, self.book.fmt(style))
 
+    def paragraph(self, row, text, style="intro"):
+        """Write a text across the first columns of a row, wrapped, the row made as tall as its
+        lines: a long introduction reads in the first screen instead of running off it."""
+        last, width = 0, self.width(0)
+        while width < PARAGRAPH_WIDTH and last < 60:
+            last += 1
+            width += self.width(last)
+        lines = max(1, -(-int(len(text) * 1.05) // int(width * 1.1)))
+        self._claim(row, 0, row, last, f"paragraph at row {row + 1}")
+        fmt = self.book.fmt(f"paragraph:{style}", style=style)
+        if last:
+            self.ws.merge_range(row, 0, row, last, text, fmt)
+        else:
+            self.ws.write_string(row, 0, text, fmt)
+        if lines > 1:
+            self.ws.set_row(row, 15 * lines + 2)
+
+    def freeze(self, row, col=1, print_rows=None):
+        """Keep rows above ``row`` and columns left of ``col`` on screen while scrolling, and print
+        ``print_rows`` (first, last; default: those rows) and those columns on every page."""
+        self._frozen = (row, col, print_rows or (0, row - 1))
+
+    def footer(self, text):
+        """A line under everything on the sheet (and at the foot of each printed page)."""
+        self._footer = text
+
+    def finish(self, legend):
+        """Write what depends on the whole sheet: the legend of the cell styles it uses, beside
+        the title; the footer; freeze panes and print titles on a long or wide sheet."""
+        col, left = 0, self.width(0)
+        while left < len(self.title) * 1.45 + 2:
+            col += 1
+            left += self.width(col)
+        col += 1
+        for text, style in legend:
+            span = max(1, -(-int(len(text) * 1.1 + 1) // int(self._col_width)))
+            self._claim(0, col, 0, col + span - 1, "the legend")
+            fmt = self.book.fmt(f"legend:{style}", role=style, number_format="@")
+            if span > 1:
+                self.ws.merge_range(0, col, 0, col + span - 1, text, fmt)
+            else:
+                self.ws.write_string(0, col, text, fmt)
+            col += span + 1
+        last_row, last_col = self._extent
+        if self._footer:
+            self.text(last_row + 2, 0, self._footer, "footer")
+            printed = self._footer if len(self._footer) <= 200 else self._footer[:197].rsplit(" ", 1)[0] + " ..."
+            self.ws.set_footer(f"&L&8{printed.replace('&', '&&')}&R&8page &P of &N")  # Excel holds 255 characters
+        frozen = self._frozen
+        if frozen is None and (last_row > LONG_SHEET_ROWS or last_col > WIDE_SHEET_COLS):
+            frozen = (3, 1, (0, 2))
+        if frozen:
+            row, col, (first, last) = frozen
+            self.ws.freeze_panes(row, col)
+            self.ws.repeat_rows(first, last)
+            if col:
+                self.ws.repeat_columns(0, col - 1)
+
     def place(self, name, shape, *, row, col, role, caption, values, orient="row", number_format="0.00",
-              heat="auto", gap=1, blank="error", fixed_by=None, headers=True, pitch=None):
+              heat="auto", gap=1, blank="error", fixed_by=None, headers=True, pitch=None, heat_rows=False,
+              allowed=None):
         """Place a block of constants (an input, a parameter or a hyper-parameter) and write it.
 
         Args:
@@ -316,6 +448,9 @@ class Sheet:
             pitch: for a tensor of 4 dimensions, lay its tiles out as a grid: one row of tiles
                 per index of the first dimension (a sample of a batch), ``pitch`` sheet rows
                 apart, so that blocks placed side by side line their samples up.
+            heat_rows: one colour scale per row (rows of very different magnitudes).
+            allowed: for a hyper-parameter, the range a cell may take, (low, high, low_open,
+                high_open, what it is): a data validation with an input message saying it.
 
         Returns:
             The TensorBlock.
@@ -329,12 +464,33 @@ class Sheet:
             if block.shape != () or role != "hyper":
                 raise LayoutError(f"block {name}: only a hyper-parameter scalar can be fixed by the layout")
             block.fixed = {"value": float(values), "option": fixed_by}
-        self._write(block, values, None, number_format, heat)
+        self._write(block, values, None, number_format, heat, heat_rows)
+        if allowed:
+            self._guard(block, *allowed)
         return block
+
+    def _guard(self, block, low, high, low_open, high_open, what):
+        """Data validation on every cell of a block: the number must lie in the range."""
+        tests, said = [], []
+        for bound, is_open, above in ((low, low_open, True), (high, high_open, False)):
+            if bound is None:
+                continue
+            sign = (">" if is_open else ">=") if above else ("<" if is_open else "<=")
+            tests.append((sign, f"{bound:g}"))
+            said.append(f"{sign} {bound:g}")
+        for tile in block.tiles:
+            cell = tile.a1(0, 0)
+            checks = [f"{cell}{sign}{bound}" for sign, bound in tests]
+            rule = checks[0] if len(checks) == 1 else f"AND({','.join(checks)})"
+            message = f"{what}: a number {' and '.join(said)}."
+            self.ws.data_validation(tile.row, tile.col, tile.row + tile.nrows - 1, tile.col + tile.ncols - 1, {
+                "validate": "custom", "value": "=" + rule, "ignore_blank": False,
+                "input_title": what[:32], "input_message": message[:255],
+                "error_title": "Out of range", "error_message": f"{message} Type a number in that range."[:255]})
 
     def apply(self, call, name, *, row, col, caption, values=None, title=None, tol=None, orient="row",
               number_format="0.00", heat="auto", gap=1, expected_errors=(), blank="error", headers=True,
-              pitch=None):
+              pitch=None, heat_rows=False):
         """Place the output of an op: lay out the block, write every cell's formula with its
         cached value, and record the op with the inputs its formulas read.
 
@@ -366,12 +522,17 @@ class Sheet:
             with np.errstate(invalid="ignore", divide="ignore"):
                 values = op.cached({k: v.cached for k, v in args.items() if v is not None}, at)
         values = np.asarray(values, dtype=np.float64)
+        instruction = self.book.exercise_instruction(name, caption, shape, headers)
+        if instruction:
+            caption = f"Exercise: {instruction}"
         block = self._layout(name, shape, row, col, "output", caption, orient, gap, headers, blank, False,
                              expected_errors, pitch=pitch)
+        if instruction:
+            block.exercise = {"instruction": instruction, "worked": 0}
         if reserved is not None and (reserved.tiles != block.tiles):
             raise LayoutError(f"{where}: placed at {block.tiles[0].a1(0, 0)}, not where it was reserved")
         args.update({k: Arg(block, (), self.name) for k, v in args.items() if v is None})  # OUT: the block itself
-        self._write(block, values, lambda ix: op.formula(args, at, ix), number_format, heat)
+        self._write(block, values, lambda ix: op.formula(args, at, ix), number_format, heat, heat_rows)
         self.book.record(call, {"out": block}, title=title, tol=tol)
         return block
 
@@ -437,15 +598,19 @@ class Sheet:
             if claim:
                 self._claim(row, col, bottom, right, name)
                 if headers:
-                    ws.write_string(row, col, caption, book.fmt("caption"))
+                    ws.write_string(row, col, caption, book.fmt("exercise_caption" if caption.startswith("Exercise: ")
+                                                            and role == "output" else "caption"))
                     for tile in tiles:
                         ws.write_string(tile.row - 1, tile.col, tile.label, book.fmt("label"))
+                        needed = len(tile.label) * 0.8 + 1  # a one-column tile's label must fit its column
+                        if tile.ncols == 1 and self.width(tile.col) < needed:
+                            self.widen(tile.col, round(needed, 1))
         return TensorBlock(name, shape, role, caption, self.name, tiles,
                            orient if len(shape) == 1 else "row", top, left, bottom, right,
                            expected_errors=[tuple(int(k) for k in ix) for ix in expected_errors],
                            blank=blank, text=text)
 
-    def _write(self, block, values, formulas, number_format, heat):
+    def _write(self, block, values, formulas, number_format, heat, heat_rows=False):
         name, shape = block.name, block.shape
         if values.shape != shape:
             raise LayoutError(f"block {name}: values have shape {values.shape}, expected {shape}")
@@ -453,6 +618,9 @@ class Sheet:
         ws, book = self.ws, self.book
         style = "fixed" if block.fixed else block.role
         cell_fmt = book.fmt(f"cell:{style}:{number_format}", role=style, number_format=number_format)
+        if block.exercise:
+            todo_fmt = book.fmt(f"cell:exercise:{number_format}", role="exercise", number_format=number_format)
+            patterns = []
         for index in np.ndindex(*shape):
             tile, i, j = block.locate(index)
             r, c = tile.row + i, tile.col + j
@@ -469,6 +637,14 @@ class Sheet:
                     ws.write_number(r, c, value, cell_fmt)
                 continue
             formula = formulas(index)
+            if block.exercise and isinstance(formula, str):
+                if (i, j) == (0, 0):  # each tile's first formula: the pattern a hint compares with
+                    patterns.append(formula)
+                if index != tuple(0 for _ in shape):  # the one worked cell; the rest left to the learner
+                    ws.write_blank(r, c, None, todo_fmt)
+                    continue
+                ws.write_comment(r, c, f"Exercise: {block.exercise['instruction']}",
+                                 {"visible": True, "x_scale": 2.2, "y_scale": 1.2, "author": "xlnet"})
             if formula is None:
                 ws.write_blank(r, c, None, cell_fmt)
             elif not isinstance(formula, str):  # a fixed number inside a computed block
@@ -476,25 +652,51 @@ class Sheet:
             else:
                 ws.write_formula(r, c, formula, cell_fmt, value if np.isfinite(value) else "#NUM!")
 
+        if block.exercise:
+            block.exercise["patterns"] = patterns
         if heat and len(shape) > 0 and not block.text:
             finite = values[np.isfinite(values)]
-            if heat == "auto":
-                heat = HEAT_DIVERGING if finite.size and finite.min() < 0 < finite.max() else HEAT_POSITIVE
+            if heat == "auto":  # a quantity that goes negative (an error, a gradient, a weight) is signed
+                signed = finite.size and (finite.min() < 0 or block.role == "parameter")
+                heat = HEAT_DIVERGING if signed else HEAT_POSITIVE
             block.heat = tuple(heat)
-            self._heat_map(block.tiles, block.heat)
+            if heat_rows:
+                leads = list(np.ndindex(*block.lead_shape)) if block.lead_shape else [()]
+                for tile, lead in zip(block.tiles, leads):
+                    rows = values[lead] if values.ndim > 1 else values[None, :]
+                    for i in range(tile.nrows):
+                        self.heat_map([Tile(tile.sheet, tile.row + i, tile.col, 1, tile.ncols, "", "")],
+                                      block.heat, rows[i])
+            else:
+                self.heat_map(block.tiles, block.heat, values)
         book.register(block)
 
-    def _heat_map(self, tiles, colours):
+    def heat_map(self, tiles, colours, values):
+        """A colour scale over tiles. A diverging one is white at 0 and as strong at -M as at
+        +M, M the largest magnitude written: a sign is read at a glance, and an error of -5 is
+        as red as one of +5 is blue."""
         ranges = " ".join(t.full(False) for t in tiles)
         first = tiles[0]
         options = {"multi_range": ranges}
         if len(colours) == 3:
+            finite = np.abs(np.asarray(values, dtype=np.float64))
+            finite = finite[np.isfinite(finite)]
+            bound = float(f"{finite.max():.3g}") if finite.size and finite.max() > 0 else 1.0
             options.update(type="3_color_scale", min_color=colours[0], mid_color=colours[1],
-                           max_color=colours[2], mid_type="num", mid_value=0)
+                           max_color=colours[2], min_type="num", min_value=-bound, mid_type="num", mid_value=0,
+                           max_type="num", max_value=bound)
         else:
             options.update(type="2_color_scale", min_color=colours[0], max_color=colours[1])
         self.ws.conditional_format(first.row, first.col, first.row + first.nrows - 1,
                                    first.col + first.ncols - 1, options)
+
+
+def _column_cells(block, col, start, count):
+    """[sheet, first row, col, last row, col] of ``count`` elements of a column of a block (a
+    1-D column block, or column ``col`` of a 2-D one), from element ``start``."""
+    tile = block.tiles[0]
+    c = tile.col + (col or 0)
+    return [tile.sheet, tile.row + start, c, tile.row + start + count - 1, c]
 
 
 class Book:
@@ -515,32 +717,54 @@ class Book:
         self.reserved = {}
         self._formats = {}
         self.sheets = []
+        self.exercises = _EXERCISES.get() or {}
+        self.eligible = []  # the blocks that could be exercises, in the order they are placed
+        self.exercises_placed = []
 
-    def fmt(self, key, role=None, number_format=None):
+    def fmt(self, key, role=None, number_format=None, style=None):
         """Return a cached XlsxWriter format for a style key."""
         if key in self._formats:
             return self._formats[key]
-        styles = {
-            "title": {"bold": True, "font_size": 14, "font_color": "#1F3864"},
-            "intro": {"italic": True, "font_color": "#404040"},
-            "caption": {"bold": True, "font_color": "#1F3864"},
-            "label": {"italic": True, "font_color": "#7F7F7F", "font_size": 9},
-            "note": {"font_color": "#404040"},
-            "scalar_label": {"bold": True, "font_color": "#1F3864", "align": "right"},
-        }
-        if key in styles:
-            props = styles[key]
+        if style is not None:  # a wrapped paragraph in a text style
+            props = dict(TEXT_STYLES[style], text_wrap=True, valign="top")
+        elif key in TEXT_STYLES:
+            props = TEXT_STYLES[key]
         else:
-            props = {"num_format": number_format, "align": "center", "border": 1,
-                     "border_color": "#D9D9D9"}
-            if role in ("input", "parameter"):
-                props["font_color"] = "#0000FF"  # blue: a constant the learner may edit
-            if role == "hyper":
-                props.update(font_color="#0000FF", bg_color="#FFF2CC", bold=True)
-            if role == "fixed":  # set when the workbook is built: grey, not an invitation to edit
-                props.update(font_color="#595959", bg_color="#EDEDED", bold=True)
+            props = dict(CELL_STYLES["output"], **CELL_STYLES.get(role, {}), num_format=number_format)
+            if key.startswith("legend:"):
+                props.update(font_size=9, italic=True)
         self._formats[key] = self.workbook.add_format(props)
         return self._formats[key]
+
+    def default_footer(self, sheet):
+        """What the check compares this sheet's blocks with: the ops of the blocks it holds."""
+        names = []
+        for entry in self.ops:
+            out = self.tensors.get(next(iter(entry["outputs"].values())))
+            if out is not None and out.sheet == sheet.name and entry["op"] not in names:
+                names.append(entry["op"])
+        if not names:
+            return None
+        return ("Checked against PyTorch by `xlnet check`, block by block on this sheet's own numbers: "
+                + ", ".join(names) + " (`xlnet list --ops` says what each is).")
+
+    def legend(self, sheet):
+        """The legend entries for the cell styles a sheet uses."""
+        used = {("fixed" if b.fixed else "exercise" if b.exercise else b.role)
+                for b in self.tensors.values() if b.sheet == sheet.name}
+        used |= {"input" for b in self.tensors.values() if b.sheet == sheet.name and b.role == "parameter"}
+        return [(text, style) for text, style in LEGEND if style in used]
+
+    def exercise_instruction(self, name, caption, shape, headers):
+        """The instruction of block ``name`` when the learner is to fill it, else None."""
+        if int(np.prod(shape)) < 2:
+            return None
+        self.eligible.append(name)
+        if name not in self.exercises:
+            return None
+        self.exercises_placed.append(name)
+        given = self.exercises[name]
+        return given or f"fill each cell: {caption[0].lower() + caption[1:]}; the first cell is done for you"
 
     def sheet(self, name, title, intro, col_width=7.0, label_width=None):
         """Add a worksheet with a title line and an introduction line (column A may be wider,
@@ -639,7 +863,7 @@ class Book:
         self.record(call, outputs, title=title, tol=tol, composite=True)
 
     def chart(self, sheet, name, kind, title, series, row, col, categories=None,
-              x_label="", y_label="", y_range=None, category_cells=None, y_log=False, size=None):
+              x_label="", y_label="", y_range=None, category_cells=None, y_log=False, size=None, x_interval=None):
         """Insert a native chart and record it so ``xlnet plot`` draws the same data.
 
         Args:
@@ -655,6 +879,7 @@ class Book:
             category_cells: [sheet, first_row, first_col, last_row, last_col] of the x labels.
             y_log: a logarithmic y axis (for losses that fall by orders of magnitude).
             size: (width, height) in pixels, or None for XlsxWriter's default.
+            x_interval: label every this many categories (a long run of steps).
         """
         chart = self.workbook.add_chart({"type": "column" if kind == "bar" else "line"})
         recorded = []
@@ -671,8 +896,10 @@ class Book:
                 "marker": {"type": "circle"} if kind == "line" else {"type": "none"},
                 **({"categories": list(category_cells)} if category_cells else {}),
             })
-        chart.set_title({"name": title})
-        chart.set_x_axis({"name": x_label})
+        small = size is not None and size[1] < 250
+        chart.set_title({"name": title, **({"name_font": {"size": 10}} if small else {})})
+        chart.set_x_axis({"name": x_label, **({"interval_unit": x_interval, "interval_tick": x_interval}
+                                              if x_interval else {})})
         chart.set_y_axis({"name": y_label, **({"min": y_range[0], "max": y_range[1]} if y_range else {}),
                           **({"log_base": 10} if y_log else {})})
         if size:
@@ -683,6 +910,48 @@ class Book:
         self.charts.append({"name": name, "kind": kind, "title": title, "x_label": x_label,
                             "y_label": y_label, "categories": list(categories or []),
                             "series": recorded, **({"y_log": True} if y_log else {})})
+        return chart
+
+    def scatter(self, sheet, name, title, series, row, col, x_label="", y_label="", size=None):
+        """Insert a native x-y chart and record it so ``xlnet plot`` draws the same data.
+
+        Args:
+            sheet: the Sheet to put it on.
+            name: a file-name-safe name for the plot.
+            title: chart title.
+            series: dicts with ``label``, ``x`` and ``y`` (each a 1-D TensorBlock, or a 2-D one
+                with ``x_col``/``y_col`` naming a column), optional ``start`` (the first element
+                of x used, when y is shorter) and ``line`` (True: a line, False: markers only).
+            row, col: the chart's top-left cell.
+            x_label, y_label: axis titles.
+            size: (width, height) in pixels, or None for XlsxWriter's default.
+        """
+        chart = self.workbook.add_chart({"type": "scatter", "subtype": "straight"})
+        recorded = []
+        for entry in series:
+            y_block, x_block = entry["y"], entry["x"]
+            y_col, x_col, start = entry.get("y_col"), entry.get("x_col"), entry.get("start", 0)
+            n = y_block.shape[0]
+            line = entry.get("line", True)
+            chart.add_series({
+                "name": entry["label"],
+                "categories": _column_cells(x_block, x_col, start, n),
+                "values": _column_cells(y_block, y_col, 0, n),
+                "marker": {"type": "none"} if line else {"type": "circle", "size": 5},
+                **({} if line else {"line": {"none": True}}),
+            })
+            recorded.append({"label": entry["label"], "tensor": y_block.name, "x": x_block.name, "line": line,
+                             **({"col": y_col} if y_col is not None else {}),
+                             **({"x_col": x_col} if x_col is not None else {}),
+                             **({"start": start} if start else {})})
+        chart.set_title({"name": title})
+        chart.set_x_axis({"name": x_label})
+        chart.set_y_axis({"name": y_label})
+        if size:
+            chart.set_size({"width": size[0], "height": size[1]})
+        sheet.ws.insert_chart(row, col, chart)
+        self.charts.append({"name": name, "kind": "scatter", "title": title, "x_label": x_label,
+                            "y_label": y_label, "series": recorded})
         return chart
 
     def manifest(self):
@@ -697,6 +966,16 @@ class Book:
         """Write the workbook atomically, with its manifest and sentinel, to ``path``."""
         if self.reserved:
             raise LayoutError(f"block {next(iter(self.reserved))} was reserved but never placed")
+        unknown = [n for n in self.exercises if n not in self.exercises_placed]
+        if unknown:
+            raise InputError(f"--exercise {unknown[0]}: lesson {self.lesson} has no block of that name to fill; "
+                             f"blocks it can leave to the learner: {', '.join(self.eligible)}")
+        if self.exercises:
+            self.settings["exercises"] = list(self.exercises_placed)
+        for sheet in self.sheets:
+            if sheet._footer is None:
+                sheet.footer(self.default_footer(sheet))
+            sheet.finish(self.legend(sheet))
         manifest = self.manifest()
         try:
             manifest_mod.validate(manifest, where=str(path))

@@ -183,8 +183,24 @@ def validate(manifest, where):
             if "row" in series and not (len(info["shape"]) == 2 and series["row"] < info["shape"][0]):
                 raise ManifestError(f"{where}: chart {chart['name'][:60]} draws row {series['row']} of "
                                     f"{series['tensor']}, which has shape {tuple(info['shape'])}")
+            if chart["kind"] == "scatter":
+                _scatter_series(chart, series, tensors, where)
     evaluation_order(manifest, where)
     return manifest
+
+
+def _scatter_series(chart, series, tensors, where):
+    """An x-y series must name x, and columns and a start that lie inside its tensors."""
+    what = f"{where}: chart {chart['name'][:60]}"
+    x = tensors.get(series.get("x", ""))
+    if x is None:
+        raise ManifestError(f"{what} draws {series['tensor'][:60]} against unknown x {str(series.get('x'))[:60]}")
+    y_shape = tensors[series["tensor"]]["shape"]
+    for shape, col, name in ((y_shape, series.get("col"), series["tensor"]), (x["shape"], series.get("x_col"), series["x"])):
+        if len(shape) != (1 if col is None else 2) or (col is not None and col >= shape[1]):
+            raise ManifestError(f"{what}: {name[:60]} of shape {tuple(shape)} is not a column it can draw")
+    if series.get("start", 0) + y_shape[0] > x["shape"][0]:
+        raise ManifestError(f"{what}: x {series['x'][:60]} is shorter than {series['tensor'][:60]} from its start")
 
 
 def _sliced(shape, index, where):

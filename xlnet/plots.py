@@ -105,13 +105,25 @@ def file_name(stem, name):
 
 
 def plot_chart(plt, chart, tensors):
-    """A bar or line chart described in the manifest (the same data as the sheet's chart)."""
+    """A bar, line or x-y chart described in the manifest (the same data as the sheet's chart)."""
     fig, ax = plt.subplots(figsize=(6, 3.5))
     def series_values(series):
         values = tensors[series["tensor"]].values
         return (values[series["row"]] if "row" in series else values).ravel()
 
-    if chart["kind"] == "bar":
+    def column(name, col):
+        values = tensors[name].values
+        return (values[:, col] if col is not None else values).ravel()
+
+    if chart["kind"] == "scatter":
+        for series in chart["series"]:
+            y = column(series["tensor"], series.get("col"))
+            start = series.get("start", 0)
+            x = column(series["x"], series.get("x_col"))[start:start + y.size]
+            style = {"linestyle": "-"} if series.get("line", True) else {"linestyle": "none", "marker": "o"}
+            ax.plot(x, y, label=series.get("label", series["tensor"]), **style)
+        ax.legend(fontsize=7)
+    elif chart["kind"] == "bar":
         values = series_values(chart["series"][0])
         labels = chart.get("categories") or [str(i) for i in range(values.size)]
         ax.bar(labels, values, color="#4F81BD")
@@ -120,7 +132,8 @@ def plot_chart(plt, chart, tensors):
             values = series_values(series)
             ax.plot(np.arange(values.size), values, marker="o", label=series.get("label", series["tensor"]))
             categories = chart.get("categories") or [str(i + 1) for i in range(values.size)]
-            ax.set_xticks(np.arange(values.size), categories)
+            every = max(1, len(categories) // 16)  # at most about 16 labels on the axis
+            ax.set_xticks(np.arange(values.size)[::every], categories[::every])
         if chart.get("y_log"):
             ax.set_yscale("log")
         ax.legend()

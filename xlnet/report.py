@@ -47,6 +47,7 @@ class Report:
     notes: list = field(default_factory=list)
     spec: str = ""
     started: str = ""
+    exercises: list = field(default_factory=list)  # exercises.ExerciseResult.to_dict() of each exercise block
 
     @property
     def passed(self):
@@ -89,6 +90,10 @@ class Report:
                 f"  {b.message}" if b.message else "")
             lines.append(f"  {b.title[:44]:<44} {b.op:<20} {_num(b.max_abs):>9} {_num(b.max_rel):>9}  "
                          f"{result:<6} {e2e:<4}  {detail}")
+        if self.exercises:
+            done = sum(e["done"] for e in self.exercises)
+            lines.append(f"  exercises: {done} of {len(self.exercises)} done")
+            lines += [f"    {_exercise_text(e)}" for e in self.exercises]
         counts = {s: sum(b.status == s for b in self.blocks) for s in ("pass", "fail", "values", "skip", "e2e")}
         e2e_failed = sum(not b.e2e_pass for b in self.blocks)
         lines.append(f"  {len(self.blocks) - counts['e2e']} blocks: {counts['pass']} pass, {counts['fail']} fail, "
@@ -97,6 +102,11 @@ class Report:
                      + ("pass" if not e2e_failed else f"{e2e_failed} differ") + "; "
                      + ("OK" if self.passed else "MISMATCH"))
         return "\n".join(lines)
+
+
+def _exercise_text(data):
+    from .exercises import ExerciseResult
+    return ExerciseResult(**{k: v for k, v in data.items() if k != "done"}).text()
 
 
 def _num(x):

@@ -50,6 +50,10 @@ _TENSOR = {
                             "items": {"type": "array", "maxItems": MAX_RANK, "items": _INDEX}},
         "fixed": {"type": "object", "required": ["option", "value"],
                   "properties": {"option": _NAME, "value": _NUMBER}},
+        "exercise": {"type": "object", "required": ["instruction"],
+                     "properties": {"instruction": _TEXT, "worked": _INDEX,
+                                    "patterns": {"type": "array", "maxItems": 100_000,
+                                                 "items": {"type": "string", "maxLength": 8192}}}},
     },
 }
 
@@ -79,10 +83,12 @@ _CHART = {
     "required": ["name", "kind", "series"],
     "properties": {
         "name": _NAME,
-        "kind": {"enum": ["bar", "line"]},
+        "kind": {"enum": ["bar", "line", "scatter"]},
         "series": {"type": "array", "minItems": 1, "maxItems": 100,
                    "items": {"type": "object", "required": ["tensor"],
-                             "properties": {"tensor": _NAME, "row": _INDEX, "label": _TEXT}}},
+                             "properties": {"tensor": _NAME, "row": _INDEX, "label": _TEXT, "x": _NAME,
+                                            "col": _INDEX, "x_col": _INDEX, "start": _INDEX,
+                                            "line": {"type": "boolean"}}}},
         "categories": {"type": "array", "maxItems": 100_000, "items": _TEXT},
         "title": _TEXT, "x_label": _TEXT, "y_label": _TEXT,
         "y_log": {"type": "boolean"},

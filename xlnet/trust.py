@@ -104,10 +104,13 @@ def typed_values(manifest, tensors, formulas, reference=None):
         for name in entry["outputs"].values():
             tensor = tensors[name]
             skip = np.asarray(fixed).ravel() if fixed is not None else None
+            exercise = "exercise" in manifest["tensors"][name]
             bad = []
             for k, (sheet, r, c) in enumerate(tensor.coords):
                 if skip is not None and skip[k]:
                     continue
+                if exercise and (tensor.errors.get(k) == "blank" or np.isnan(tensor.values.ravel()[k])):
+                    continue  # not filled in yet: graded as empty, not as a typed value
                 if reference is not None and (r, c) not in reference.formulas.get(sheet, ()):
                     continue
                 if (r, c) not in formulas.get(sheet, {}):

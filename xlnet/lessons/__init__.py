@@ -125,3 +125,27 @@ def resolve_options(lesson, given):
 
 
 SEED = Option("seed", int, 0, "seed of every random constant", 0, 2 ** 32 - 1)
+
+
+def exercise_sets(chosen, exercise):
+    """The blocks each chosen lesson leaves for the learner (name -> instruction, None for the
+    block's own caption), or None for every lesson when ``exercise`` is None.
+
+    ``exercise`` is ``"all"`` (each lesson's EXERCISES) or block names of one lesson (a list,
+    or one string separated by commas); a name no block of the lesson has is refused when the
+    book is laid out, naming the blocks it has."""
+    if exercise is None:
+        return [None] * len(chosen)
+    names = [n.strip() for n in (exercise.split(",") if isinstance(exercise, str) else exercise)]
+    if not names or any(not n for n in names):
+        raise InputError(f"--exercise {exercise!r}: expected all, or block names separated by commas")
+    if names == ["all"]:
+        empty = [lesson.NAME for lesson in chosen if not getattr(lesson, "EXERCISES", None)]
+        if empty:
+            raise InputError(f"--exercise all: lesson {empty[0]} has no exercise set; name its blocks instead")
+        return [dict(lesson.EXERCISES) for lesson in chosen]
+    if len(chosen) != 1:
+        raise InputError(f"--exercise {','.join(names)}: name one lesson to leave these blocks in "
+                         "(or use --exercise all)")
+    offered = getattr(chosen[0], "EXERCISES", {})
+    return [{n: offered.get(n) for n in names}]

@@ -23,6 +23,14 @@ from ..layout import Book
 from . import Option
 
 NAME = "backprop"
+
+# The blocks `--exercise all` leaves for the learner, with the instruction each caption gives.
+EXERCISES = {
+    "m1_h": "fill the hidden layer of the first step, h = MAX(0, z1); the first cell is done for you",
+    "m1_losses": "fill each sample's loss, -LN(the probability of its label): LN, not LOG; the first cell is "
+                 "done for you",
+    "m1_dz1": "fill the gradient through the ReLU, dL/dz1 = IF(z1 > 0, dL/dh, 0); the first cell is done for you",
+}
 DESCRIPTION = ("training a CNN in cells: forward pass, backpropagation through conv, max-pool and dense "
                "layers, SGD steps unrolled; an MLP on the wine data; against autograd and torch.optim.SGD")
 
@@ -222,13 +230,14 @@ def _cnn_sheet(book, images, labels, indices, options, rng):
         "cnn", "Training a CNN in cells: forward, backward, update",
         f"A batch of {batch} handwritten digits through conv {k}x{k} ({filters} filters, + bias) -> ReLU -> "
         f"{POOL}x{POOL} max-pool -> dense to 10 -> softmax -> cross-entropy; then every gradient, "
-        f"and SGD steps, {steps} of them down the sheet. Blue cells are inputs you may edit.", col_width=5.5,
+        f"and SGD steps, {steps} of them down the sheet. Cells with a blue border are inputs you may edit.", col_width=5.5,
         label_width=9)
     sheet.text(2, 0, "Each step is a band: forward (conv, ReLU, max-pool, dense, softmax, loss), backward (each "
                "gradient block sits under the forward block it belongs to, same shape and colours), and the "
                "update. The next band starts from the updated parameters.")
     lr = sheet.place("lr", (), row=4, col=1, role="hyper", values=options["lr"], caption="lr",
-                     number_format="0.000")
+                     number_format="0.000",
+                     allowed=(0, None, True, False, "Learning rate"))
     sheet.text(4, 4, f"learning rate: new = old - lr x gradient.  Batch {batch}, {steps} steps: "
                f"set when the workbook is built (xlnet build backprop --batch-size {batch} --steps {steps}).")
     pitch = SIDE + 2
@@ -355,7 +364,8 @@ def _mlp_sheet(book, wine, options, rng):
         label_width=12)
     sheet.text(2, 0, WINE_WHY)
     lr = sheet.place("mlp_lr", (), row=4, col=1, role="hyper", values=options["lr"], caption="lr",
-                     number_format="0.000")
+                     number_format="0.000",
+                     allowed=(0, None, True, False, "Learning rate"))
     for j, name in enumerate(wine.feature_names):
         sheet.text(7, 1 + j, name.replace("od280/od315_of_diluted_wines", "od280/od315")[:14], "label")
     for i, index in enumerate(picked):

@@ -39,6 +39,16 @@ OPTIONS = [
 
 CLASSES = 10
 
+# The blocks `--exercise all` leaves for the learner, with the instruction each caption gives.
+EXERCISES = {
+    "conv1_out": "fill each cell with the ReLU of the conv sum of its window, =MAX(0,SUMPRODUCT(window, "
+                 "kernel)) with the kernel anchored by $; the first cell is done for you: drag it",
+    "pool_out": "fill each cell with the largest value of its pooling window of the ReLU map, =MAX(window); "
+                "the first cell is done for you",
+    "probs": "fill each probability, EXP(logit) / SUM(the whole EXP column, anchored by $); the first cell is "
+             "done for you",
+}
+
 
 def load_digit(index):
     """Return (image in [0,1] as float64 8x8, its label) from scikit-learn's bundled digits."""
@@ -165,16 +175,19 @@ def build(path, seed=0, **options):
     trained = None if options["untrained"] else conv_training.weights_for(img.shape, options)
     book = Book(NAME, dict(options, seed=seed, source=source))
     if trained:
-        about = (f"The weights were trained by torch on {trained['trained_on']:,} scikit-learn digits; on the "
+        about = (f"The weights were trained on {trained['trained_on']:,} scikit-learn digits; on the "
                  f"{trained['held_out']} held out they read {trained['accuracy']:.1%} of the digits right.")
     else:
         about = "Weights are fixed or random: the network is untrained, the lesson is the arithmetic."
     sheet = book.sheet(
         "conv", "A convolutional network, one cell at a time",
-        f"Input: {source}. Blue numbers are inputs and weights you may edit; every other "
+        f"Input: {source}. Cells with a blue border are inputs and weights you may edit; every other "
         f"number is a formula. {about}", col_width=6.5)
+    sheet.footer("Every block is checked against PyTorch (F.conv2d, F.max_pool2d, F.linear, F.softmax) by "
+                 "`xlnet check`" + (f"; the weights were trained with {trained['how']}." if trained else "."))
     net = _network(book, sheet, img[None], options, rng, trained, label)
-    _matmul_sheet(book, net["conv_in"], net["kernel1"], net["conv1"], options["kernel_size"], options["stride"])
+    _matmul_sheet(book, net["conv_in"], net["kernel1"], net["conv1"], options["kernel_size"], options["stride"],
+                  options["padding"] > 0)
     _dropout_sheet(book, net["conv1"], options["dropout_p"], rng)
     book.save(path)
 
@@ -216,13 +229,14 @@ def _network(book, sheet, x, options, rng, trained, label):
                          caption=f"Max-pool {pool}x{pool}, stride {pool}: =MAX(window)")
     flat = sheet.apply(ops.Flatten(x=pooled), "flat", row=pooled.bottom + 2, col=2, title="flatten",
                        caption="Flatten: the pooled maps read channel by channel, row by row")
-    _dense_and_softmax(book, sheet, flat, flat.bottom + 2, rng, trained, label)
+    _dense_and_softmax(book, sheet, flat, flat.bottom + 2, rng, trained, label, chart_col=kernel1.right + 2)
     return {"conv_in": conv_in, "kernel1": kernel1, "conv1": conv1}
 
 
-def _dense_and_softmax(book, sheet, flat, row, rng, trained, label):
-    """Dense layer to 10 logits, EXP, probabilities and their bar chart; the predicted digit
-    (and whether it is right, for a digit with a label)."""
+def _dense_and_softmax(book, sheet, flat, row, rng, trained, label, chart_col):
+    """Dense layer to 10 logits, EXP, probabilities and their bar chart (in the first screen,
+    from column ``chart_col``: the answer before the arithmetic); the predicted digit (and
+    whether it is right, for a digit with a label)."""
     nf = flat.shape[0]
     for c in range(CLASSES):
         sheet.text(row + 2 + c, 1, f"digit {c}", "label")
@@ -256,24 +270,27 @@ def _dense_and_softmax(book, sheet, flat, row, rng, trained, label):
                     number_format="0", heat=None, caption="right? (1: yes)", title="prediction = true label")
     first = probs.tiles[0].row
     book.chart(sheet, "probabilities", "bar", "Predicted probability per digit", [("probability", probs)],
-               row=row, col=col + 8, categories=[f"digit {c}" for c in range(CLASSES)], x_label="digit",
-               y_label="probability", y_range=(0, 1), category_cells=["conv", first, 1, first + CLASSES - 1, 1])
+               row=3, col=chart_col, categories=[f"digit {c}" for c in range(CLASSES)], x_label="digit",
+               y_label="probability", y_range=(0, 1), category_cells=["conv", first, 1, first + CLASSES - 1, 1],
+               size=(520, 300))
 
 
-def _matmul_sheet(book, conv_in, kernel1, conv1, k, s):
-    """Conv layer 1, filter 0, as a matrix product on the top-left patch of the image."""
+def _matmul_sheet(book, conv_in, kernel1, conv1, k, s, padded):
+    """Conv layer 1 as a matrix product on the top-left patch of the image, for the filter
+    with the most cells above zero there (a filter dead on this patch would show only zeros)."""
     ph, pw = min(6, conv_in.shape[1]), min(6, conv_in.shape[2])
     oh, ow = ops.out_size(ph, k, s), ops.out_size(pw, k, s)
+    f = int(np.argmax((conv1.cached[:, :oh, :ow] > 0).sum(axis=(1, 2))))
     sheet = book.sheet(
         "matmul", "A convolution is a matrix multiplication",
-        f"Filter 0 of conv layer 1 on the top-left {ph}x{pw} patch of the (padded) image: the patch "
+        f"Filter {f} of conv layer 1 on the top-left {ph}x{pw} patch of the {'padded ' if padded else ''}image: the patch "
         "flattened to a row, times a matrix of shared weights (formulas pointing at the kernel) "
         "and fixed zeros.", col_width=5.5)
     flat = sheet.apply(ops.Flatten(x=conv_in[0, 0:ph, 0:pw]), "mm_flat", row=3, col=2,
                        caption=f"The {ph}x{pw} patch flattened row by row (=cell of the image)",
                        title="matmul: patch flattened")
     matrix = sheet.apply(
-        ops.ConvMatrix(weight=kernel1[0, 0], in_h=ph, in_w=pw, stride=s), "mm_matrix", row=flat.bottom + 2, col=2,
+        ops.ConvMatrix(weight=kernel1[f, 0], in_h=ph, in_w=pw, stride=s), "mm_matrix", row=flat.bottom + 2, col=2,
         number_format="0.00;-0.00;0", title="matmul: weight matrix",
         caption="Weight matrix: one row per output cell; the kernel's weights shared along the diagonal, zeros elsewhere")
     out = sheet.apply(ops.Linear(x=flat, weight=matrix), "mm_out", row=matrix.top, col=matrix.right + 2,
@@ -282,24 +299,33 @@ def _matmul_sheet(book, conv_in, kernel1, conv1, k, s):
     grid = sheet.apply(ops.Reshape(x=out, shape=[oh, ow]), "mm_map", row=row, col=2,
                        caption="The products put back on the grid", title="matmul: back on the grid")
     relu = sheet.apply(ops.Relu(x=grid), "mm_relu", row=row, col=grid.right + 2, caption="ReLU", title="matmul: ReLU")
-    diff = sheet.apply(ops.AbsDiff(a=relu, b=conv1[0, 0:oh, 0:ow]), "mm_diff", row=row, col=relu.right + 2,
+    diff = sheet.apply(ops.AbsDiff(a=relu, b=conv1[f, 0:oh, 0:ow]), "mm_diff", row=row, col=relu.right + 2,
                        caption="|matrix way - conv sheet|", title="matmul vs conv sheet")
+    sheet.widen(diff.left + 4, 9)  # the largest difference, in scientific notation
     sheet.apply(ops.Amax(x=diff), "mm_maxdiff", row=diff.bottom + 2, col=diff.left + 3,
                 caption="largest difference (0: both ways agree)", number_format="0.0E+00",
                 title="largest difference")
 
 
 def _dropout_sheet(book, conv1, p, rng):
-    """Inverted dropout on channel 0 of conv layer 1, with a visible seeded mask."""
+    """Inverted dropout on the liveliest channel of conv layer 1 (most cells above zero), with
+    a visible seeded mask."""
+    f = int(np.argmax((conv1.cached > 0).sum(axis=(1, 2))))
     sheet = book.sheet(
         "dropout", "Dropout: zero some activations, scale the rest by 1/(1-p)",
-        "Each activation of conv layer 1 (filter 0) is kept when its random draw u >= p. Change p "
-        "and watch the mask and the output change; torch computes the same with this mask.")
-    p_block = sheet.place("dropout_p", (), row=3, col=2, role="hyper", values=p, caption="p (drop probability)")
+        f"Each activation of conv layer 1 (filter {f}) is kept when its random draw u >= p. Change p "
+        "and watch the mask, the measured drop rate and the output change.")
+    sheet.footer("Checked against PyTorch: the keep-mask, the output x * keep / (1 - p) (torch's inverted dropout, "
+                 "with this sheet's mask instead of a draw of its own) and the drop rate, the share of zeros "
+                 "torch.count_nonzero finds in the mask.")
+    p_block = sheet.place("dropout_p", (), row=3, col=2, role="hyper", values=p, caption="p (drop probability)",
+                          allowed=(0, 1, False, True, "Drop probability p"))
     shape = conv1.shape[1:]
     u = sheet.place("dropout_u", shape, row=5, col=1, role="input", values=np.round(rng.random(shape), 3),
                     number_format="0.000", caption="Random draws u (seeded constants)")
     mask = sheet.apply(ops.KeepMask(u=u, p=p_block), "dropout_mask", row=5, col=u.right + 2, number_format="0",
                        caption="keep = IF(u >= p, 1, 0)", title="dropout keep-mask")
-    sheet.apply(ops.Dropout(x=conv1[0], mask=mask, p=p_block), "dropout_out", row=5, col=mask.right + 2,
+    sheet.apply(ops.Dropout(x=conv1[f], mask=mask, p=p_block), "dropout_out", row=5, col=mask.right + 2,
                 caption="conv1 x keep / (1 - p)", title="dropout")
+    sheet.apply(ops.DropRate(mask=mask), "drop_rate", row=3, col=mask.left + 2, number_format="0.0%", heat=None,
+                caption="measured drop rate = COUNTIF(mask, 0) / COUNT(mask)", title="measured drop rate")

@@ -47,7 +47,8 @@ def weights_for(side, options):
 
 def _arrays(entry):
     out = {k: np.asarray(entry[k], dtype=np.float64) for k in ("conv1_w", "conv2_w", "dense_w", "dense_b")}
-    out.update(accuracy=float(entry["accuracy"]), held_out=int(entry["held_out"]), trained_on=int(entry["trained_on"]))
+    out.update(accuracy=float(entry["accuracy"]), held_out=int(entry["held_out"]), trained_on=int(entry["trained_on"]),
+               how=str(entry["how"]))
     return out
 
 

@@ -28,6 +28,12 @@ from ..layout import Book
 from . import Option
 
 NAME = "embeddings"
+
+# The blocks `--exercise all` leaves for the learner, with the instruction each caption gives.
+EXERCISES = {
+    "dot_pred": "fill each prediction, the user's factors times the movie's factors, blank where there is no "
+                "rating; the first cell is done for you: its $ anchors let it drag across the grid",
+}
 DESCRIPTION = ("embeddings and collaborative filtering: ratings with gaps, dot products, biases and "
                "sigmoid_range, lookup = one-hot product, gradient descent unrolled in cells, word vectors; "
                "against nn.Embedding, F.one_hot, autograd and torch.optim.SGD")
@@ -112,7 +118,7 @@ def _ratings_sheet(book, data):
     sheet = book.sheet("ratings", "Ratings: who rated which movie, and how many stars",
                        "One row per user, one column per movie; a blank cell is a movie the user has not rated. "
                        "The other sheets read their ratings from here: change one and watch them follow.",
-                       col_width=6, label_width=14)
+                       col_width=6, label_width=17)
     sheet.text(2, 0, data.source, "note")
     users, movies = data.table.shape
     row = 7
@@ -154,7 +160,7 @@ def _dotprod_sheet(book, rated, data, user0, movie0):
     users, movies = data.table.shape
     k = user0.shape[1]
     sheet.text(2, 0, "Predictions are blank where there is no rating to compare with. loss = mean squared error over "
-               "the known ratings = SUMSQ(errors) / N; RMSE = SQRT(loss). Edit a factor (blue) and watch the loss move.",
+               "the known ratings = SUMSQ(errors) / N; RMSE = SQRT(loss). Edit a factor (blue border) and watch the loss move.",
                "note")
     top = 7 + k + 1                   # first row of the users x movies grids
     pred_col = k + 2
@@ -231,13 +237,14 @@ def _lookup_sheet(book, rated, data, factors):
                        "The known ratings in long format, one row per rating, as data sets store them. MATCH turns "
                        "each id into a row number and INDEX fetches that row of the embedding table; beside it, the "
                        "same vector as a one-hot row times the table (MMULT). They are equal.",
-                       col_width=6, label_width=8)
+                       col_width=6, label_width=10)
     users, movies = data.table.shape
     user_src, movie_src = factors["user"], factors["movie"]
     k = user_src.shape[1]
-    sheet.text(2, 0, "Checked against torch: nn.Embedding for the INDEX lookups, F.one_hot(ids) @ weight for the "
-               "one-hot products. The embedding tables are the dotprod sheet's factors, the movies' turned to one row "
-               "per movie.", "note")
+    sheet.text(2, 0, "The embedding tables are the dotprod sheet's factors, the movies' turned to one row per movie.",
+               "note")
+    sheet.footer("Checked against PyTorch: nn.Embedding for the INDEX lookups, F.one_hot(ids) @ weight for the "
+                 "one-hot products.")
     user_table = sheet.apply(ops.Copy(x=user_src), "user_table", row=4, col=1, caption="user embedding",
                              title="lookup: user embedding table")
     movie_col = k + 4
@@ -335,11 +342,11 @@ def _train_sheet(book, rated, data, model, options):
                "mean squared error and the sigmoid range (z = dot + biases).   dL/d user factor j = SUMPRODUCT(dL/dz "
                "row, movie factor row j)   dL/d user bias = SUM(dL/dz row)   and the same down the columns for movies.",
                "note")
-    sheet.text(3, 0, "Checked against torch, epoch by epoch: nn.Embedding tables, autograd's gradients and "
-               "torch.optim.SGD(lr), from the parameters, the learning rate and the epochs read from these cells.",
-               "note")
+    sheet.footer("Checked against PyTorch, epoch by epoch: nn.Embedding tables, autograd's gradients and "
+                 "torch.optim.SGD(lr), from the parameters, the learning rate and the epochs read from these cells.")
     lr = sheet.place("train_lr", (), row=5, col=0, role="hyper", values=options["lr"], caption="learning rate",
-                     number_format="0.000")
+                     number_format="0.000",
+                     allowed=(0, None, True, False, "Learning rate"))
     epochs_block = sheet.place("train_epochs", (), row=6, col=0, role="hyper", values=epochs, caption="epochs",
                                number_format="0", fixed_by="epochs")
     sheet.text(7, 0, f"The epochs set how many bands the sheet has: change them with xlnet build embeddings "
@@ -454,9 +461,10 @@ def _words_sheet(book, words, rng):
     vocab = list(dict.fromkeys(words))
     v, d, t = len(vocab), WORD_DIMENSIONS, len(words)
     sheet.text(2, 0, "Sentence: \"" + " ".join(words) + "\"", "note")
-    sheet.text(3, 0, "MATCH counts from 1 and torch from 0: id = MATCH(word, vocabulary, 0) - 1, and the vector is "
+    sheet.text(3, 0, "MATCH counts from 1, token ids from 0: id = MATCH(word, vocabulary, 0) - 1, and the vector is "
                "INDEX(embedding, id + 1, j). A word used twice gets the same row twice. Type another word of the "
-               "vocabulary into the sentence and watch its row change. Checked against nn.Embedding.", "note")
+               "vocabulary into the sentence and watch its row change.", "note")
+    sheet.footer("Checked against PyTorch: nn.Embedding of the token ids.")
     weights = np.round(rng.normal(0, 0.5, (v, d)), 2)
     top = 5
     _header_col(sheet, top + 2, 0, [f"id {i}" for i in range(v)])

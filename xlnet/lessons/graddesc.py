@@ -22,10 +22,17 @@ from .. import ops
 from ..ops.linefit import batches
 from ..ops.optim import GRAD, OPTIMIZERS, PARAM, SELF, STEP, fit_line_cached
 from ..errors import InputError
-from ..layout import Book
+from ..layout import HEAT_POSITIVE, Book, Tile
 from . import Option
 
 NAME = "graddesc"
+
+# The blocks `--exercise all` leaves for the learner, with the instruction each caption gives.
+EXERCISES = {
+    "sgd_new_a": "fill each step's new a = a - lr x dL/da (the learning rate anchored by $); the first cell is "
+                 "done for you",
+    "adam_mhat_a": "fill each step's bias-corrected m_hat = m / (1 - beta1^step); the first cell is done for you",
+}
 DESCRIPTION = ("fitting y = a*x + b by gradient descent: online SGD with finite differences, momentum, "
                "RMSProp, Adam with and without bias correction, AdamW, mini-batches; against torch.optim")
 
@@ -41,6 +48,7 @@ OPTIONS = [
     Option("beta2", float, 0.999, "graddesc: Adam's beta2", 0, 1, high_open=True),
     Option("eps", float, 1e-8, "graddesc: epsilon of RMSProp and Adam", 0, 1, low_open=True),
     Option("weight_decay", float, 0.01, "graddesc: AdamW's weight decay", 0, 10),
+    Option("gamma", float, 0.85, "graddesc: the annealed Adam's learning-rate decay per epoch", 0, 1, low_open=True),
     Option("h", float, 0.01, "graddesc: finite-difference step", 0, 1, low_open=True),
     Option("slope", float, 2.0, "graddesc: true slope of the data", -1000000.0, 1000000.0),
     Option("intercept", float, 30.0, "graddesc: true intercept of the data", -1000000.0, 1000000.0),
@@ -74,6 +82,8 @@ def _settings(options):
     for key in ("lr", "adaptive_lr", "eps"):
         if not options[key] > 0:
             raise InputError(f"--{key.replace('_', '-')} {options[key]}: expected a positive number")
+    if not 0 < options["gamma"] <= 1:
+        raise InputError(f"--gamma {options['gamma']}: expected 0 < gamma <= 1")
     if options["weight_decay"] < 0 or options["noise"] < 0:
         raise InputError("--weight-decay and --noise: expected numbers >= 0")
     if options["h"] == 0:
@@ -90,8 +100,10 @@ def build(path, seed=0, **options):
     steps = batches(n, bs, epochs)
     book = Book(NAME, dict(options, seed=seed))
     data = _data_sheet(book, options, x, noise)
-    rmse = {name: _optimizer_sheet(book, data, optimizer, options, steps) for name, optimizer in OPTIMIZERS.items()}
-    _compare_sheet(book, rmse, epochs)
+    runs = {name: _optimizer_sheet(book, data, optimizer, options, steps) for name, optimizer in OPTIMIZERS.items()}
+    _fitted_lines(book, data, runs["sgd"], epochs)
+    _compare_sheet(book, {name: run["rmse"] for name, run in runs.items()}, epochs)
+    _ema_sheet(book, options, rng)
     book.save(path)
 
 
@@ -128,7 +140,8 @@ def _data_sheet(book, options, x, noise):
     yb = sheet.apply(ops.LineData(slope=slope, intercept=intercept, x=xb, noise=nb), "data_y", row=row, col=3,
                      orient="col", heat=None, caption="y = slope * x + intercept + noise",
                      title="data: y = slope*x + intercept + noise")
-    return {"x": xb, "y": yb, "start_a": start_a, "start_b": start_b, "epochs": epochs, "batch_size": batch}
+    return {"x": xb, "y": yb, "start_a": start_a, "start_b": start_b, "epochs": epochs, "batch_size": batch,
+            "sheet": sheet}
 
 
 def _columns(optimizer, batch_size):
@@ -138,6 +151,8 @@ def _columns(optimizer, batch_size):
         cols += (["pred"] if batch_size == 1 else []) + ["loss", "da", "db", "fd_a", "fd_b"]
     else:
         cols += ["loss", "da", "db"]
+    if optimizer.schedule:
+        cols.append(optimizer.schedule.state)
     for state in optimizer.states:
         cols += [f"{state}_a", f"{state}_b"]
     return cols + ["new_a", "new_b"]
@@ -147,26 +162,35 @@ def _optimizer_sheet(book, data, optimizer, options, steps):
     """One optimizer's step table, its torch.optim view and its per-epoch table; returns the
     RMSE block."""
     bs, epochs = options["batch_size"], options["epochs"]
-    first, _, rest = optimizer.rule.partition(". ")
-    sheet = book.sheet(optimizer.name, optimizer.title, first + "." if rest else first, col_width=9, label_width=9)
-    sheet.text(2, 0, rest, "intro")
-    sheet.text(3, 0, optimizer.torch_note, "note")
-    hyper = {h.key: sheet.place(f"{optimizer.prefix}_{h.key}", (), row=5 + i, col=4, role="hyper",
-                                values=options[h.option], caption=h.caption, number_format=h.number_format)
+    per_epoch = len(steps) // epochs
+    sheet = book.sheet(optimizer.name, optimizer.title, optimizer.rule, col_width=9, label_width=9)
+    sheet.footer(optimizer.torch_note)
+    sheet.freeze(TABLE_ROW + 2, 1, print_rows=(TABLE_ROW, TABLE_ROW + 1))  # the column headers stay in view
+    hyper = {h.key: sheet.place(f"{optimizer.prefix}_{h.key}", (), row=3 + i, col=3, role="hyper",
+                                values=options[h.option], caption=h.caption, number_format=h.number_format,
+                                allowed=h.allowed)
              for i, h in enumerate(optimizer.hypers)}
-    values = {h.key: options[h.option] for h in optimizer.hypers}
+    values = dict({h.key: options[h.option] for h in optimizer.hypers}, steps_per_epoch=per_epoch)
     ref = fit_line_cached(data["x"].cached, data["y"].cached, *START, optimizer, values, steps)
     table = _StepTable(book, sheet, optimizer, _columns(optimizer, bs), steps, epochs)
     table.inputs(data, bs)
     table.loss_and_gradients(data, hyper, ref, bs)
-    table.optimizer_columns(hyper, ref)
+    table.optimizer_columns(hyper, ref, per_epoch)
     trajectory = {k: table.blocks[k] for k in ("a", "b", "loss", "da", "db", "new_a", "new_b")}
     trajectory.update({f"{s}_{w}": table.blocks[f"{s}_{w}"] for s in optimizer.states for w in "ab"})
+    if optimizer.schedule:
+        trajectory[optimizer.schedule.state] = table.blocks[optimizer.schedule.state]
     book.composite(ops.FitLine(x=data["x"], y=data["y"], a0=data["start_a"], b0=data["start_b"],
                                **{k: v for k, v in hyper.items() if k != "h"}, optimizer=optimizer.name,
-                               batches=[list(s) for s in steps]), trajectory, title=f"{sheet.name}: torch.optim run")
-    return _epoch_table(book, sheet, table.blocks, data, steps, epochs, optimizer.prefix,
-                        table.col_of["new_b"] + 2)
+                               batches=[list(s) for s in steps],
+                               **({"steps_per_epoch": per_epoch} if optimizer.schedule else {})),
+                   trajectory, title=f"{sheet.name}: torch.optim run")
+    book.chart(sheet, f"{optimizer.name}_loss", "line", "Loss at each step", [("loss", table.blocks["loss"])],
+               row=3, col=6, x_label="step", y_label="loss (log)", y_log=True, size=(640, 155),
+               categories=[str(t + 1) for t in range(len(steps))], x_interval=max(1, len(steps) // 10))
+    rmse, ends = _epoch_table(book, sheet, table.blocks, data, steps, epochs, optimizer.prefix,
+                              table.col_of["new_b"] + 2)
+    return {"rmse": rmse, "a": ends["a"], "b": ends["b"]}
 
 
 class _StepTable:
@@ -230,8 +254,13 @@ class _StepTable:
                 self.apply(f"fd_{w}", ops.MseForwardDifference(**fit, h=hyper["h"], loss=b["loss"], wrt=w),
                            f"~ dL/d{w}", f"finite difference in {w}")
 
-    def optimizer_columns(self, hyper, ref):
-        """The optimizer's state columns, then the new parameters."""
+    def optimizer_columns(self, hyper, ref, per_epoch):
+        """The learning rate of each step when it is scheduled, the optimizer's state columns,
+        then the new parameters."""
+        schedule = self.optimizer.schedule
+        if schedule:
+            call = schedule.op(lr=hyper["lr"], gamma=hyper["gamma"], t=self.blocks["t"], steps_per_epoch=per_epoch)
+            self.apply(schedule.state, call, schedule.caption, schedule.title, fmt="0.0000", values=ref["lr_t"])
         for column in self.optimizer.columns:
             for w in "ab":
                 key = f"{column.state}_{w}"
@@ -245,6 +274,8 @@ class _StepTable:
     def _resolve(self, inputs, hyper, w):
         """An optimizer's symbolic inputs as the blocks of parameter w."""
         named = {PARAM: self.blocks[w], GRAD: self.blocks[f"d{w}"], SELF: ops.base.OUT, STEP: self.blocks["t"]}
+        if self.optimizer.schedule:
+            named[self.optimizer.schedule.state] = self.blocks[self.optimizer.schedule.state]
         return {arg: named[s] if s in named else hyper[s] if s in hyper else self.blocks[f"{s}_{w}"]
                 for arg, s in inputs.items()}
 
@@ -264,9 +295,76 @@ def _epoch_table(book, sheet, blocks, data, steps, epochs, p, col):
         out[w] = sheet.apply(ops.EpochEnds(start=data[f"start_{w}"], new=blocks[f"new_{w}"], steps=ends),
                              f"{p}_epoch_{w}", row=TABLE_ROW, col=col + 1 + k, orient="col", caption=w,
                              number_format="0.0000", heat=None, title=f"{here}: {w} after each epoch")
-    return sheet.apply(ops.Rmse(a=out["a"], b=out["b"], x=data["x"], y=data["y"]), f"{p}_rmse", row=TABLE_ROW,
+    rmse = sheet.apply(ops.Rmse(a=out["a"], b=out["b"], x=data["x"], y=data["y"]), f"{p}_rmse", row=TABLE_ROW,
                        col=col + 3, orient="col", caption="RMSE", number_format="0.000",
                        title=f"{here}: RMSE over the data")
+    return rmse, out
+
+
+def _fitted_lines(book, data, run, epochs):
+    """On the data sheet: the line SGD has fitted after each epoch, in cells, and a chart of the
+    data with those lines (the first screen shows the fit getting better)."""
+    sheet = data["sheet"]
+    n = data["x"].shape[0]
+    col = 16
+    sheet.text(9, col, "the fitted line a*x + b after each epoch (a and b from the sgd sheet)", "caption")
+    for e in range(epochs + 1):
+        sheet.text(10, col + e, f"epoch {e}", "label")
+    fitted = sheet.apply(ops.LinePoints(x=data["x"], a=run["a"], b=run["b"]), "sgd_fitted", row=11, col=col,
+                         headers=False, heat=None, caption="a*x + b after each epoch",
+                         title="data: SGD's fitted line after each epoch")
+    shown = sorted({int(round(e)) for e in np.linspace(0, epochs, min(epochs + 1, 5))})
+    series = [{"label": "data", "x": data["x"], "y": data["y"], "line": False}]
+    series += [{"label": f"after epoch {e}" if e else "start", "x": data["x"], "y": fitted, "y_col": e}
+               for e in shown]
+    book.scatter(sheet, "data_and_fits", "The data and SGD's line after each epoch", series, row=9, col=7,
+                 x_label="x", y_label="y", size=(600, max(300, 20 * min(n, 20))))
+    return fitted
+
+
+def _ema_sheet(book, options, rng):
+    """A noisy series, its exponentially weighted average, the bias-corrected one and a moving
+    average, side by side with a chart: what momentum and Adam's m_hat compute."""
+    days, window = 40, 5
+    t = np.arange(1, days + 1, dtype=np.float64)
+    series = np.round(10 + 6 * np.sin(2 * np.pi * t / days) + rng.normal(0, 2, days), 1)
+    sheet = book.sheet(
+        "ema", "Exponentially weighted averages: the idea behind momentum and Adam",
+        "A noisy daily series and three smoothings of it. The EMA keeps beta of yesterday's average and adds "
+        "(1 - beta) of today's value, starting from 0: ema_t = beta * ema_(t-1) + (1 - beta) * x_t. Starting at 0 "
+        "drags its first days toward 0; dividing by 1 - beta^t undoes that (Adam's m_hat). A plain moving "
+        f"average of the last {window} days needs {window} days before its first value.", col_width=11, label_width=9)
+    sheet.footer("Checked against PyTorch: the EMA and its correction against torch.optim's Adam fed this series as "
+                 "gradients (its exp_avg, and exp_avg / (1 - beta^step)); the moving average against F.avg_pool1d.")
+    beta = sheet.place("ema_beta", (), row=3, col=2, role="hyper", values=options["beta"], caption="beta",
+                       number_format="0.000", allowed=(0, 1, False, True, "EMA beta"))
+    top = 5
+    day = sheet.place("ema_day", (days,), row=top, col=1, role="input", values=t, orient="col", caption="day t",
+                      number_format="0", heat=None)
+    x = sheet.place("ema_series", (days,), row=top, col=2, role="input", values=series, orient="col",
+                    caption="value x", number_format="0.0", heat=None)
+    averaged, b = np.zeros(days), options["beta"]
+    for k in range(days):
+        averaged[k] = b * (averaged[k - 1] if k else 0.0) + (1 - b) * series[k]
+    ema = sheet.apply(ops.Ewma(g=x, state=ops.base.OUT, beta=beta), "ema", row=top, col=3, orient="col",
+                      caption="EMA", number_format="0.00", heat=None, title="ema: beta*previous + (1-beta)*x",
+                      values=averaged)
+    corrected = sheet.apply(ops.BiasCorrect(m=ema, beta=beta, t=day), "ema_corrected", row=top, col=4,
+                            orient="col", caption="corrected EMA", number_format="0.00", heat=None,
+                            title="ema: bias-corrected, EMA / (1 - beta^t)", values=averaged / (1 - b ** t))
+    book.composite(ops.EmaByAdam(x=x, beta=beta), {"ema": ema, "corrected": corrected},
+                   title="ema: torch.optim Adam's exp_avg and its correction")
+    sheet.text(top, 5, f"{window}-day average", "caption")
+    sheet.text(top + 1, 5, f"AVERAGE(last {window})", "label")
+    average = sheet.apply(ops.MovingAverage(x=x, window=window), "moving_average", row=top + 2 + window - 1, col=5,
+                          orient="col", headers=False, caption=f"{window}-day average", number_format="0.00",
+                          heat=None, title=f"ema: {window}-day moving average")
+    book.scatter(sheet, "ema", "A noisy series and its averages", [
+        {"label": "series x", "x": day, "y": x, "line": False},
+        {"label": f"EMA (beta {options['beta']:g})", "x": day, "y": ema},
+        {"label": "EMA / (1 - beta^t)", "x": day, "y": corrected},
+        {"label": f"{window}-day average", "x": day, "y": average, "start": window - 1},
+    ], row=3, col=7, x_label="day", y_label="value", size=(680, 400))
 
 
 def _compare_sheet(book, rmse, epochs):
@@ -276,7 +374,13 @@ def _compare_sheet(book, rmse, epochs):
                        col_width=8, label_width=18)
     names = list(rmse)
     table = sheet.apply(ops.Stack(**rmse, order=names), "rmse_all", row=3, col=1, caption="RMSE after each epoch",
-                        number_format="0.000", title="RMSE of every optimizer")
+                        number_format="0.000", title="RMSE of every optimizer", heat=None)
+    # the colour scale leaves out epoch 0 (every optimizer's same start, far worse than any epoch after it)
+    if epochs:
+        tile = table.tiles[0]
+        sheet.heat_map([Tile(tile.sheet, tile.row, tile.col + 1, tile.nrows, tile.ncols - 1, "", "")], HEAT_POSITIVE,
+                       table.cached[:, 1:])
+        table.heat = HEAT_POSITIVE
     for e in range(epochs + 1):
         sheet.text(4, 1 + e, str(e), "label")
     sheet.text(4, 0, "optimizer / epoch", "label")

@@ -19,6 +19,15 @@ from ..layout import Book
 from . import Option
 
 NAME = "softmax"
+
+# The blocks `--exercise all` leaves for the learner, with the instruction each caption gives.
+EXERCISES = {
+    "exps": "fill each cell with =EXP(scaled logit); the first cell is done for you",
+    "log_probs": "fill each log-probability, scaled logit - LN(the row's sum of EXP): LN, the natural log, "
+                 "not LOG (base 10); the first cell is done for you",
+    "losses": "fill each example's loss, -(the log-probability of its target class), e.g. "
+              "-SUMPRODUCT(one-hot row, log p row); the first cell is done for you",
+}
 DESCRIPTION = "softmax, stable softmax, log-softmax and cross-entropy with LN, the loss gradient, sigmoid and binary cross-entropy"
 DEFAULT_CLASSES = ["cat", "dog", "plane", "fish", "building"]
 
@@ -72,10 +81,12 @@ def _softmax_sheet(book, names, logits, t):
                        "Each logit is divided by the temperature T, exponentiated in its own cell, and "
                        "divided by its row's sum. Edit a logit or T and watch the probabilities move.",
                        label_width=11)
+    sheet.footer("Checked against PyTorch: torch.exp, sums and F.softmax(logits / T, dim=1), on this sheet's numbers.")
     b, c = logits.shape
     examples = [f"example {i}" for i in range(b)]
     temperature = sheet.place("T", (), row=3, col=6, role="hyper", values=t,
-                              caption="temperature T (small: sharper, large: flatter)")
+                              caption="temperature T (small: sharper, large: flatter)",
+                              allowed=(0, None, True, False, "Temperature T"))
     _labels(sheet, 7, 0, examples, down=True)
     logit_block = sheet.place("logits", (b, c), row=5, col=1, role="input", values=logits,
                               caption="logits (scores), one row per example")
@@ -107,11 +118,14 @@ def _stable_sheet(book, rng, c, names):
                        "EXP overflows above about 709, so the naive softmax of logits near 800 shows #NUM!. "
                        "Subtracting each row's maximum changes nothing mathematically and keeps EXP small.",
                        col_width=9, label_width=15)
+    sheet.footer("Checked against PyTorch: F.softmax gives the stable probabilities even for logits near 800; "
+                 "the naive EXP overflows where torch.exp gives inf.")
     x = np.stack([np.round(rng.normal(0, 2, c), 2), np.round(800 + rng.normal(0, 2, c), 2)])
     overflow_row = [(1, k) for k in range(c)]
     rows = ["ordinary logits", "logits near 800"]
     _labels(sheet, 5, 0, rows, down=True)
-    big = sheet.place("big_logits", x.shape, row=3, col=1, role="input", values=x, caption="logits")
+    # one colour scale per row: 2.7 and 800 on one scale would leave the first row white
+    big = sheet.place("big_logits", x.shape, row=3, col=1, role="input", values=x, caption="logits", heat_rows=True)
     _labels(sheet, 4, 1, names)
     naive_exps = sheet.apply(ops.Exp(x=big), "naive_exps", row=3, col=big.right + 2, number_format="0.00E+00",
                              caption="naive: EXP(logit)", expected_errors=overflow_row, title="naive EXP (overflows)")
@@ -142,6 +156,8 @@ def _xent_sheet(book, soft, targets, names):
                        "loss = -log p[target], with LN: Excel's LOG is base 10, a classic mistake. The "
                        "gradient of the mean loss with respect to each logit is (p - one-hot) / (batch x T).",
                        label_width=11)
+    sheet.footer("Checked against PyTorch: F.one_hot, F.log_softmax, F.nll_loss, F.cross_entropy and the gradient "
+                 "autograd takes of it.")
     logits, t = soft["logits"], soft["t"]
     _labels(sheet, 5, 0, [f"example {i}" for i in range(b)], down=True)
     target = sheet.place("targets", (b,), row=3, col=1, role="input", values=targets, orient="col",
@@ -175,12 +191,15 @@ def _sigmoid_sheet(book, logits, labels, names):
                        "Softmax makes the classes compete: one label per example, probabilities sum to 1. "
                        "Sigmoid scores each class on its own: use it when an example can have many labels.",
                        label_width=11)
+    sheet.footer("Checked against PyTorch: torch.sigmoid and F.binary_cross_entropy_with_logits.")
     _labels(sheet, 5, 0, [f"example {i}" for i in range(b)], down=True)
     label_block = sheet.place("multi_labels", (b, c), row=3, col=1, role="input", values=labels,
                               number_format="0", caption="labels (1: present)")
     _labels(sheet, 4, 1, names)
     sig = sheet.apply(ops.Sigmoid(x=logits), "sigmoid_probs", row=3, col=label_block.right + 2,
                       number_format="0.000", caption="sigmoid = 1/(1+EXP(-z))", title="sigmoid of the logits")
+    sheet.text(sig.bottom + 2, sig.left, "Why the cells hold IF(z>=0, 1/(1+EXP(-z)), EXP(z)/(1+EXP(z))): the same "
+               "number either way, but EXP only ever sees a negative argument, so it cannot overflow for a large |z|.")
     bce = sheet.apply(ops.BceWithLogits(x=logits, y=label_block, reduction="none"), "bce", row=3, col=sig.right + 2,
                       number_format="0.000", caption="BCE = MAX(z,0) - z y + LN(1+EXP(-|z|))",
                       title="binary cross-entropy")

@@ -18,12 +18,12 @@ from .backprop import (Argmax, Conv2dGradBias, Conv2dGradWeight, CrossEntropyBac
 from .base import REGISTRY, Arg, Op
 from .conv import AvgPool2d, Conv2d, ConvMatrix, Flatten, MaxPool2d, Pad, Relu, Reshape, out_size
 from .dense import Linear, Matmul, RowDot
-from .dropout import Dropout, KeepMask
+from .dropout import DropRate, Dropout, KeepMask
 from .embedding import (CollabTrain, CountKnown, Embedding, IndexGrid, Match, MeanSquare, MeanSquaredDifference,
                         OneHotIds, RatedDot, RatedError, RatedSigmoidRangeDot, RowSquaredDistance,
                         SigmoidRangeMseGrad)
-from .linefit import (AdamUpdate, Affine, BiasCorrect, Carry, EpochEnds, Ewma, IndexRows, LineData, Mse,
-                      MseForwardDifference, RmspropUpdate, SgdUpdate,
+from .linefit import (AdamUpdate, Affine, BiasCorrect, Carry, EmaByAdam, EpochEnds, Ewma, ExpDecayLr, IndexRows,
+                      LineData, LinePoints, MovingAverage, Mse, MseForwardDifference, RmspropUpdate, SgdUpdate,
                       MseGrad, Rmse)
 from .optim import OPTIMIZERS, FitLine
 from .softmax import (BceWithLogits, CrossEntropy, CrossEntropyAutograd, CrossEntropyGrad, LogSoftmax, NllLoss,

@@ -76,7 +76,7 @@ class DivRows(Op):
     inputs = ("x", "s")
 
     def formula(self, ins, at, ix):
-        return formula(f"{ins['x'].ref(ix)}/{ins['s'].ref(ix[:1])}")
+        return formula(f"{ins['x'].ref(ix)}/{ins['s'].line_ref(ix[0])}")
 
     def cached(self, v, at):
         with np.errstate(invalid="ignore"):
@@ -94,7 +94,7 @@ class SubRows(Op):
     inputs = ("x", "s")
 
     def formula(self, ins, at, ix):
-        return formula(f"{ins['x'].ref(ix)}-{ins['s'].ref(ix[:1])}")
+        return formula(f"{ins['x'].ref(ix)}-{ins['s'].line_ref(ix[0])}")
 
     def cached(self, v, at):
         return v["x"] - v["s"][:, None]

@@ -159,7 +159,7 @@ class LinearGradInput(_LinearBackward):
         return s["x"]
 
     def formula(self, ins, at, ix):
-        return formula(f"MMULT({ins['grad'].row(ix[0])},{ins['weight'].column(ix[1], absolute=True)})")
+        return formula(f"MMULT({ins['grad'].row(ix[0], absolute='col')},{ins['weight'].column(ix[1], absolute='row')})")
 
     def cached(self, v, at):
         return v["grad"] @ v["weight"]

@@ -254,6 +254,11 @@ class Arg:
         """One element, e.g. ``B3`` or ``conv!$B$3``."""
         return self.block.ref(self._base(ix), self.here, absolute)
 
+    def line_ref(self, k):
+        """Element k of a vector read by a whole row (or column) of a grid: anchored across it,
+        ``$E5`` for a column vector, ``E$5`` for a row, so the formula fills along the grid."""
+        return self.ref((k,), absolute="col" if self.block.orient == "col" else "row")
+
     def scalar(self):
         """A scalar hyper-parameter as an absolute reference (``$E$6``), as every fill-drag wants."""
         return self.ref((), absolute=True)

@@ -22,7 +22,7 @@ class Linear(Op):
     def formula(self, ins, at, ix):
         w, x = ins["weight"], ins["x"]
         if len(x.shape) == 2:  # a batch: one row of x per sample
-            expr = f"SUMPRODUCT({w.row(ix[1], absolute=True)},{x.row(ix[0])})"
+            expr = f"SUMPRODUCT({w.row(ix[1], absolute=True)},{x.row(ix[0], absolute='col')})"
             return formula(f"{expr}+{ins['bias'].ref(ix[1:], True)}" if "bias" in ins else expr)
         expr = f"SUMPRODUCT({w.row(ix[0])},{x.whole()})"
         return formula(f"{expr}+{ins['bias'].ref(ix)}" if "bias" in ins else expr)

@@ -3,7 +3,9 @@ against ``F.dropout``'s arithmetic with the sheet's own mask."""
 
 from __future__ import annotations
 
-from .base import Op, formula, register
+import numpy as np
+
+from .base import Op, formula, register, torch
 
 
 @register
@@ -42,3 +44,25 @@ class Dropout(Op):
 
     def reference(self, a, at):
         return a["x"] * (a["mask"] / (1 - a["p"]))
+
+
+@register
+class DropRate(Op):
+    """``COUNTIF(mask,0)/COUNT(mask)``: the share of activations a keep-mask drops, to set beside p."""
+
+    name = "drop_rate"
+    inputs = ("mask",)
+
+    def shape(self, s, at):
+        return ()
+
+    def formula(self, ins, at, ix):
+        mask = ins["mask"].whole()
+        return formula(f"COUNTIF({mask},0)/COUNT({mask})")
+
+    def cached(self, v, at):
+        return np.mean(v["mask"] == 0)
+
+    def reference(self, a, at):
+        mask = a["mask"]
+        return 1 - torch.count_nonzero(mask).to(mask.dtype) / mask.numel()

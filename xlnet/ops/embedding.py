@@ -33,8 +33,12 @@ def _where_rated(ratings, values):
 def _rated_z(ins, ix, with_biases):
     u, m = ix
     k = ins["user"].shape[1]
-    dot = _mmult(ins["user"].window((), u, 0, 1, k), ins["movie"].window((), 0, m, k, 1))
-    return f"{dot}+{ins['user_bias'].ref((u,))}+{ins['movie_bias'].ref((m,))}" if with_biases else dot
+    # anchored so that the formula fills across the grid: the user's row keeps its columns, the
+    # movie's column keeps its rows
+    dot = _mmult(ins["user"].window((), u, 0, 1, k, absolute="col"), ins["movie"].window((), 0, m, k, 1, absolute="row"))
+    if not with_biases:
+        return dot
+    return f"{dot}+{ins['user_bias'].ref((u,), absolute='col')}+{ins['movie_bias'].ref((m,), absolute='row')}"
 
 
 @register
@@ -257,7 +261,7 @@ class OneHotIds(Op):
         return s["values"] + s["ids"]
 
     def formula(self, ins, at, ix):
-        return formula(f"IF({ins['values'].ref(ix[:1])}={ins['ids'].ref(ix[1:], True)},1,0)")
+        return formula(f"IF({ins['values'].line_ref(ix[0])}={ins['ids'].line_ref(ix[1])},1,0)")
 
     def cached(self, v, at):
         return (v["values"][:, None] == v["ids"][None, :]).astype(float)

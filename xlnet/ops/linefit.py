@@ -323,7 +323,8 @@ class AdamUpdate(Op):
         return s["p"]
 
     def formula(self, ins, at, ix):
-        lr, eps, p = ins["lr"].scalar(), ins["eps"].scalar(), ins["p"].ref(ix)
+        lr = ins["lr"].ref(ix) if ins["lr"].shape else ins["lr"].scalar()  # a column: a learning rate per step
+        eps, p = ins["eps"].scalar(), ins["p"].ref(ix)
         if "weight_decay" in ins:
             p = f"{p}*(1-{lr}*{ins['weight_decay'].scalar()})"
         return formula(f"{p}-{lr}*{ins['m'].ref(ix)}/(SQRT({ins['v'].ref(ix)})+{eps})")
@@ -383,3 +384,108 @@ def batches(points, batch_size, epochs):
     batch of an epoch is smaller when batch_size does not divide points)."""
     one_epoch = [(s, min(s + batch_size, points)) for s in range(0, points, batch_size)]
     return one_epoch * epochs
+
+
+@register
+class ExpDecayLr(Op):
+    """``lr*gamma^INT((t-1)/steps_per_epoch)``: the learning rate of step t when it shrinks by
+    gamma at each epoch's end; checked against ``torch.optim.lr_scheduler.ExponentialLR``."""
+
+    name = "exp_decay_lr"
+    inputs = ("lr", "gamma", "t")
+    attrs = {"steps_per_epoch": Required(int)}
+
+    def shape(self, s, at):
+        return s["t"]
+
+    def formula(self, ins, at, ix):
+        return formula(f"{ins['lr'].scalar()}*{ins['gamma'].scalar()}^INT(({ins['t'].ref(ix)}-1)/{at['steps_per_epoch']})")
+
+    def cached(self, v, at):
+        return v["lr"] * v["gamma"] ** ((v["t"] - 1) // at["steps_per_epoch"])
+
+    def reference(self, a, at):
+        # the scheduler on an optimizer over a stand-in parameter: the learning rate each step uses
+        holder = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+        optimizer = torch.optim.SGD([holder], lr=float(a["lr"]))
+        scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=float(a["gamma"]))
+        steps, rates = a["t"].round().long().tolist(), {}
+        for t in range(1, max(steps) + 1 if steps else 1):
+            rates[t] = optimizer.param_groups[0]["lr"]
+            if t % at["steps_per_epoch"] == 0:
+                optimizer.step()  # nothing to update (no gradient); keeps the scheduler's order of calls
+                scheduler.step()
+        return torch.tensor([rates.get(t, math.nan) for t in steps], dtype=torch.float64, device=a["t"].device)
+
+
+@register
+class MovingAverage(Op):
+    """``AVERAGE`` of the last ``window`` values: one cell per full window, checked against
+    ``F.avg_pool1d`` with stride 1."""
+
+    name = "moving_average"
+    inputs = ("x",)
+    attrs = {"window": Required(int)}
+
+    def shape(self, s, at):
+        return (s["x"][0] - at["window"] + 1,)
+
+    def formula(self, ins, at, ix):
+        return formula(f"AVERAGE({ins['x'].rows(ix[0], ix[0] + at['window'])})")
+
+    def cached(self, v, at):
+        w = at["window"]
+        return np.convolve(v["x"], np.ones(w) / w, mode="valid")
+
+    def reference(self, a, at):
+        return torch.nn.functional.avg_pool1d(a["x"][None, None], at["window"], stride=1)[0, 0]
+
+
+@register
+class EmaByAdam(Op):
+    """A series' exponentially weighted average and its bias-corrected form, as Adam keeps them:
+    the series fed to ``torch.optim``'s Adam as gradients, its ``exp_avg`` after each step, and
+    ``exp_avg / (1 - beta^step)``, Adam's m_hat. The end-to-end view of an EMA sheet."""
+
+    name = "ema_by_adam"
+    inputs = ("x", "beta")
+    outputs = ("ema", "corrected")
+    composite = trajectory = True  # the recurrence from the series alone: the EMA columns' end-to-end value
+
+    def shape(self, s, at):
+        return {"ema": s["x"], "corrected": s["x"]}
+
+    def reference(self, a, at):
+        beta = float(a["beta"])
+        param = torch.zeros(1, dtype=torch.float64, device=a["x"].device)
+        adam = functional_optim.Adam([param], lr=0.0, betas=(beta, 0.999), eps=1e-8)
+        ema, corrected = [], []
+        for g in a["x"]:
+            param.grad = g.reshape(1)
+            adam.step()
+            state = adam.state[param]
+            ema.append(state["exp_avg"][0].clone())
+            corrected.append(state["exp_avg"][0] / (1 - beta ** float(state["step"])))
+        return {"ema": torch.stack(ema), "corrected": torch.stack(corrected)}
+
+
+@register
+class LinePoints(Op):
+    """``x*a+b`` for every data row x and every (a, b) pair: the fitted line after each epoch,
+    checked against ``F.linear`` (x as a column, each slope a weight, each intercept a bias)."""
+
+    name = "line_points"
+    inputs = ("x", "a", "b")
+
+    def shape(self, s, at):
+        return (s["x"][0], s["a"][0])
+
+    def formula(self, ins, at, ix):
+        x, a, b = ins["x"].line_ref(ix[0]), ins["a"].line_ref(ix[1]), ins["b"].line_ref(ix[1])
+        return formula(f"{x}*{a}+{b}")
+
+    def cached(self, v, at):
+        return v["x"][:, None] * v["a"][None, :] + v["b"][None, :]
+
+    def reference(self, a, at):
+        return torch.nn.functional.linear(a["x"][:, None], a["a"][:, None], a["b"])

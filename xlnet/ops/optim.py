@@ -23,12 +23,14 @@ PARAM, GRAD, SELF, STEP = "param", "grad", "self", "t"
 
 @dataclass(frozen=True)
 class Hyper:
-    """A hyper-parameter cell: its key, caption, the build option giving its value, its format."""
+    """A hyper-parameter cell: its key, caption, the build option giving its value, its format,
+    and the range its cell accepts (low, high, low_open, high_open, what it is), if any."""
 
     key: str
     caption: str
     option: str
     number_format: str
+    allowed: tuple = None
 
 
 @dataclass(frozen=True)
@@ -45,12 +47,16 @@ class Column:
 
 
 def _lr(option):
-    return Hyper("lr", "learning rate lr", option, "0.000")
+    return Hyper("lr", "learning rate lr", option, "0.000", (0, None, True, False, "Learning rate lr"))
 
 
-EPS = Hyper("eps", "epsilon", "eps", "0.0E+00")
-BETA1 = Hyper("beta1", "beta1", "beta1", "0.000")
-BETA2 = Hyper("beta2", "beta2", "beta2", "0.000")
+def _fraction(what):
+    return (0, 1, False, True, what)
+
+
+EPS = Hyper("eps", "epsilon", "eps", "0.0E+00", (0, None, True, False, "Epsilon"))
+BETA1 = Hyper("beta1", "beta1", "beta1", "0.000", _fraction("beta1, the average's memory"))
+BETA2 = Hyper("beta2", "beta2", "beta2", "0.000", _fraction("beta2, the squares' memory"))
 
 
 class Optimizer:
@@ -69,6 +75,7 @@ class Optimizer:
     hypers = ()
     columns = ()
     update = None
+    schedule = None  # a Column of the learning rate per step, when it changes during the run
 
     @property
     def states(self):
@@ -94,6 +101,10 @@ class Optimizer:
     def torch_state(self, optimizer, param, hyper):
         """Return the optimizer's state after a step, under the sheet's state names."""
         return {}
+
+    def torch_scheduler(self, optimizer, hyper):
+        """Return the torch.optim.lr_scheduler stepped at each epoch's end (None: a fixed lr)."""
+        return None
 
 
 @dataclass
@@ -148,9 +159,9 @@ class Momentum(Optimizer):
     name, prefix = "momentum", "mom"
     title = "Momentum: follow an average of the gradients"
     rule = ("v = beta * v + (1 - beta) * g, an exponentially weighted average of the gradients; new a = a - lr * v. "
-            "The average starts at the first gradient, as torch's does.")
+            "The average starts at the first gradient itself, not at 0.")
     torch_note = "Checked against torch.optim.SGD(lr, momentum=beta, dampening=beta), step by step."
-    hypers = (_lr("lr"), Hyper("beta", "momentum beta", "beta", "0.000"))
+    hypers = (_lr("lr"), Hyper("beta", "momentum beta", "beta", "0.000", _fraction("Momentum beta")))
     columns = (Column("v", "v", linefit.Ewma, {"g": GRAD, "state": SELF, "beta": "beta"}, {"first": "grad"},
                       "momentum average v"),)
     update = (linefit.SgdUpdate, {"p": PARAM, "g": "v", "lr": "lr"})
@@ -178,7 +189,7 @@ class Rmsprop(Optimizer):
     rule = ("s = alpha * s + (1 - alpha) * g^2, starting from 0; new a = a - lr * g / (SQRT(s) + eps). "
             "Parameters with large gradients take smaller steps.")
     torch_note = "Checked against torch.optim.RMSprop(lr, alpha, eps), step by step."
-    hypers = (_lr("adaptive_lr"), Hyper("alpha", "alpha", "alpha", "0.000"), EPS)
+    hypers = (_lr("adaptive_lr"), Hyper("alpha", "alpha", "alpha", "0.000", _fraction("RMSProp alpha")), EPS)
     columns = (Column("s", "s", linefit.Ewma, {"g": GRAD, "state": SELF, "beta": "alpha"}, {"square": True},
                       "average of squares s"),)
     update = (linefit.RmspropUpdate, {"p": PARAM, "g": GRAD, "s": "s", "lr": "lr", "eps": "eps"})
@@ -277,7 +288,8 @@ class AdamW(Adam):
     rule = ("Adam's step, with the parameters themselves shrunk first: new a = a * (1 - lr * wd) - lr * m_hat / "
             "(SQRT(v_hat) + eps). The decay pulls a and b toward 0, away from the best fit when wd is large.")
     torch_note = "Checked against torch.optim.AdamW(lr, betas=(beta1, beta2), eps, weight_decay=wd), step by step."
-    hypers = Adam.hypers + (Hyper("weight_decay", "weight decay wd", "weight_decay", "0.000"),)
+    hypers = Adam.hypers + (Hyper("weight_decay", "weight decay wd", "weight_decay", "0.000",
+                                  (0, None, False, False, "Weight decay wd")),)
     update = (linefit.AdamUpdate, {"p": PARAM, "m": "mhat", "v": "vhat", "lr": "lr", "eps": "eps",
                                    "weight_decay": "weight_decay"})
     decoupled_decay = True
@@ -287,8 +299,38 @@ class AdamW(Adam):
                                  eps=float(hyper["eps"]), weight_decay=float(hyper["weight_decay"]))
 
 
-OPTIMIZERS = {o.name: o for o in (Sgd(), Momentum(), Rmsprop(), Adam(), AdamUncorrected(), AdamW())}
-HYPER_KEYS = ("lr", "beta", "alpha", "beta1", "beta2", "eps", "weight_decay")
+class AdamAnnealed(Adam):
+    """Adam whose learning rate shrinks by gamma at the end of every epoch."""
+
+    name, prefix = "adam_annealed", "adaml"
+    title = "Adam with an annealed learning rate"
+    rule = ("The learning rate shrinks every epoch: lr_t = lr * gamma^(epoch - 1), the schedule "
+            "ExponentialLR steps through. Adam's step is unchanged, with lr_t in place of lr: big steps while "
+            "far from the line, fine ones once near it.")
+    torch_note = ("Checked against torch.optim.Adam(lr, betas=(beta1, beta2), eps) with "
+                  "torch.optim.lr_scheduler.ExponentialLR(gamma) stepped at each epoch's end, step by step.")
+    hypers = Adam.hypers + (Hyper("gamma", "lr decay per epoch gamma", "gamma", "0.000",
+                                  (0, 1, True, False, "Decay per epoch gamma")),)
+    schedule = Column("lr_t", "lr_t", linefit.ExpDecayLr, {"lr": "lr", "gamma": "gamma", "t": STEP}, {},
+                      "annealed learning rate lr_t")
+    update = (linefit.AdamUpdate, {"p": PARAM, "m": "mhat", "v": "vhat", "lr": "lr_t", "eps": "eps"})
+
+    def step(self, p, g, state, t, hyper):
+        lr_t = hyper["lr"] * hyper["gamma"] ** ((t - 1) // hyper["steps_per_epoch"])
+        state["lr_t"] = lr_t
+        return Adam.step(self, p, g, state, t, dict(hyper, lr=lr_t))
+
+    def torch_optimizer(self, params, hyper):
+        # the scheduler works on a torch.optim.Optimizer's param_groups: the optimizer itself, not its functional form
+        return torch.optim.Adam(params, lr=float(hyper["lr"]), betas=(float(hyper["beta1"]), float(hyper["beta2"])),
+                                eps=float(hyper["eps"]))
+
+    def torch_scheduler(self, optimizer, hyper):
+        return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=float(hyper["gamma"]))
+
+
+OPTIMIZERS = {o.name: o for o in (Sgd(), Momentum(), Rmsprop(), Adam(), AdamUncorrected(), AdamW(), AdamAnnealed())}
+HYPER_KEYS = ("lr", "beta", "alpha", "beta1", "beta2", "eps", "weight_decay", "gamma")
 
 
 def fit_line_cached(x, y, a0, b0, optimizer, hyper, steps):
@@ -306,6 +348,8 @@ def fit_line_cached(x, y, a0, b0, optimizer, hyper, steps):
     state = {k: np.zeros(2) for k in optimizer.states}
     out = {k: [] for k in ("a", "b", "loss", "da", "db", "new_a", "new_b")}
     out.update({f"{k}_{w}": [] for k in state for w in "ab"})
+    if optimizer.schedule:
+        out["lr_t"] = []
     for t, (start, stop) in enumerate(steps, 1):
         xs, ys = x[start:stop], y[start:stop]
         r = p[0] * xs + p[1] - ys
@@ -314,6 +358,9 @@ def fit_line_cached(x, y, a0, b0, optimizer, hyper, steps):
             out[k].append(v)
         new = optimizer.step(p, g, state, t, hyper)
         for k, v in state.items():
+            if k == "lr_t":
+                out[k].append(v)
+                continue
             out[f"{k}_a"].append(v[0])
             out[f"{k}_b"].append(v[1])
         out["new_a"].append(new[0])
@@ -339,10 +386,11 @@ def fit_line(x, y, a0, b0, optimizer, hyper, steps):
     optimizer = OPTIMIZERS[optimizer] if isinstance(optimizer, str) else optimizer
     params = torch.tensor([float(a0), float(b0)], dtype=torch.float64, device=x.device, requires_grad=True)
     torch_opt = optimizer.torch_optimizer([params], hyper)
-    before, grads, losses, after = [], [], [], []
+    scheduler = optimizer.torch_scheduler(torch_opt, hyper)
+    before, grads, losses, after, rates = [], [], [], [], []
     states = {k: [] for k in optimizer.states}
     rows = {}
-    for start, stop in steps:
+    for t, (start, stop) in enumerate(steps, 1):
         if (start, stop) not in rows:
             rows[(start, stop)] = (x[start:stop], y[start:stop])
         xs, ys = rows[(start, stop)]
@@ -353,11 +401,17 @@ def fit_line(x, y, a0, b0, optimizer, hyper, steps):
             (params.grad,) = torch.autograd.grad(loss, params)
         grads.append(params.grad)
         losses.append(loss.detach())
+        if scheduler is not None:
+            rates.append(float(torch_opt.param_groups[0]["lr"]))
         torch_opt.step()
         after.append(params.detach().clone())
         for key, value in optimizer.torch_state(torch_opt, params, hyper).items():
             states[key].append(value.detach().clone())
+        if scheduler is not None and t % int(hyper["steps_per_epoch"]) == 0:
+            scheduler.step()
     columns = {"loss": torch.stack(losses)}
+    if scheduler is not None:
+        columns["lr_t"] = torch.tensor(rates, dtype=torch.float64, device=x.device)
     for key, rows in (("", before), ("d", grads), ("new_", after), *((f"{k}_", v) for k, v in states.items())):
         table = torch.stack(rows)
         columns[f"{key}a"], columns[f"{key}b"] = table[:, 0], table[:, 1]
@@ -372,8 +426,8 @@ class FitLine(Op):
     name = "fit_line"
     inputs = ("x", "y", "a0", "b0", "lr")
     optional = HYPER_KEYS[1:]
-    attrs = {"optimizer": Required(str), "batches": Required(list)}
-    outputs = None  # a, b, loss, da, db, new_a, new_b and the optimizer's states
+    attrs = {"optimizer": Required(str), "batches": Required(list), "steps_per_epoch": 0}
+    outputs = None  # a, b, loss, da, db, new_a, new_b, the optimizer's states (and lr_t when scheduled)
     composite = trajectory = True
 
     def shape(self, s, at):
@@ -387,6 +441,9 @@ class FitLine(Op):
 
     def reference(self, a, at):
         hyper = {k: a[k] for k in HYPER_KEYS if k in a}
+        if OPTIMIZERS[at["optimizer"]].schedule and at["steps_per_epoch"] < 1:
+            raise ManifestError(f"fit_line with {at['optimizer']}: steps_per_epoch must be 1 or more")
+        hyper["steps_per_epoch"] = at["steps_per_epoch"]
         return fit_line(a["x"], a["y"], a["a0"], a["b0"], at["optimizer"], hyper, at["batches"])
 
 

@@ -138,7 +138,7 @@ class OneHot(Op):
         return s["target"] + (at["num_classes"],)
 
     def formula(self, ins, at, ix):
-        return formula(f"IF({ins['target'].ref(ix[:1])}={ix[1]},1,0)")
+        return formula(f"IF({ins['target'].line_ref(ix[0])}={ix[1]},1,0)")
 
     def cached(self, v, at):
         return np.eye(at["num_classes"])[v["target"].astype(int)]
@@ -158,7 +158,7 @@ class SubLogRows(Op):
         return s["z"]
 
     def formula(self, ins, at, ix):
-        return formula(f"{ins['z'].ref(ix)}-LN({ins['s'].ref(ix[:1])})")
+        return formula(f"{ins['z'].ref(ix)}-LN({ins['s'].line_ref(ix[0])})")
 
     def cached(self, v, at):
         return v["z"] - np.log(v["s"])[:, None]

@@ -1,0 +1,185 @@
+"""Exercises: blocks left for the learner, filled the way a learner would (openpyxl, a formula
+dragged from the worked cell, right or wrong in the common ways), recalculated by LibreOffice,
+and graded against torch."""
+
+import json
+import re
+import subprocess
+import sys
+
+import openpyxl
+import pytest
+
+import xlnet
+from xlnet import read
+from xlnet.fillpatterns import moved, relative
+
+from conftest import needs_libreoffice, needs_warm_libreoffice
+
+
+@pytest.fixture(scope="module")
+def books(tmp_path_factory):
+    out = tmp_path_factory.mktemp("exercises")
+    paths = xlnet.build(["conv"], out=out, exercise="all") + xlnet.build(["softmax"], out=out, exercise="log_probs")
+    paths += xlnet.build(["embeddings"], out=out, exercise="dot_pred")
+    return {p.stem.split("-")[0]: p for p in paths}
+
+
+def _cells(wb, manifest, block):
+    """The block's cells tile by tile, with each tile's worked pattern."""
+    info = manifest["tensors"][block]
+    for t, tile in enumerate(info["tiles"]):
+        sheet, rng = list(wb.defined_names[tile].destinations)[0]
+        yield [c for row in wb[sheet][rng.replace("$", "")] for c in row], info["exercise"]["patterns"][t]
+
+
+def fill(source, target, block, mistake=None, upto=None):
+    """Fill ``block`` as a learner would: the worked cell's formula dragged over the block.
+
+    mistake: None (right), ``dollar`` (typed without $ and dragged), ``relu`` (MAX(0, left out),
+    ``log`` (LOG for LN), ``window`` (each window one row late), ``typed`` (numbers typed in).
+    upto: fill only the first ``upto`` cells of each tile (half done)."""
+    wb = openpyxl.load_workbook(source)
+    manifest = read.read_workbook(source).manifest
+    for cells, pattern in _cells(wb, manifest, block):
+        first = cells[0]
+        for n, cell in enumerate(cells[:upto]):
+            if mistake == "dollar":
+                formula = moved(pattern.replace("$", ""), (first.row, first.column), (cell.row, cell.column))
+            else:
+                formula = moved(pattern, (first.row, first.column), (cell.row, cell.column))
+            if mistake == "relu":
+                formula = formula.replace("MAX(0,", "(")
+            if mistake == "log":
+                formula = formula.replace("LN(", "LOG(")
+            if mistake == "window" and n:  # each window one row down; the anchored kernel stays
+                formula = moved(pattern, (first.row, first.column), (cell.row + 1, cell.column))
+            cell.value = 0.5 if mistake == "typed" and n else formula
+    wb.save(target)
+    return target
+
+
+def test_exercise_book_leaves_blocks_for_the_learner(books):
+    wb = openpyxl.load_workbook(books["conv"])
+    manifest = read.read_workbook(books["conv"]).manifest
+    ws = wb["conv"]
+    for block in ("conv1_out", "pool_out", "probs"):
+        info = manifest["tensors"][block]
+        assert info["exercise"]["instruction"].endswith(("drag it", "done for you"))
+        tiles = list(_cells(wb, manifest, block))
+        worked = tiles[0][0][0]
+        assert isinstance(worked.value, str) and worked.value.startswith("="), "one worked cell per block"
+        rest = [c for cells, _ in tiles for c in cells][1:]
+        assert rest and all(c.value is None for c in rest), f"{block}: the learner's cells are empty"
+        assert all(c.border.left.style == "medium" for c in rest), f"{block}: the learner's cells are outlined"
+        assert worked.comment is not None and "Exercise" in worked.comment.text
+    caption = ws.cell(15, 2).value
+    assert caption.startswith("Exercise: fill each cell with the ReLU of the conv sum")
+    # downstream blocks still compute, from the learner's cells
+    assert ws["B32"].value.startswith("=SUMPRODUCT(B17:D19")
+    assert manifest["settings"]["exercises"] == ["conv1_out", "pool_out", "probs"]
+
+
+def test_unknown_exercise_block_is_one_line(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "xlnet", "build", "conv", "--exercise", "conv9", "--out", str(tmp_path)],
+                         capture_output=True, text=True)
+    assert run.returncode == 2 and run.stdout == ""
+    assert run.stderr.count("\n") == 1 and "--exercise conv9" in run.stderr and "conv1_out" in run.stderr
+    assert list(tmp_path.iterdir()) == [], "no half-written file"
+    two = subprocess.run([sys.executable, "-m", "xlnet", "build", "conv", "softmax", "--exercise", "exps",
+                          "--out", str(tmp_path)], capture_output=True, text=True)
+    assert two.returncode == 2 and "name one lesson" in two.stderr
+
+
+def test_list_exercises():
+    run = subprocess.run([sys.executable, "-m", "xlnet", "list", "--exercises"], capture_output=True, text=True)
+    assert run.returncode == 0
+    for lesson in ("conv", "softmax", "embeddings", "graddesc", "backprop"):
+        assert f"xlnet build {lesson} --exercise all" in run.stdout
+    assert "conv1_out" in run.stdout and "log_probs" in run.stdout and "dot_pred" in run.stdout
+
+
+@needs_libreoffice
+def test_grading_right_wrong_empty_half_done(books, tmp_path):
+    conv = books["conv"]
+    files = {
+        "right": fill(conv, tmp_path / "right.xlsx", "conv1_out"),
+        "dollar": fill(conv, tmp_path / "dollar.xlsx", "conv1_out", "dollar"),
+        "relu": fill(conv, tmp_path / "relu.xlsx", "conv1_out", "relu"),
+        "window": fill(conv, tmp_path / "window.xlsx", "conv1_out", "window"),
+        "typed": fill(conv, tmp_path / "typed.xlsx", "conv1_out", "typed"),
+        "half": fill(conv, tmp_path / "half.xlsx", "conv1_out", upto=18),
+        "log": fill(books["softmax"], tmp_path / "log.xlsx", "log_probs", "log"),
+        "ln": fill(books["softmax"], tmp_path / "ln.xlsx", "log_probs"),
+        "empty": conv,
+    }
+    reports = {name: r for name, r in zip(files, xlnet.check(list(files.values())))}
+    graded = {name: {e["tensor"]: e for e in r.exercises} for name, r in reports.items()}
+
+    right = graded["right"]["conv1_out"]
+    assert right["done"] and right["right"] == right["cells"] == 72 and right["first_cell"] == ""
+    # the blocks downstream of it now check too
+    assert next(b for b in reports["right"].blocks if b.tensor == "conv2_pre").status == "pass"
+    assert not reports["right"].passed  # pool_out and probs are still to do
+    assert graded["right"]["pool_out"]["empty"] == 7
+
+    empty = graded["empty"]["conv1_out"]
+    assert empty["right"] == 1 and empty["empty"] == 71 and empty["found"] == "empty"
+    assert empty["first_cell"] == "conv!C17"
+
+    half = graded["half"]["conv1_out"]
+    assert half["empty"] == 72 - 2 * 18 and 0 < half["right"] < 72
+
+    dollar = graded["dollar"]["conv1_out"]
+    assert not dollar["done"] and "missing $" in dollar["hint"] and "$K$6" in dollar["hint"]
+    assert dollar["expected"] is not None and dollar["found"] != "empty"
+
+    relu = graded["relu"]["conv1_out"]
+    assert "MAX(0" in relu["hint"] and float(relu["found"]) < 0 and relu["expected"] == 0
+
+    window = graded["window"]["conv1_out"]
+    assert "off-by-one window" in window["hint"], window
+
+    typed = graded["typed"]["conv1_out"]
+    assert "typed number" in typed["hint"]
+    assert next(b for b in reports["typed"].blocks if b.tensor == "conv1_out").status == "values"
+
+    log = graded["log"]["log_probs"]
+    assert log["right"] == 0 and "LN" in log["hint"] and "LOG" in log["hint"]
+    assert graded["ln"]["log_probs"]["done"] and reports["ln"].passed
+
+    text = reports["dollar"].text()
+    assert "exercises: 0 of 3 done" in text and "hint: a missing $" in text
+
+
+@needs_libreoffice
+def test_fill_drag_of_embeddings_predictions_and_class_grading_json(books, tmp_path):
+    emb = books["embeddings"]
+    wb = openpyxl.load_workbook(emb)
+    manifest = read.read_workbook(emb).manifest
+    (cells, pattern), = list(_cells(wb, manifest, "dot_pred"))
+    first = cells[0]
+    assert relative(pattern, first.row, first.column) == relative(
+        moved(pattern, (first.row, first.column), (cells[-1].row, cells[-1].column)), cells[-1].row, cells[-1].column)
+    good = fill(emb, tmp_path / "alice.xlsx", "dot_pred")
+    bad = fill(emb, tmp_path / "bob.xlsx", "dot_pred", "dollar")
+    run = subprocess.run([sys.executable, "-m", "xlnet", "check", str(good), str(bad), "--json"],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert run.returncode == 1, run.stderr
+    reports = json.loads(run.stdout)
+    alice, bob = ({e["tensor"]: e for e in r["exercises"]} for r in reports)
+    assert alice["dot_pred"]["done"] and reports[0]["passed"]
+    assert not bob["dot_pred"]["done"] and "missing $" in bob["dot_pred"]["hint"]
+
+
+@needs_warm_libreoffice
+def test_a_class_graded_at_once_shows_exercises_done(books, tmp_path):
+    good = fill(books["embeddings"], tmp_path / "carol.xlsx", "dot_pred")
+    run = subprocess.run([sys.executable, "-m", "xlnet", "check", str(good), str(books["embeddings"]), "--jobs", "2"],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert run.returncode == 1, run.stderr
+    rows = {line.split()[0]: line for line in run.stdout.splitlines()
+            if len(line.split()) > 2 and re.fullmatch(r"\d+/\d+", line.split()[1])}  # the summary table
+    assert "exercises done" in run.stdout
+    assert rows[str(good)].split()[2:4] == ["1/1", "OK"]
+    assert rows[str(books["embeddings"])].split()[2:4] == ["0/1", "MISMATCH"]

@@ -1,0 +1,218 @@
+"""Grading an exercise block: how many of the learner's cells agree with torch, the first one
+that does not (expected against found), and a hint for the commonest mistakes where the
+learner's formula tells them apart from the worked cell's, moved to that cell.
+
+The reference values come from the check (torch on the sheet's own inputs); this module only
+compares and reads formulas, and knows nothing of torch.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from . import fillpatterns
+
+
+@dataclass
+class ExerciseResult:
+    """One exercise block, graded.
+
+    Attributes:
+        tensor: the block's name.
+        title: its name in the report.
+        cells: how many cells the learner had to fill (the worked cell included).
+        right: how many agree with torch.
+        empty: how many are still empty.
+        first_cell: the first cell (row by row) that is wrong or empty, '' when all are right.
+        expected: torch's value there.
+        found: what the cell holds (a number, an error, ``empty``).
+        formula: the learner's formula there ('' when none).
+        hint: what the mistake looks like, when it can be told apart.
+    """
+
+    tensor: str
+    title: str
+    cells: int
+    right: int
+    empty: int
+    first_cell: str = ""
+    expected: float | None = None
+    found: str = ""
+    formula: str = ""
+    hint: str = ""
+
+    @property
+    def done(self):
+        return self.right == self.cells
+
+    def to_dict(self):
+        return dict(asdict(self), done=self.done)
+
+    def text(self):
+        """Two lines at most: the count and the first wrong cell, then the hint."""
+        head = f"exercise {self.tensor}: {self.right} of {self.cells} cells right"
+        if self.done:
+            return head + " - done"
+        if not self.first_cell:
+            return head + f"; {self.found}" + (f"\n      hint: {self.hint}" if self.hint else "")
+        if self.empty:
+            head += f", {self.empty} empty"
+        expected = "-" if self.expected is None else f"{self.expected:.6g}"
+        head += f"; first to fix {self.first_cell}: expected {expected}, found {self.found}"
+        if self.formula:
+            head += f" ({self.formula[:80]})"
+        return head + (f"\n      hint: {self.hint}" if self.hint else "")
+
+
+def grade(name, title, info, sheet, reference, tol, formula_at):
+    """Grade one exercise block.
+
+    Args:
+        name: the tensor's name.
+        title: its report title.
+        info: its manifest entry (with ``exercise``: instruction, patterns).
+        sheet: the read.SheetTensor the engine recalculated.
+        reference: torch's values on the sheet's own inputs (numpy, same shape).
+        tol: the block's tolerance (``rtol``, ``atol``; ``atol`` may be per cell).
+        formula_at: flat index -> the learner's formula there ('' when the cell holds none).
+
+    Returns:
+        An ExerciseResult.
+    """
+    got = sheet.values.ravel()
+    want = np.asarray(reference, dtype=np.float64).ravel()
+    atol = np.broadcast_to(np.asarray(tol["atol"], dtype=np.float64), want.shape)
+    right = np.zeros(got.shape, bool)
+    for k in range(got.size):
+        if k in sheet.errors:
+            continue
+        if np.isnan(want[k]) or np.isnan(got[k]):  # blank where blank belongs (no rating to predict)
+            right[k] = bool(np.isnan(want[k]) and np.isnan(got[k]))
+            continue
+        right[k] = abs(got[k] - want[k]) <= atol[k] + tol["rtol"] * abs(want[k])
+    empty = [k for k in range(got.size) if not right[k] and not formula_at(k) and _blank(sheet, k)]
+    result = ExerciseResult(tensor=name, title=title, cells=int(got.size), right=int(right.sum()), empty=len(empty))
+    wrong = np.flatnonzero(~right)
+    if wrong.size == 0:
+        return result
+    k = int(wrong[0])
+    result.first_cell = sheet.address(k)
+    result.expected = None if np.isnan(want[k]) else float(want[k])
+    learner = formula_at(k)
+    result.formula = learner
+    if k in sheet.errors:
+        result.found = "empty" if sheet.errors[k] == "blank" and not learner else sheet.errors[k]
+    elif np.isnan(got[k]):
+        result.found = "empty" if not learner else "blank"
+    else:
+        result.found = f"{got[k]:.6g}"
+    result.hint = hint(_expected_formula(info, sheet, k), learner, got[k], want[k], typed=not learner and
+                       k not in sheet.errors and not np.isnan(got[k]))
+    return result
+
+
+def waiting(name, title, sheet, upstream):
+    """An exercise block whose inputs are not all numbers yet (an earlier exercise left empty):
+    it cannot be graded until they are."""
+    return ExerciseResult(tensor=name, title=title, cells=int(sheet.values.size), right=0,
+                          empty=sum(1 for k in range(sheet.values.size) if _blank(sheet, k)),
+                          found="not graded yet",
+                          hint=f"it is graded once {', '.join(upstream)} holds no empty cells or errors")
+
+
+def _blank(sheet, k):
+    return sheet.errors.get(k) == "blank" or (k not in sheet.errors and np.isnan(sheet.values.ravel()[k]))
+
+
+def _expected_formula(info, sheet, k):
+    """The formula the worked cell of k's tile would read, dragged to k ('' when unknown)."""
+    patterns = info.get("exercise", {}).get("patterns") or []
+    shape = tuple(info["shape"])
+    per_tile = int(np.prod(shape[-2:])) if len(shape) > 2 else int(np.prod(shape))
+    tile = k // per_tile
+    if tile >= len(patterns):
+        return ""
+    _, r0, c0 = sheet.coords[tile * per_tile]
+    _, r, c = sheet.coords[k]
+    return fillpatterns.moved(patterns[tile], (r0, c0), (r, c))
+
+
+_LOG = re.compile(r"(?<![A-Z0-9_.])LOG(10)?\(")
+
+
+def hint(expected, learner, found, want, typed=False):
+    """What the mistake in a learner's cell looks like, from the formula that belongs there
+    (``expected``, the worked cell's moved to it) and the one the learner wrote; '' when no
+    common mistake fits."""
+    if typed:
+        return "the cell holds a typed number; type a formula (starting with =) so it follows its inputs"
+    if not learner:
+        return ""
+    e, g = expected.upper().replace(" ", ""), learner.upper().replace(" ", "")
+    if "LN(" in e and _LOG.search(g):
+        return "LOG is the base-10 logarithm; the natural log the loss needs is LN"
+    if "MAX(0," in e and "MAX(0," not in g and "MAX(" not in g.replace("MAX(0,", ""):
+        return ("a missing MAX(0, ...): the ReLU keeps a positive sum and turns a negative one into 0"
+                + (f" (this cell's sum is {found:.4g})" if np.isfinite(found) and found < 0 and want == 0 else ""))
+    if not e:
+        return ""
+    theirs, ours = fillpatterns.references(g), fillpatterns.references(e)
+    if len(theirs) != len(ours):
+        return ""
+    for (ts, tr, tc, _, _), (os_, er, ec, er_abs, ec_abs), text in zip(theirs, ours, _texts(e)):
+        if (ts, tr, tc) == (os_, er, ec):
+            continue
+        if (er_abs or ec_abs) and ts == os_:
+            return (f"a missing $: the reference {text} should stay put when the formula is dragged, "
+                    f"but here it points at {_a1(tr, tc)}; anchor it with $ (as {text}) and drag again")
+        if ts == os_ and abs(tr - er) + abs(tc - ec) == 1:
+            which = "row" if tr != er else "column"
+            return (f"an off-by-one window: this cell reads from {_a1(tr, tc)} where its window starts at "
+                    f"{_a1(er, ec)} (one {which} off); output cell i reads input cells i to i+k-1")
+        return ""
+    return ""
+
+
+def _texts(formula):
+    """The references of a formula as written (``$K$6``), in order."""
+    return [m.group(0).split("!")[-1] for m in fillpatterns.REFERENCE.finditer(formula.upper().replace(' ', '')) if not m.group(1)]
+
+
+def _a1(row, col):
+    from .refs import get_column_letter
+    return f"{get_column_letter(col)}{row}"
+
+
+def formula_reader(path, tensors, formulas):
+    """tensor name -> (flat index -> the formula written in that cell, '' for none).
+
+    ``formulas`` is formulacells.formula_cells of the file as saved; a cell of a shared formula
+    (what Excel writes when a formula is dragged) carries no text of its own there, and is read
+    with openpyxl, which writes the shared formula out for each cell."""
+    opened = {}
+
+    def for_tensor(name):
+        coords = tensors[name].coords
+
+        def at(k):
+            sheet, r, c = coords[k]
+            text = formulas.get(sheet, {}).get((r, c))
+            if text is None:
+                return ""
+            if not text:
+                text = _spelled_out(path, sheet, r, c, opened)
+            return text if text.startswith("=") else "=" + text
+        return at
+    return for_tensor
+
+
+def _spelled_out(path, sheet, row, col, opened):
+    if "book" not in opened:
+        import openpyxl
+        opened["book"] = openpyxl.load_workbook(path, read_only=False, keep_vba=False)
+    value = opened["book"][sheet].cell(row, col).value
+    text = getattr(value, "text", value)  # an array formula keeps its text in .text
+    return text if isinstance(text, str) else ""
