@@ -183,3 +183,28 @@ def test_a_class_graded_at_once_shows_exercises_done(books, tmp_path):
     assert "exercises done" in run.stdout
     assert rows[str(good)].split()[2:4] == ["1/1", "OK"]
     assert rows[str(books["embeddings"])].split()[2:4] == ["0/1", "MISMATCH"]
+
+
+@needs_libreoffice
+def test_watch_tells_the_learner_how_far_they_are(books, tmp_path):
+    half = fill(books["conv"], tmp_path / "mine.xlsx", "conv1_out", "relu", upto=10)
+    run = subprocess.run([sys.executable, "-m", "xlnet", "watch", str(half), "--count", "1"],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "exercise conv1_out:" in run.stdout and "hint: a missing MAX(0" in run.stdout
+    assert "FAIL  conv layer 1" not in run.stdout  # the exercise line says it, with a hint
+
+
+def test_hints_tell_the_common_mistakes_apart():
+    from xlnet.exercises import hint
+    worked = "=MAX(0,SUMPRODUCT(C7:E9,$K$6:$M$8))"  # the worked cell's formula, moved to this cell
+    assert "missing $" in hint(worked, "=MAX(0,SUMPRODUCT(C7:E9,L7:N9))", 1.0, 2.0)
+    assert "off-by-one" in hint(worked, "=MAX(0,SUMPRODUCT(C8:E10,$K$6:$M$8))", 1.0, 2.0)
+    assert "MAX(0" in hint(worked, "=SUMPRODUCT(C7:E9,$K$6:$M$8)", -1.5, 0.0)
+    assert "LN" in hint("=softmax!H8-LN(softmax!$H15)", "=softmax!H8-LOG(softmax!$H15)", 1.0, 2.0)
+    assert "LN" in hint("=-LN(B5)", "=-LOG10(B5)", 1.0, 2.0)
+    assert "typed number" in hint(worked, "", 3.0, 2.0, typed=True)
+    # a reference that is simply somewhere else is not called a missing $ or an off-by-one
+    assert hint(worked, "=MAX(0,SUMPRODUCT(C7:E9,$A$1:$C$3))", 1.0, 2.0) == ""
+    assert hint(worked, "=MAX(0,SUMPRODUCT(Z7:AB9,$K$6:$M$8))", 1.0, 2.0) == ""
+    assert hint(worked, worked, 1.0, 2.0) == ""

@@ -162,10 +162,12 @@ def hint(expected, learner, found, want, typed=False):
     theirs, ours = fillpatterns.references(g), fillpatterns.references(e)
     if len(theirs) != len(ours):
         return ""
-    for (ts, tr, tc, _, _), (os_, er, ec, er_abs, ec_abs), text in zip(theirs, ours, _texts(e)):
+    for (ts, tr, tc, tr_abs, tc_abs), (os_, er, ec, er_abs, ec_abs), text in zip(theirs, ours, _texts(e)):
         if (ts, tr, tc) == (os_, er, ec):
             continue
-        if (er_abs or ec_abs) and ts == os_:
+        moved_rows, moved_cols = tr != er, tc != ec
+        # it moved only along axes a $ should hold, and the learner's reference has no $ there
+        if ts == os_ and moved_rows <= (er_abs and not tr_abs) and moved_cols <= (ec_abs and not tc_abs):
             return (f"a missing $: the reference {text} should stay put when the formula is dragged, "
                     f"but here it points at {_a1(tr, tc)}; anchor it with $ (as {text}) and drag again")
         if ts == os_ and abs(tr - er) + abs(tc - ec) == 1:

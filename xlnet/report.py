@@ -93,7 +93,7 @@ class Report:
         if self.exercises:
             done = sum(e["done"] for e in self.exercises)
             lines.append(f"  exercises: {done} of {len(self.exercises)} done")
-            lines += [f"    {_exercise_text(e)}" for e in self.exercises]
+            lines += [f"    {exercise_text(e)}" for e in self.exercises]
         counts = {s: sum(b.status == s for b in self.blocks) for s in ("pass", "fail", "values", "skip", "e2e")}
         e2e_failed = sum(not b.e2e_pass for b in self.blocks)
         lines.append(f"  {len(self.blocks) - counts['e2e']} blocks: {counts['pass']} pass, {counts['fail']} fail, "
@@ -104,7 +104,8 @@ class Report:
         return "\n".join(lines)
 
 
-def _exercise_text(data):
+def exercise_text(data):
+    """One exercise's lines, from its ``to_dict``."""
     from .exercises import ExerciseResult
     return ExerciseResult(**{k: v for k, v in data.items() if k != "done"}).text()
 

@@ -89,7 +89,11 @@ def _check_once(path, engine, device, timeout, own):
     for report in reports:
         summary = report.text().splitlines()[-1].strip()
         lines.append(f"{stamp}  {path.name}: {summary}  ({seconds:.2f} s, {report.started or report.engine})")
-        wrong = [b for b in report.blocks if b.status in ("fail", "values", "skip")]
+        from .report import exercise_text
+        graded = {e["tensor"] for e in report.exercises}  # an exercise says how far the learner is, and a hint
+        for e in report.exercises:
+            lines += ["    " + line.strip() for line in exercise_text(e).splitlines()]
+        wrong = [b for b in report.blocks if b.status in ("fail", "values", "skip") and b.tensor not in graded]
         for b in wrong:
             lines.append(f"    {b.status.upper()}  {b.title[:60]}  {f'{b.worst_cell}  {b.message}'.strip()}")
         if not wrong:  # every block agrees with torch on the sheet's values, but not end to end
