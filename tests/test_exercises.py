@@ -126,6 +126,9 @@ def test_grading_right_wrong_empty_half_done(books, tmp_path):
     empty = graded["empty"]["conv1_out"]
     assert empty["right"] == 1 and empty["empty"] == 71 and empty["found"] == "empty"
     assert empty["first_cell"] == "conv!C17"
+    # an empty cell is not yet filled in, not a typed value where a formula belongs
+    assert next(b for b in reports["empty"].blocks if b.tensor == "conv1_out").status == "fail"
+    assert next(b for b in reports["half"].blocks if b.tensor == "conv1_out").status == "fail"
 
     half = graded["half"]["conv1_out"]
     assert half["empty"] == 72 - 2 * 18 and 0 < half["right"] < 72
