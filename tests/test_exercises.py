@@ -211,3 +211,19 @@ def test_hints_tell_the_common_mistakes_apart():
     assert hint(worked, "=MAX(0,SUMPRODUCT(C7:E9,$A$1:$C$3))", 1.0, 2.0) == ""
     assert hint(worked, "=MAX(0,SUMPRODUCT(Z7:AB9,$K$6:$M$8))", 1.0, 2.0) == ""
     assert hint(worked, worked, 1.0, 2.0) == ""
+
+
+def test_grade_counts_cells_and_accepts_an_overflow_where_one_is_meant():
+    from types import SimpleNamespace
+    import numpy as np
+    from xlnet.exercises import grade
+
+    values = np.array([[1.0, 2.0, np.nan], [np.nan, 5.0, np.nan]])
+    sheet = SimpleNamespace(values=values, errors={2: "#NUM!", 3: "blank", 5: "#NUM!"},
+                            address=lambda k: f"s!X{k}", coords=[("s", 1 + k // 3, 1 + k % 3) for k in range(6)])
+    want = np.array([[1.0, 2.5, np.inf], [4.0, 5.0, 6.0]])
+    formulas = {0: "=A", 1: "=B", 2: "=C", 4: "=E", 5: "=F"}
+    graded = grade("t", "t", {"shape": [2, 3], "exercise": {"patterns": []}}, sheet, want,
+                   {"rtol": 1e-9, "atol": 1e-9}, lambda k: formulas.get(k, ""), expected_errors=[(0, 2)])
+    assert (graded.right, graded.empty, graded.cells) == (3, 1, 6)  # 1.0, 5.0 and the overflow meant at (0, 2)
+    assert (graded.first_cell, graded.expected, graded.found) == ("s!X1", 2.5, "2")

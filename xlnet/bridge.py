@@ -273,7 +273,7 @@ def check_workbook(book, device="auto", engine="?", typed=None, e2e=None, formul
                 if "exercise" in infos[name]:
                     at = formula_at(name) if formula_at else (lambda k: "")
                     graded.append(exercises.grade(name, entry.get("title", name), infos[name], sheet, ref,
-                                                  _widen(tol, block_out, key), at))
+                                                  _widen(tol, block_out, key), at, expected))
             if upstream and not composite and "exercise" in infos[name]:
                 graded.append(exercises.waiting(name, entry.get("title", name), sheet, upstream))
             if name in typed and not composite:

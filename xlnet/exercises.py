@@ -67,7 +67,7 @@ class ExerciseResult:
         return head + (f"\n      hint: {self.hint}" if self.hint else "")
 
 
-def grade(name, title, info, sheet, reference, tol, formula_at):
+def grade(name, title, info, sheet, reference, tol, formula_at, expected_errors=()):
     """Grade one exercise block.
 
     Args:
@@ -78,6 +78,7 @@ def grade(name, title, info, sheet, reference, tol, formula_at):
         reference: torch's values on the sheet's own inputs (numpy, same shape).
         tol: the block's tolerance (``rtol``, ``atol``; ``atol`` may be per cell).
         formula_at: flat index -> the learner's formula there ('' when the cell holds none).
+        expected_errors: indices where the sheet is meant to show an error (an overflow).
 
     Returns:
         An ExerciseResult.
@@ -86,8 +87,10 @@ def grade(name, title, info, sheet, reference, tol, formula_at):
     want = np.asarray(reference, dtype=np.float64).ravel()
     atol = np.broadcast_to(np.asarray(tol["atol"], dtype=np.float64), want.shape)
     right = np.zeros(got.shape, bool)
+    meant = {int(np.ravel_multi_index(tuple(ix), sheet.values.shape)) for ix in expected_errors}
     for k in range(got.size):
         if k in sheet.errors:
+            right[k] = k in meant and sheet.errors[k] != "blank"
             continue
         if np.isnan(want[k]) or np.isnan(got[k]):  # blank where blank belongs (no rating to predict)
             right[k] = bool(np.isnan(want[k]) and np.isnan(got[k]))
