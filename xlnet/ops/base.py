@@ -254,10 +254,14 @@ class Arg:
         """One element, e.g. ``B3`` or ``conv!$B$3``."""
         return self.block.ref(self._base(ix), self.here, absolute)
 
-    def line_ref(self, k):
-        """Element k of a vector read by a whole row (or column) of a grid: anchored across it,
-        ``$E5`` for a column vector, ``E$5`` for a row, so the formula fills along the grid."""
-        return self.ref((k,), absolute="col" if self.block.orient == "col" else "row")
+    def line_ref(self, k, along="row"):
+        """Element k of a vector that a grid reads once per row (``along="row"``: k is the
+        cell's row) or once per column (``"col"``), anchored so the formula fills across the
+        grid: ``$E5`` for a column vector read per row, ``E$5`` for a row vector read per
+        column; a vector lying across the grid's direction cannot follow a drag, and is
+        anchored whole (``$E$5``)."""
+        follows = self.block.orient == ("col" if along == "row" else "row")
+        return self.ref((k,), absolute=self.block.orient if follows else True)
 
     def scalar(self):
         """A scalar hyper-parameter as an absolute reference (``$E$6``), as every fill-drag wants."""

@@ -261,7 +261,7 @@ class OneHotIds(Op):
         return s["values"] + s["ids"]
 
     def formula(self, ins, at, ix):
-        return formula(f"IF({ins['values'].line_ref(ix[0])}={ins['ids'].line_ref(ix[1])},1,0)")
+        return formula(f"IF({ins['values'].line_ref(ix[0])}={ins['ids'].line_ref(ix[1], along='col')},1,0)")
 
     def cached(self, v, at):
         return (v["values"][:, None] == v["ids"][None, :]).astype(float)

@@ -481,7 +481,7 @@ class LinePoints(Op):
         return (s["x"][0], s["a"][0])
 
     def formula(self, ins, at, ix):
-        x, a, b = ins["x"].line_ref(ix[0]), ins["a"].line_ref(ix[1]), ins["b"].line_ref(ix[1])
+        x, a, b = ins["x"].line_ref(ix[0]), ins["a"].line_ref(ix[1], "col"), ins["b"].line_ref(ix[1], "col")
         return formula(f"{x}*{a}+{b}")
 
     def cached(self, v, at):
