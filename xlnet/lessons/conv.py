@@ -6,7 +6,7 @@ Sheets:
     matmul   the same convolution as a matrix product: flattened image times a matrix of shared
              weights and fixed zeros, and proof that both ways give the same numbers.
     dropout  a keep-mask from seeded random constants and a probability cell p; kept
-             activations scaled by 1/(1-p), as torch's dropout does.
+             activations scaled by 1/(1-p), as torch's dropout does; the measured drop rate.
 """
 
 import os

@@ -1,19 +1,25 @@
 """Lesson ``graddesc``: fitting y = a*x + b by gradient descent, one row per step, with SGD,
-momentum, RMSProp, Adam (with and without bias correction) and AdamW, each checked step by step
-against torch.optim.
+momentum, RMSProp, Adam (with and without bias correction, and with an annealed learning rate)
+and AdamW, each checked step by step against torch.optim; and exponentially weighted averages.
 
 Sheets:
     data      x, noise and y = slope*x + intercept + noise; the true slope and intercept, the
-              starting a and b shared by every optimizer, the number of epochs and batch size.
+              starting a and b shared by every optimizer, the number of epochs and batch size;
+              a chart of the data with SGD's fitted line after each epoch (the line in cells).
     sgd       online SGD: per step the loss, its derivatives written analytically and estimated
               by finite differences (h in a cell), and the updated a and b.
     momentum, rmsprop, adam, adam_uncorrected, adamw
               the same steps with each optimizer's state in its own columns.
+    adam_annealed
+              Adam with its learning rate shrunk by gamma at each epoch's end, in a column
+              (checked against torch.optim.lr_scheduler.ExponentialLR).
     compare   the RMSE over the data after each epoch for every optimizer, and a line chart.
+    ema       a noisy series, its exponentially weighted average, the bias-corrected one and a
+              moving average, with a chart: what momentum and Adam's m_hat compute.
 
 Every epoch starts from the previous epoch's last parameters: the epochs are unrolled down the
 sheet, with no macro. Each optimizer sheet also has a small table of a, b and the RMSE after
-each epoch.
+each epoch and a chart of the loss at each step.
 """
 
 import numpy as np
@@ -34,7 +40,8 @@ EXERCISES = {
     "adam_mhat_a": "fill each step's bias-corrected m_hat = m / (1 - beta1^step); the first cell is done for you",
 }
 DESCRIPTION = ("fitting y = a*x + b by gradient descent: online SGD with finite differences, momentum, "
-               "RMSProp, Adam with and without bias correction, AdamW, mini-batches; against torch.optim")
+               "RMSProp, Adam with and without bias correction, AdamW, Adam with an annealed learning rate, "
+               "mini-batches, exponentially weighted averages; against torch.optim")
 
 OPTIONS = [
     Option("points", int, 10, "graddesc: number of data rows", 2, 500),
