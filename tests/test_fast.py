@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 import handmade
-from conftest import break_formula, needs_libreoffice, needs_warm_libreoffice, tensor_cell
-from xlnet import read, sheetvalues, warm
-from xlnet.errors import EngineError, InputError
+from conftest import break_formula, needs_warm_libreoffice, tensor_cell
+from xlnet import read, warm
+from xlnet.errors import InputError
 
 
 def _leftover(marker):

@@ -12,7 +12,7 @@ from xlnet import layout, read
 from xlnet.fillpatterns import relative
 from xlnet.lessons.graddesc import TABLE_ROW
 
-from conftest import ROOT, break_formula, needs_libreoffice
+from conftest import ROOT, break_formula, edit, needs_libreoffice, recalculated, tensor_cell
 
 BOOKS = {name: ROOT / "workbooks" / f"{name}.xlsx" for name in ("conv", "softmax", "embeddings", "graddesc", "backprop")}
 
@@ -168,3 +168,19 @@ def test_plot_draws_the_scatter_charts(built, tmp_path):
     written = xlnet.plot(built["graddesc"], out=tmp_path, charts_only=True)
     names = {p.name for p in written}
     assert {"graddesc-data_and_fits.png", "graddesc-ema.png", "graddesc-adam_annealed_loss.png"} <= names, names
+
+
+@needs_libreoffice
+def test_new_sheets_follow_their_edited_inputs(built, tmp_path):
+    graddesc, conv = tmp_path / "graddesc.xlsx", tmp_path / "conv.xlsx"
+    shutil.copy(built["graddesc"], graddesc)
+    shutil.copy(built["conv"], conv)
+    edit(graddesc, {tensor_cell(graddesc, "adaml_gamma"): 0.5, tensor_cell(graddesc, "ema_beta"): 0.6,
+                    tensor_cell(graddesc, "ema_series", 4): 30.0})
+    edit(conv, {tensor_cell(conv, "dropout_p"): 0.2})
+    reports = xlnet.check([graddesc, conv])
+    assert all(r.passed for r in reports), "\n".join(r.text() for r in reports)
+    book = recalculated(graddesc)
+    assert book.tensors["adaml_lr_t"].values[-1] == pytest.approx(float(book.tensors["adaml_lr"].values) * 0.5 ** 7)
+    assert book.tensors["ema"].values[0] == pytest.approx(0.4 * book.tensors["ema_series"].values[0])
+    assert recalculated(conv).tensors["drop_rate"].values < 0.5

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from . import fillpatterns
+from .refs import get_column_letter
 
 
 @dataclass
@@ -157,7 +158,7 @@ def hint(expected, learner, found, want, typed=False):
     e, g = expected.upper().replace(" ", ""), learner.upper().replace(" ", "")
     if "LN(" in e and _LOG.search(g):
         return "LOG is the base-10 logarithm; the natural log the loss needs is LN"
-    if "MAX(0," in e and "MAX(0," not in g and "MAX(" not in g.replace("MAX(0,", ""):
+    if "MAX(0," in e and "MAX(" not in g:  # MAX(x,0) is as good
         return ("a missing MAX(0, ...): the ReLU keeps a positive sum and turns a negative one into 0"
                 + (f" (this cell's sum is {found:.4g})" if np.isfinite(found) and found < 0 and want == 0 else ""))
     if not e:
@@ -165,7 +166,7 @@ def hint(expected, learner, found, want, typed=False):
     theirs, ours = fillpatterns.references(g), fillpatterns.references(e)
     if len(theirs) != len(ours):
         return ""
-    for (ts, tr, tc, tr_abs, tc_abs), (os_, er, ec, er_abs, ec_abs), text in zip(theirs, ours, _texts(e)):
+    for (ts, tr, tc, tr_abs, tc_abs, _), (os_, er, ec, er_abs, ec_abs, text) in zip(theirs, ours):
         if (ts, tr, tc) == (os_, er, ec):
             continue
         moved_rows, moved_cols = tr != er, tc != ec
@@ -181,13 +182,7 @@ def hint(expected, learner, found, want, typed=False):
     return ""
 
 
-def _texts(formula):
-    """The references of a formula as written (``$K$6``), in order."""
-    return [m.group(0).split("!")[-1] for m in fillpatterns.REFERENCE.finditer(formula.upper().replace(' ', '')) if not m.group(1)]
-
-
 def _a1(row, col):
-    from .refs import get_column_letter
     return f"{get_column_letter(col)}{row}"
 
 

@@ -7,17 +7,10 @@ from __future__ import annotations
 
 import re
 
-from .refs import get_column_letter
+from .refs import column_number, get_column_letter
 
 # an optional sheet prefix, then a cell; not inside a string, not a function name (LOG10( )
 REFERENCE = _CELL = re.compile(r"""("(?:[^"]|"")*")|(?<![\w.])((?:'(?:[^']|'')+'|[A-Za-z_][\w.]*)!)?(\$?)([A-Z]{1,3})(\$?)([0-9]{1,7})(?![\w(])""")
-
-
-def _column_number(letters):
-    n = 0
-    for ch in letters:
-        n = n * 26 + ord(ch) - 64
-    return n
 
 
 def relative(formula, row, col):
@@ -26,7 +19,7 @@ def relative(formula, row, col):
         if m.group(1):
             return m.group(1)
         sheet, col_abs, letters, row_abs, digits = m.group(2) or "", m.group(3), m.group(4), m.group(5), m.group(6)
-        r, c = int(digits), _column_number(letters)
+        r, c = int(digits), column_number(letters)
         rs = f"R{r}" if row_abs else f"R[{r - row}]"
         cs = f"C{c}" if col_abs else f"C[{c - col}]"
         return f"{sheet}{rs}{cs}"
@@ -42,7 +35,7 @@ def moved(formula, origin, target):
         if m.group(1):
             return m.group(1)
         sheet, col_abs, letters, row_abs, digits = m.group(2) or "", m.group(3), m.group(4), m.group(5), m.group(6)
-        r, c = int(digits) + (0 if row_abs else dr), _column_number(letters) + (0 if col_abs else dc)
+        r, c = int(digits) + (0 if row_abs else dr), column_number(letters) + (0 if col_abs else dc)
         if r < 1 or c < 1:
             return "#REF!"
         return f"{sheet}{col_abs}{get_column_letter(c)}{row_abs}{r}"
@@ -50,10 +43,12 @@ def moved(formula, origin, target):
 
 
 def references(formula):
-    """The A1 references of a formula in order, each as (sheet, row, col, row_abs, col_abs)."""
+    """The A1 references of a formula in order, each as (sheet, row, col, row_abs, col_abs,
+    the cell as written, e.g. ``$K$6``)."""
     found = []
     for m in _CELL.finditer(formula.upper().replace(" ", "")):
         if m.group(1):
             continue
-        found.append((m.group(2) or "", int(m.group(6)), _column_number(m.group(4)), bool(m.group(5)), bool(m.group(3))))
+        found.append((m.group(2) or "", int(m.group(6)), column_number(m.group(4)), bool(m.group(5)), bool(m.group(3)),
+                      "".join(m.group(i) for i in (3, 4, 5, 6))))
     return found

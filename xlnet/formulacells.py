@@ -9,7 +9,6 @@ tricks are refused here too.
 
 from __future__ import annotations
 
-import functools
 import html
 import posixpath
 import re
@@ -78,20 +77,12 @@ def sheet_parts(z, path):
 _CELL = re.compile(r"\$?([A-Z]{1,3})\$?([0-9]{1,7})")
 
 
-@functools.lru_cache(maxsize=None)
-def _column(letters):
-    n = 0
-    for ch in letters:
-        n = n * 26 + ord(ch) - 64
-    return n
-
-
 def _cell(ref):
     """(row, col) from 1 of a single-cell reference such as ``B3`` (None if it is not one)."""
     match = _CELL.fullmatch(ref)
     if not match:
         return None
-    row, col = int(match.group(2)), _column(match.group(1))
+    row, col = int(match.group(2)), refs.column_number(match.group(1))
     return (row, col) if 1 <= row <= refs.MAX_ROW and 1 <= col <= refs.MAX_COL else None
 
 

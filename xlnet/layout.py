@@ -498,7 +498,7 @@ class Sheet:
         block = self._layout(name, shape, row, col, "output", caption, orient, gap, headers, blank, False,
                              expected_errors, pitch=pitch)
         if instruction:
-            block.exercise = {"instruction": instruction, "worked": 0}
+            block.exercise = {"instruction": instruction}
         if reserved is not None and (reserved.tiles != block.tiles):
             raise LayoutError(f"{where}: placed at {block.tiles[0].a1(0, 0)}, not where it was reserved")
         args.update({k: Arg(block, (), self.name) for k, v in args.items() if v is None})  # OUT: the block itself

@@ -58,7 +58,9 @@ def quote_sheet(sheet):
     return "'" + sheet.replace("'", "''") + "'"
 
 
-def _column(letters):
+@functools.lru_cache(maxsize=None)
+def column_number(letters):
+    """The number of a column from its letters (``A`` -> 1, ``AB`` -> 28)."""
     n = 0
     for ch in letters.upper():
         n = n * 26 + ord(ch) - 64
@@ -86,7 +88,7 @@ def parse(text, where=""):
     quoted, plain, c1, r1, c2, r2 = match.groups()
     sheet = quoted.replace("''", "'") if quoted else plain.strip()
     c2, r2 = c2 or c1, r2 or r1
-    cols = sorted((_column(c1), _column(c2)))
+    cols = sorted((column_number(c1), column_number(c2)))
     rows = sorted((int(r1), int(r2)))
     if rows[0] < 1 or rows[1] > MAX_ROW or cols[1] > MAX_COL:
         raise InputError(f"{where}{text!r} lies outside the largest sheet a spreadsheet holds "

@@ -350,15 +350,11 @@ def _ema_sheet(book, options, rng):
                       number_format="0", heat=None)
     x = sheet.place("ema_series", (days,), row=top, col=2, role="input", values=series, orient="col",
                     caption="value x", number_format="0.0", heat=None)
-    averaged, b = np.zeros(days), options["beta"]
-    for k in range(days):
-        averaged[k] = b * (averaged[k - 1] if k else 0.0) + (1 - b) * series[k]
     ema = sheet.apply(ops.Ewma(g=x, state=ops.base.OUT, beta=beta), "ema", row=top, col=3, orient="col",
-                      caption="EMA", number_format="0.00", heat=None, title="ema: beta*previous + (1-beta)*x",
-                      values=averaged)
+                      caption="EMA", number_format="0.00", heat=None, title="ema: beta*previous + (1-beta)*x")
     corrected = sheet.apply(ops.BiasCorrect(m=ema, beta=beta, t=day), "ema_corrected", row=top, col=4,
                             orient="col", caption="corrected EMA", number_format="0.00", heat=None,
-                            title="ema: bias-corrected, EMA / (1 - beta^t)", values=averaged / (1 - b ** t))
+                            title="ema: bias-corrected, EMA / (1 - beta^t)")
     book.composite(ops.EmaByAdam(x=x, beta=beta), {"ema": ema, "corrected": corrected},
                    title="ema: torch.optim Adam's exp_avg and its correction")
     sheet.text(top, 5, f"{window}-day average", "caption")

@@ -245,6 +245,15 @@ class Ewma(Op):
             return formula(f"(1-{beta})*{g}")
         return formula(f"{beta}*{ins['state'].ref((t - 1,))}+(1-{beta})*{g}")
 
+    def cached(self, v, at):
+        g = v["g"] ** 2 if at["square"] else v["g"]
+        out = np.empty_like(g)
+        for t in range(g.size):
+            first = t == 0
+            out[t] = v["g"][0] if first and at["first"] == "grad" else (
+                v["beta"] * (0.0 if first else out[t - 1]) + (1 - v["beta"]) * g[t])
+        return out
+
     def reference(self, a, at):
         g = a["g"] * a["g"] if at["square"] else a["g"]
         previous = torch.cat([torch.zeros_like(g[:1]), a["state"][:-1]])
@@ -264,6 +273,9 @@ class BiasCorrect(Op):
 
     def formula(self, ins, at, ix):
         return formula(f"{ins['m'].ref(ix)}/(1-{ins['beta'].scalar()}^{ins['t'].ref(ix)})")
+
+    def cached(self, v, at):
+        return v["m"] / (1 - v["beta"] ** v["t"])
 
     def reference(self, a, at):
         return a["m"] / (1 - a["beta"] ** a["t"])
