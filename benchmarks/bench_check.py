@@ -16,7 +16,9 @@ import time
 from pathlib import Path
 
 import xlnet
-from xlnet import bridge, engines, read
+from xlnet.checking import bridge
+from xlnet import engines
+from xlnet.workbook import read
 
 VARIANTS = {
     "conv (8x8, 2+2 filters)": ("conv", {}),

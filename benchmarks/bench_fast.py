@@ -52,13 +52,13 @@ def xlnet(*args):
 
 def bare_libreoffice(paths, tmp, env):
     """soffice --convert-to of the files in one process, with xlnet's forced-recalculation profile."""
-    from xlnet import engines
+    from xlnet.engines import libreoffice
 
     work = Path(tempfile.mkdtemp(dir=tmp))
     profile = work / "profile"
     (profile / "user").mkdir(parents=True)
-    (profile / "user" / "registrymodifications.xcu").write_text(engines._PROFILE)
-    cmd = [engines._soffice(), f"-env:UserInstallation={profile.as_uri()}", "--headless", "--norestore",
+    (profile / "user" / "registrymodifications.xcu").write_text(libreoffice.PROFILE)
+    cmd = [libreoffice.soffice(), f"-env:UserInstallation={profile.as_uri()}", "--headless", "--norestore",
            "--nolockcheck", "--nodefault", "--convert-to", "xlsx:Calc MS Excel 2007 XML", "--outdir",
            str(work / "out"), *map(str, paths)]
     seconds, _ = run(cmd, dict(env, SAL_USE_VCLPLUGIN="svp"))

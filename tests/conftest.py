@@ -11,7 +11,8 @@ import pytest
 from hypothesis import settings
 
 import xlnet
-from xlnet import engines, read
+from xlnet import engines
+from xlnet.workbook import read
 from xlnet.errors import InputError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,7 +28,7 @@ ENGINES_REQUIRED = bool(os.environ.get("CI") or os.environ.get("XLNET_REQUIRE_EN
 def require_engine(engine):
     """Go on when ``engine`` is installed; else fail (engines required) or skip the test.
     ``libreoffice-uno``: LibreOffice with its Python bindings (a warm LibreOffice)."""
-    from xlnet import warm
+    from xlnet.engines import warm
     if warm.available() if engine == "libreoffice-uno" else engines.available(engine):
         return
     message = f"{engine} is not installed"

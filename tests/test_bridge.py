@@ -5,8 +5,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from xlnet import bridge, ops
-from xlnet.read import SheetTensor
+from xlnet.checking import bridge
+from xlnet import ops
+from xlnet.workbook.read import SheetTensor
 
 
 def run(name, attrs=None, **inputs):

@@ -4,7 +4,8 @@ import openpyxl
 import pytest
 
 import xlnet
-from xlnet import engines, read
+from xlnet import engines
+from xlnet.workbook import read
 from xlnet.lessons import all_lessons
 from conftest import ROOT, needs_gnumeric
 

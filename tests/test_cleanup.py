@@ -69,8 +69,23 @@ def test_a_signal_during_the_recalculation_ends_the_engine_and_removes_every_fol
     _assert_nothing_left(private)
 
 
+def _slow_soffice(tmp_path):
+    """A folder holding a stand-in soffice that never finishes (as a LibreOffice far slower than
+    any timeout would), its arguments on its command line as the real one's are: whether a
+    timeout fires must not depend on how fast this machine recalculates."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "soffice").write_text(f"#!/bin/sh\nexec {sys.executable} -c 'import time; time.sleep(600)' \"$@\"\n")
+    (fake / "soffice").chmod(0o755)
+    return fake
+
+
 @needs_libreoffice
-def test_a_timeout_stops_the_engine_and_leaves_no_folder(built, tmp_path):
+@pytest.mark.parametrize("warm", ["warm", "batch"])
+def test_a_timeout_stops_the_engine_and_leaves_no_folder(built, tmp_path, monkeypatch, warm):
+    monkeypatch.setenv("PATH", f"{_slow_soffice(tmp_path)}:{os.environ['PATH']}")
+    if warm == "batch":
+        monkeypatch.setenv("XLNET_UNO_PYTHON", "none")
     proc, private = _start_check(tmp_path, built["embeddings"], "--timeout", "1")
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 2, (out, err)

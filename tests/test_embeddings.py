@@ -9,7 +9,7 @@ import torch
 from hypothesis import HealthCheck, Phase, given, settings, strategies as st
 
 import xlnet
-from xlnet import ratings
+from xlnet.lessons import ratings
 from xlnet.ops.embedding import train
 from xlnet.cli import main
 from xlnet.errors import InputError
@@ -230,7 +230,7 @@ def test_plot_draws_the_loss_chart(built, tmp_path):
     assert main(["plot", str(built["embeddings"]), "--charts-only", "--out", str(tmp_path)]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["embeddings-loss.png"]
     # the chart draws the sheet's loss per epoch, value for value
-    from xlnet import plots
+    from xlnet.report import plots
     book = xlnet.load(built["embeddings"])
     fig = plots.plot_chart(plots._figure_module(), book.manifest["charts"][0], book.tensors)
     [line] = fig.axes[0].lines

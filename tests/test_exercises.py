@@ -11,8 +11,8 @@ import openpyxl
 import pytest
 
 import xlnet
-from xlnet import read
-from xlnet.fillpatterns import moved, relative
+from xlnet.workbook import read
+from xlnet.workbook.fillpatterns import moved, relative
 
 from conftest import needs_libreoffice, needs_warm_libreoffice
 
@@ -199,7 +199,7 @@ def test_watch_tells_the_learner_how_far_they_are(books, tmp_path):
 
 
 def test_hints_tell_the_common_mistakes_apart():
-    from xlnet.exercises import hint
+    from xlnet.checking.exercises import hint
     worked = "=MAX(0,SUMPRODUCT(C7:E9,$K$6:$M$8))"  # the worked cell's formula, moved to this cell
     assert "missing $" in hint(worked, "=MAX(0,SUMPRODUCT(C7:E9,L7:N9))", 1.0, 2.0)
     assert "off-by-one" in hint(worked, "=MAX(0,SUMPRODUCT(C8:E10,$K$6:$M$8))", 1.0, 2.0)
@@ -216,7 +216,7 @@ def test_hints_tell_the_common_mistakes_apart():
 def test_grade_counts_cells_and_accepts_an_overflow_where_one_is_meant():
     from types import SimpleNamespace
     import numpy as np
-    from xlnet.exercises import grade
+    from xlnet.checking.exercises import grade
 
     values = np.array([[1.0, 2.0, np.nan], [np.nan, 5.0, np.nan]])
     sheet = SimpleNamespace(values=values, errors={2: "#NUM!", 3: "blank", 5: "#NUM!"},

@@ -15,7 +15,8 @@ import pytest
 
 import handmade
 from conftest import break_formula, needs_warm_libreoffice, tensor_cell
-from xlnet import read, warm
+from xlnet.workbook import read
+from xlnet.engines import warm
 from xlnet.errors import InputError
 
 
@@ -292,7 +293,7 @@ def _mutations(manifest):
 
 def test_the_compiled_schema_agrees_with_jsonschema(built):
     import xlnet
-    from xlnet import schema
+    from xlnet.manifest import schema
     for lesson in ("conv", "graddesc"):
         for manifest in _mutations(xlnet.load(built[lesson]).manifest):
             assert schema._valid_fast(manifest) == schema._validator().is_valid(manifest), manifest.get("version")

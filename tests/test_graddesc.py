@@ -185,7 +185,7 @@ def test_plot_draws_the_same_loss_chart(built, tmp_path, capsys):
     charts = ["data_and_fits", "ema", "loss"] + [f"{name}_loss" for name in PREFIX]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"graddesc-{c}.png" for c in charts)
     # one line per optimizer, each the sheet's RMSE row, and a log scale as on the sheet
-    from xlnet import plots
+    from xlnet.report import plots
     book = xlnet.load(built["graddesc"])
     chart = next(c for c in book.manifest["charts"] if c["name"] == "loss")
     fig = plots.plot_chart(plots._figure_module(), chart, book.tensors)

@@ -146,7 +146,7 @@ def test_a_loosened_tolerance_is_clamped(corpus):
 @pytest.mark.parametrize("name", ["../../../../ESCAPED", "/etc/passwd", "a\0b", "x" * 10_000, "..", "", "ü/" * 5000,
                                   "C:\\Windows\\x", "con", "-rf"])
 def test_plot_file_names_are_safe_and_stay_inside_the_folder(tmp_path, name):
-    from xlnet import plots
+    from xlnet.report import plots
     file_name = plots.file_name("book", name)
     assert "/" not in file_name and "\\" not in file_name and "\0" not in file_name
     assert len(file_name.encode()) <= 255 and not file_name.startswith((".", "-")) and file_name.endswith(".png")

@@ -13,9 +13,10 @@ import torch
 import torch.nn.functional as F
 
 import xlnet
-from xlnet import bridge, lessons, manifest as manifest_mod, ops
+from xlnet.checking import bridge
+from xlnet import lessons, manifest as manifest_mod, ops
 from xlnet.errors import LayoutError, ManifestError
-from xlnet.layout import Book
+from xlnet.sheet.layout import Book
 from conftest import needs_libreoffice, recalculated
 
 

@@ -8,8 +8,9 @@ import openpyxl
 import pytest
 
 import xlnet
-from xlnet import layout, read
-from xlnet.fillpatterns import relative
+from xlnet.sheet import layout
+from xlnet.workbook import read
+from xlnet.workbook.fillpatterns import relative
 from xlnet.lessons.graddesc import TABLE_ROW
 
 from conftest import ROOT, break_formula, edit, needs_libreoffice, recalculated, tensor_cell

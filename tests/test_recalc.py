@@ -8,7 +8,9 @@ import threading
 import pytest
 
 import xlnet
-from xlnet import engines, read
+from xlnet import engines
+from xlnet.engines import process
+from xlnet.workbook import read
 from conftest import needs_libreoffice, require_engine
 
 
@@ -76,7 +78,7 @@ def test_excel_engine_says_clearly_that_excel_is_absent(built):
 
 def test_engine_timeout_is_an_engine_error(tmp_path):
     with pytest.raises(xlnet.EngineError, match="did not finish within 1 s"):
-        engines._run([sys.executable, "-c", "import time; time.sleep(30)"], 1, "a slow engine")
+        process.run([sys.executable, "-c", "import time; time.sleep(30)"], 1, "a slow engine")
 
 
 def test_cuda_request_without_a_gpu_is_a_clear_error(built):

@@ -5,7 +5,8 @@ import openpyxl
 from hypothesis import HealthCheck, Phase, given, settings, strategies as st
 
 import xlnet
-from xlnet import engines, read
+from xlnet import engines
+from xlnet.workbook import read
 from conftest import assert_every_block_checked, edit, needs_gnumeric, needs_libreoffice, recalculated, statuses, tensor_cell
 
 

@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 
 import xlnet
-from xlnet import engines, read, udfs
+from xlnet import engines, udfs
+from xlnet.workbook import read
 from conftest import needs_libreoffice, require_engine
 
 

@@ -9,15 +9,14 @@ torch), so a command that only talks to ``xlnet serve`` starts in a fraction of 
 
 import importlib
 
-from .errors import (DeviceError, EngineError, InputError, LayoutError, ManifestError,
-                     XlnetError)
+from .errors import DeviceError, EngineError, InputError, LayoutError, ManifestError, XlnetError
 
 __version__ = "0.1.0"
 
 _LAZY = {
     "build": ("api", "build"), "check": ("api", "check"), "load": ("api", "load"), "plot": ("api", "plot"),
-    "annotate": ("api", "annotate"), "open": ("opened", "open_workbook"), "open_workbooks": ("opened", "open_workbooks"),
-    "OpenedBook": ("opened", "OpenedBook"), "all_lessons": ("lessons", "all_lessons"), "Report": ("report", "Report"),
+    "annotate": ("api", "annotate"), "open": ("checking.opened", "open_workbook"), "open_workbooks": ("checking.opened", "open_workbooks"),
+    "OpenedBook": ("checking.opened", "OpenedBook"), "all_lessons": ("lessons", "all_lessons"), "Report": ("report", "Report"),
     "exit_code": ("report", "exit_code"),
 }
 

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
-import importlib
 import os
 import shutil
-import threading
 from pathlib import Path
 
-from . import engines, foreign, formulacells, lessons, manifest as manifest_mod, opened, read, trust, warm as warm_mod
+from . import engines, lessons
 from .atomic import atomic_path
-from .errors import EngineError, InputError
+from .checking.prepare import prepare
+from .errors import InputError
+from .workbook import read
 
 DEFAULT_OUT = lessons.DEFAULT_OUT
 
@@ -34,7 +33,7 @@ def build(names=None, out=DEFAULT_OUT, seed=0, exercise=None, **options):
     names = list(names or lessons.all_lessons())
     chosen = [lessons.get(n) for n in names]
     sets = lessons.exercise_sets(chosen, exercise)
-    from . import layout
+    from .sheet import layout
     unknown = [k for k, v in options.items() if v is not None and k not in lessons.all_options()]
     if unknown:
         raise InputError(f"unknown lesson option(s): {', '.join(unknown)}")
@@ -79,23 +78,6 @@ def load(path):
     return read.read_workbook(path)
 
 
-def engine_names(engine):
-    """Expand ``all`` into the engines installed here (never ``cached``).
-
-    Args:
-        engine: an engine name, or ``all``.
-
-    Returns:
-        A list of engine names.
-    """
-    if engine != "all":
-        return [engine]
-    names = engines.installed()
-    if not names:
-        raise EngineError("no spreadsheet engine is installed: install LibreOffice or Gnumeric")
-    return names
-
-
 def check(paths, engine="libreoffice", device="auto", timeout=engines.DEFAULT_TIMEOUT, spec=None,
           reference=None, limits=None, warm=None, started=None):
     """Recalculate workbooks with a real engine and check every block against torch.
@@ -117,221 +99,9 @@ def check(paths, engine="libreoffice", device="auto", timeout=engines.DEFAULT_TI
     Returns:
         A list of report.Report, one per workbook and engine.
     """
-    from .device import check_name, pick_device
-    from . import limits as limits_mod
-
-    if isinstance(paths, (str, Path)):
-        paths = [paths]
-    paths = [Path(p) for p in paths]
-    if not paths:
-        raise InputError("no workbook given to check")
-    if isinstance(device, str):
-        check_name(device)  # an unknown device is bad input before anything runs
-    engines.check_timeout(timeout)
-    if reference is not None and spec is not None:
-        raise InputError("give --reference or --spec, not both: the original's manifest says what to check")
-    reports = []
-    with limits_mod.using(limits):
-        trusted = trust.load_reference(reference) if reference is not None else None
-        for name in engine_names(engine):
-            with engines.workspace() as workdir:
-                # every file is read, and every spec checked, before any engine runs
-                prepared = [foreign.prepare(p, workdir, name, spec, timeout,
-                                            trusted=trusted.manifest if trusted else None) for p in paths]
-                # torch takes seconds to import, and the files' formulas seconds to scan: both run
-                # on the other core while the engine recalculates
-                threading.Thread(target=_import_torch, daemon=True).start()
-                formulas = _Background(lambda: [formulacells.formula_cells(p.copy, None) for p in prepared])
-                ahead = _Ahead(prepared, formulas, device, enabled=name != "cached")
-                hot = warm if name == "libreoffice" else None
-                own = None
-                if name == "libreoffice" and hot is None and warm_mod.available():
-                    # a LibreOffice started for this check, driven over UNO: it starts sooner than a
-                    # batch conversion and hands over each book as soon as it is recalculated
-                    own = hot = warm_mod.WarmLibreOffice(start_timeout=min(timeout, warm_mod.START_TIMEOUT))
-                start = "" if name == "cached" else (started or ("warm" if warm is not None else "cold start"))
-                try:
-                    if hot is None:
-                        copies = engines.recalc([p.copy for p in prepared], name, workdir, timeout,
-                                                sources=[p.source for p in prepared])
-                        chosen = pick_device(device)  # a GPU asked for and absent: said before any file
-                        found = [_check_one(prep, copy, name, chosen, trusted, cells, ahead.take(k))
-                                 for k, (prep, copy, cells) in enumerate(zip(prepared, copies, formulas.result()))]
-                    else:
-                        found = _pipelined(prepared, hot, workdir, timeout, device, trusted, formulas, ahead)
-                finally:
-                    ahead.close()
-                    if own is not None:
-                        own.close()
-                for report in found:
-                    report.started = start
-                reports += found
-    return reports
-
-
-def _pipelined(prepared, hot, workdir, timeout, device, trusted, formulas, ahead):
-    """Recalculate book after book with a running LibreOffice while the book before is checked
-    on the other core; returns the reports in order."""
-    from concurrent.futures import ThreadPoolExecutor
-    from .device import pick_device
-
-    chosen = []
-
-    def check(k, copy):
-        if not chosen:
-            chosen.append(pick_device(device))  # a GPU asked for and absent: said before any report
-        return _check_one(prepared[k], copy, "libreoffice", chosen[0], trusted, formulas.result()[k], ahead.take(k))
-
-    pool = ThreadPoolExecutor(1)
-    try:
-        futures = []
-        for k, prep in enumerate(prepared):
-            folder = Path(workdir) / f"book-{k}"
-            folder.mkdir()
-            copy = engines.recalc([prep.copy], "libreoffice", folder, timeout, sources=[prep.source], warm=hot)[0]
-            futures.append(pool.submit(check, k, copy))
-        return [f.result() for f in futures]
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _import_torch():
-    with contextlib.suppress(Exception):
-        importlib.import_module("torch")
-
-
-class _Background:
-    """A function run in a thread (on the other core while an engine recalculates); ``result``
-    waits for it and returns its value or raises its error."""
-
-    def __init__(self, function):
-        self._value, self._error = None, None
-        self._thread = threading.Thread(target=self._run, args=(function,), daemon=True)
-        self._thread.start()
-
-    def _run(self, function):
-        try:
-            self._value = function()
-        except BaseException as exc:  # handed to the caller of result()
-            self._error = exc
-
-    def result(self):
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._value
-
-
-class _Ahead:
-    """The end-to-end torch runs, started while the engine recalculates.
-
-    They read only a workbook's raw inputs (the cells no op computes: data, starting weights,
-    hyper-parameters). When every such cell holds a constant, no recalculation can change it,
-    so torch can run from the file as saved while the engine works on the other core; after
-    the recalculation the inputs read back are compared with those used, and a run whose
-    inputs differ in any bit is thrown away and done again.
-    """
-
-    def __init__(self, prepared, formulas, device, enabled=True):
-        from concurrent.futures import ThreadPoolExecutor
-
-        self._pool = ThreadPoolExecutor(1) if enabled else None
-        self._futures = [self._pool.submit(_run_ahead, prep, formulas, k, device)
-                         for k, prep in enumerate(prepared)] if enabled else []
-
-    def take(self, k):
-        """Book k's (raw inputs, end-to-end results), or None: not started yet (then it never
-        will be: the check runs it), not possible, or failed (the check says why)."""
-        if not self._futures or self._futures[k].cancel():
-            return None
-        try:
-            return self._futures[k].result()
-        except Exception:
-            return None
-
-    def close(self):
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _run_ahead(prep, formulas, k, device):
-    from . import bridge
-    from .device import pick_device
-
-    cells = formulas.result()[k]
-    book = read.read_workbook(prep.copy, manifest=prep.manifest, strict_inputs=False, source=prep.source)
-    raw = bridge.raw_inputs(book.manifest)
-    if any((r, c) in cells.get(sheet, {}) for name in raw for sheet, r, c in book.tensors[name].coords):
-        return None  # an input computed by a formula: only the recalculated value counts
-    values = {name: book.tensors[name].values for name in raw}
-    return values, bridge.end_to_end(book.manifest, values, pick_device(device))
-
-
-def _same_inputs(used, book):
-    import numpy as np
-
-    for name, value in used.items():
-        now = book.tensors[name].values
-        if value.shape != now.shape:
-            return False
-        if value.dtype == object or now.dtype == object:
-            if not (value == now).all():
-                return False
-        elif not np.array_equal(value, now, equal_nan=True):
-            return False
-    return True
-
-
-def _check_one(prep, copy, engine, device, trusted, formulas, ahead=None):
-    """Read one recalculated copy, verify what it must prove, and compare it with torch.
-
-    ``formulas``: the cells of the prepared (not recalculated) file that hold formulas, by sheet;
-    ``ahead``: (raw inputs, end-to-end results) of torch's run started before the recalculation."""
-    from . import bridge
-
-    book = read.read_workbook(copy, manifest=prep.manifest, strict_inputs=False, source=prep.source)
-    trust.refuse_external_inputs(book.manifest, book.tensors, formulas, prep.source)
-    _refuse_bad_inputs(book, prep)
-    trust.verify_sentinel(formulas, prep.source)
-    _assert_recalculated(book.sentinel, prep.source, engine)
-    typed = trust.typed_values(book.manifest, book.tensors, formulas, trusted)
-    e2e = ahead[1] if ahead is not None and _same_inputs(ahead[0], book) else None
-    formula_at = None
-    if any("exercise" in info for info in book.manifest["tensors"].values()):
-        from . import exercises
-        formula_at = exercises.formula_reader(prep.copy, book.tensors, formulas)
-    report = bridge.check_workbook(book, device, engine=engine, typed=typed, e2e=e2e, formula_at=formula_at)
-    if engine == "cached":
-        report.notes.append("engine cached: the values are read as last saved; this proves the formulas "
-                            "agree with torch, not that any engine recalculated them")
-    if trusted is not None:
-        report.notes.append(f"checked by the manifest of {trusted.path.name}; this file's own is ignored")
-    if prep.spec is not None:
-        names = sorted({t.cells[k] for t in book.tensors.values() for k, e in t.errors.items()
-                        if e == "#NAME?"})
-        report.notes += opened.notes_for(prep.survey, names, engine)
-        report.spec = str(prep.spec.path)
-    return report
-
-
-def _refuse_bad_inputs(book, prep):
-    """An input cell holding no number is bad input (exit 2), named by the spec's line if any."""
-    for name, tensor in book.tensors.items():
-        info = book.manifest["tensors"][name]
-        if info["role"] == "output" or info.get("text") or not tensor.errors:
-            continue
-        k, problem = next(iter(tensor.errors.items()))
-        address = tensor.address(k)
-        more = f" (and {len(tensor.errors) - 1} more)" if len(tensor.errors) > 1 else ""
-        if prep.spec is None:
-            raise InputError(f"{prep.source}: input cell {address} of {name} holds {problem}{more}; expected a number")
-        why = ""
-        if problem == "#NAME?":
-            unknown = prep.survey.unknown_functions(address)
-            why = f" (the engine does not know {', '.join(unknown) or 'a function or name it uses'})"
-        raise InputError(f"{prep.spec.path}:{prep.spec.tensor_lines.get(name, 1)}: input range "
-                         f"{info.get('title', name)} of {prep.source.name}: cell {address} holds {problem}{more}{why}; "
-                         "expected numbers")
+    from .checking import pipeline
+    return pipeline.check(paths, engine=engine, device=device, timeout=timeout, spec=spec, reference=reference,
+                          limits=limits, warm=warm, started=started)
 
 
 def annotate(path, spec, out):
@@ -356,7 +126,7 @@ def annotate(path, spec, out):
     if out.exists() and not out.is_file():
         raise InputError(f"{out}: is a directory; -o names the copy to write")
     with engines.workspace() as workdir:
-        prep = foreign.prepare(path, workdir, "cached", spec, look_beside=False)
+        prep = prepare(path, workdir, "cached", spec, look_beside=False)
         if prep.spec is None:
             raise InputError(f"{path}: it already carries an xlnet manifest")
         try:
@@ -365,16 +135,6 @@ def annotate(path, spec, out):
         except OSError as exc:
             raise InputError(f"{out}: cannot be written ({exc.strerror or type(exc).__name__})") from None
     return out
-
-
-def _assert_recalculated(sentinel, path, engine):
-    if sentinel == manifest_mod.SENTINEL_VALUE:
-        return
-    hint = ("its cached values are stale: open and save it in Excel or LibreOffice first, or use "
-            "--engine libreoffice") if engine == "cached" else "the engine kept the cached values"
-    raise EngineError(f"{path}: no recalculation happened with engine {engine} (sentinel "
-                      f"{manifest_mod.SENTINEL_CELL} reads {sentinel!r}, expected "
-                      f"{manifest_mod.SENTINEL_VALUE}); {hint}")
 
 
 def plot(path, out=".", engine="cached", charts_only=False, timeout=engines.DEFAULT_TIMEOUT, limits=None):
@@ -391,17 +151,20 @@ def plot(path, out=".", engine="cached", charts_only=False, timeout=engines.DEFA
     Returns:
         The PNG paths written.
     """
-    from . import limits as limits_mod, plots
+    from . import limits as limits_mod
+    from .checking import pipeline
+    from .report import plots
 
     path, out = Path(path), Path(out)
     engines.check_timeout(timeout)
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: is a file; --out names the folder the plots go into")
     with limits_mod.using(limits):
-        book = read.read_workbook(path, strict_inputs=engine == "cached")
-        if engine != "cached":
+        recalculates = engines.get(engine).recalculates
+        book = read.read_workbook(path, strict_inputs=not recalculates)
+        if recalculates:
             with engines.workspace() as workdir:
                 copy = engines.recalc([path], engine, workdir, timeout)[0]
                 book = read.read_workbook(copy, manifest=book.manifest, source=path)
-                _assert_recalculated(book.sentinel, path, engine)
+                pipeline.assert_recalculated(book.sentinel, path, engine)
         return plots.plot_workbook(book, out, path.stem, charts_only)

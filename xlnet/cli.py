@@ -72,7 +72,7 @@ def _parser(lesson_options=True):
 
     watch = sub.add_parser("watch", help="re-check a workbook every time it is saved (Ctrl-C stops)")
     watch.add_argument("file", metavar="FILE")
-    watch.add_argument("--engine", default="libreoffice", choices=["libreoffice", "gnumeric", "formulas", "excel"],
+    watch.add_argument("--engine", default="libreoffice", choices=[e for e in engines.ENGINES if engines.get(e).recalculates],
                        help="recalculation engine (default: libreoffice, warm)")
     watch.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                        help="where torch runs (default: cuda when available, else cpu)")
@@ -206,7 +206,7 @@ def _check(args):
     from .report import exit_code, to_json
 
     if args.jobs is not None:
-        from . import grading
+        from .checking import grading
         engines.check_timeout(args.timeout)
         graded = grading.check_files(args.files, args.jobs, engine=args.engine, device=args.device,
                                      timeout=args.timeout, spec=args.spec, reference=args.reference,
@@ -218,7 +218,7 @@ def _check(args):
             print("\n\n".join(texts + [grading.summary(graded)]))
         return grading.exit_code(graded)
     reports = None
-    if args.engine == "libreoffice" and not args.cold:
+    if engines.get(args.engine).runs_warm and not args.cold:  # `xlnet serve` keeps such an engine warm
         from . import serve
         engines.check_timeout(args.timeout)
         reports = serve.request_check(args.files, args.engine, args.device, args.timeout, args.spec,

@@ -62,7 +62,7 @@ def pytest_collect_file(file_path, parent):
         return None
     if file_path.name.startswith(("~$", ".")):  # Excel's lock files, hidden files
         return None
-    from .spec import exists_beside
+    from .checking.spec import exists_beside
     if exists_beside(file_path) or (file_path.suffix.lower() in SUFFIXES and _carries_manifest(file_path)):
         parent.config._xlnet_session.pending.append(file_path)
         return WorkbookFile.from_parent(parent, path=file_path)
@@ -80,10 +80,11 @@ class _Session:
 
     def warm(self):
         """The session's warm LibreOffice, started at the first need (None: cold runs)."""
-        if self._warm is None and self.keep_warm and self.engine == "libreoffice":
-            from . import warm
-            if warm.available():
-                self._warm = warm.WarmLibreOffice()
+        if self._warm is None and self.keep_warm:
+            from . import engines
+            chosen = engines.get(self.engine)
+            if chosen.runs_warm and chosen.warm_available():
+                self._warm = chosen.start_warm()
         return self._warm
 
     def close(self):
@@ -125,12 +126,13 @@ class WorkbookFile(pytest.File):
     """A workbook: one item per block its manifest or spec names."""
 
     def collect(self):
-        from . import engines, foreign
+        from . import engines
+        from .checking.prepare import prepare
         from .errors import XlnetError
 
         try:
             with engines.workspace() as workdir:
-                prep = foreign.prepare(Path(self.path), workdir, self.config._xlnet_session.engine)
+                prep = prepare(Path(self.path), workdir, self.config._xlnet_session.engine)
                 titles = _titles(prep.manifest)
         except XlnetError as exc:
             yield BlockItem.from_parent(self, name="workbook", index=None, error=" ".join(str(exc).split()))
@@ -185,7 +187,7 @@ class BlockItem(pytest.Item):
 def xlnet_open(request):
     """Open workbooks as tensors: ``book = xlnet_open("book.xlsx")``, or several at once with one
     engine run: ``a, b = xlnet_open("a.xlsx", "b.xlsx")``. Books are cached for the session."""
-    from .opened import open_workbooks
+    from .checking.opened import open_workbooks
 
     session = request.config._xlnet_session
 

@@ -125,7 +125,7 @@ class Server:
 
     def start(self):
         """Start LibreOffice, import torch, and listen; returns the line saying where."""
-        from . import warm
+        from .engines import warm
 
         if ping(self.path) is not None:
             raise EngineError(f"xlnet serve is already running on {self.path}")
@@ -137,7 +137,8 @@ class Server:
             self.path.unlink()  # left by a server that was killed
         self.warm = warm.WarmLibreOffice()
         import torch  # noqa: F401  (warm: the first check does not pay for it)
-        from . import api, bridge, ops  # noqa: F401
+        from . import api, ops
+        from .checking import bridge  # noqa: F401
 
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._listener.bind(str(self.path))

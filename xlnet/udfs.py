@@ -19,7 +19,7 @@ import numbers
 import numpy as np
 
 from . import ops
-from .excel import ERROR_CODES, udf_decorators
+from .engines.excel import ERROR_CODES, udf_decorators
 
 xw = udf_decorators()
 
@@ -34,7 +34,7 @@ def _torch():
 
 
 def _device():
-    from .device import pick_device
+    from .checking.device import pick_device
     return pick_device("auto")
 
 

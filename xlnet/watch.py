@@ -30,7 +30,8 @@ def _stamp(path):
 def watch(path, engine="libreoffice", device="auto", timeout=600, interval=0.5, count=None, out=None):
     """Check ``path`` now and every time it is saved; returns 0 after ``count`` checks (never
     when None: Ctrl-C stops it)."""
-    from . import engines, read, serve
+    from . import engines, serve
+    from .workbook import read
 
     out = out or sys.stdout
     path = Path(path)
@@ -40,14 +41,13 @@ def watch(path, engine="libreoffice", device="auto", timeout=600, interval=0.5, 
         raise InputError(f"--interval should be from 0.05 to 3600 seconds, not {interval!r}")
     own = None
     how = "cold start each time"
-    if engine == "libreoffice":
+    chosen = engines.get(engine)
+    if chosen.runs_warm:
         if serve.ping() is not None:
             how = "warm: xlnet serve"
-        else:
-            from . import warm
-            if warm.available():
-                own = warm.WarmLibreOffice()
-                how = "warm: its own LibreOffice"
+        elif chosen.warm_available():
+            own = chosen.start_warm()
+            how = "warm: its own LibreOffice"
     print(f"xlnet watch: checking {path} now and each time it is saved (engine {engine}, {how}); Ctrl-C stops",
           file=out, flush=True)
     try:
@@ -70,13 +70,13 @@ def watch(path, engine="libreoffice", device="auto", timeout=600, interval=0.5, 
 
 
 def _check_once(path, engine, device, timeout, own):
-    from . import serve
+    from . import engines, serve
 
     started = time.monotonic()
     stamp = time.strftime("%H:%M:%S")
     try:
         reports = None
-        if engine == "libreoffice" and own is None:
+        if engines.get(engine).runs_warm and own is None:
             reports = serve.request_check([path], engine, device, timeout, None, None, None)
         if reports is None:
             from . import api

@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import ops
 from ..errors import InputError
-from ..layout import Book
+from ..sheet.layout import Book
 from . import Option
 
 NAME = "backprop"

@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import ops
 from ..errors import InputError
-from ..layout import Book
+from ..sheet.layout import Book
 from . import Option, conv_training
 
 NAME = "conv"

@@ -21,10 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import ops, ratings as ratings_mod
+from .. import ops
+from . import ratings as ratings_mod
 from ..ops.embedding import train_cached
 from ..errors import InputError
-from ..layout import Book
+from ..sheet.layout import Book
 from . import Option
 
 NAME = "embeddings"

@@ -28,7 +28,7 @@ from .. import ops
 from ..ops.linefit import batches
 from ..ops.optim import GRAD, OPTIMIZERS, PARAM, SELF, STEP, fit_line_cached
 from ..errors import InputError
-from ..layout import HEAT_POSITIVE, Book, Tile
+from ..sheet.layout import HEAT_POSITIVE, Book, Tile
 from . import Option
 
 NAME = "graddesc"

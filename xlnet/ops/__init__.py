@@ -10,24 +10,16 @@ filtering).
 """
 
 from . import arith, backprop, conv, dense, dropout, embedding, linefit, optim, softmax  # noqa: F401 (they register)
-from .arith import (AbsDiff, Amax, Copy, Divide, DivRows, Exp, Mean, Normalize, RowMax, Sqrt, Stack,
-                    SubRows, Sum, Transpose)
-from .backprop import (Argmax, Conv2dGradBias, Conv2dGradWeight, CrossEntropyBackward, CrossEntropyRows, Equal,
-                       LinearGradBias, LinearGradInput, LinearGradWeight, MaxPool2dBackward, ReluBackward,
-                       Standardize, TrainCnn, TrainMlp)
+from .arith import AbsDiff, Amax, Copy, Divide, DivRows, Exp, Mean, Normalize, RowMax, Sqrt, Stack, SubRows, Sum, Transpose
+from .backprop import Argmax, Conv2dGradBias, Conv2dGradWeight, CrossEntropyBackward, CrossEntropyRows, Equal, LinearGradBias, LinearGradInput, LinearGradWeight, MaxPool2dBackward, ReluBackward, Standardize, TrainCnn, TrainMlp
 from .base import REGISTRY, Arg, Op
 from .conv import AvgPool2d, Conv2d, ConvMatrix, Flatten, MaxPool2d, Pad, Relu, Reshape, out_size
 from .dense import Linear, Matmul, RowDot
 from .dropout import DropRate, Dropout, KeepMask
-from .embedding import (CollabTrain, CountKnown, Embedding, IndexGrid, Match, MeanSquare, MeanSquaredDifference,
-                        OneHotIds, RatedDot, RatedError, RatedSigmoidRangeDot, RowSquaredDistance,
-                        SigmoidRangeMseGrad)
-from .linefit import (AdamUpdate, Affine, BiasCorrect, Carry, EmaByAdam, EpochEnds, Ewma, ExpDecayLr, IndexRows,
-                      LineData, LinePoints, MovingAverage, Mse, MseForwardDifference, RmspropUpdate, SgdUpdate,
-                      MseGrad, Rmse)
+from .embedding import CollabTrain, CountKnown, Embedding, IndexGrid, Match, MeanSquare, MeanSquaredDifference, OneHotIds, RatedDot, RatedError, RatedSigmoidRangeDot, RowSquaredDistance, SigmoidRangeMseGrad
+from .linefit import AdamUpdate, Affine, BiasCorrect, Carry, EmaByAdam, EpochEnds, Ewma, ExpDecayLr, IndexRows, LineData, LinePoints, MovingAverage, Mse, MseForwardDifference, RmspropUpdate, SgdUpdate, MseGrad, Rmse
 from .optim import OPTIMIZERS, FitLine
-from .softmax import (BceWithLogits, CrossEntropy, CrossEntropyAutograd, CrossEntropyGrad, LogSoftmax, NllLoss,
-                      NllRows, OneHot, Sigmoid, Softmax, SubLogRows)
+from .softmax import BceWithLogits, CrossEntropy, CrossEntropyAutograd, CrossEntropyGrad, LogSoftmax, NllLoss, NllRows, OneHot, Sigmoid, Softmax, SubLogRows
 
 __all__ = sorted(n for n in dir() if n[:1].isupper() and n != "Arg") + ["Arg", "out_size"]
 

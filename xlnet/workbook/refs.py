@@ -6,7 +6,7 @@ import functools
 import re
 from dataclasses import dataclass
 
-from .errors import InputError
+from ..errors import InputError
 
 MAX_ROW, MAX_COL = 1048576, 16384  # the largest sheet Excel and LibreOffice hold
 
@@ -49,6 +49,11 @@ class Range:
         first = f"{get_column_letter(self.min_col)}{self.min_row}"
         last = f"{get_column_letter(self.max_col)}{self.max_row}"
         return f"{quote_sheet(self.sheet)}!{first}" + (f":{last}" if last != first else "")
+
+
+def a1(row, col):
+    """A cell's address from its row and column, both from 1 (``a1(3, 2)`` -> ``B3``)."""
+    return f"{get_column_letter(col)}{row}"
 
 
 def quote_sheet(sheet):

@@ -13,8 +13,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from . import fillpatterns
-from .refs import get_column_letter
+from ..workbook import fillpatterns, refs
 
 
 @dataclass
@@ -173,17 +172,13 @@ def hint(expected, learner, found, want, typed=False):
         # it moved only along axes a $ should hold, and the learner's reference has no $ there
         if ts == os_ and moved_rows <= (er_abs and not tr_abs) and moved_cols <= (ec_abs and not tc_abs):
             return (f"a missing $: the reference {text} should stay put when the formula is dragged, "
-                    f"but here it points at {_a1(tr, tc)}; anchor it with $ (as {text}) and drag again")
+                    f"but here it points at {refs.a1(tr, tc)}; anchor it with $ (as {text}) and drag again")
         if ts == os_ and abs(tr - er) + abs(tc - ec) == 1:
             which = "row" if tr != er else "column"
-            return (f"an off-by-one window: this cell reads from {_a1(tr, tc)} where its window starts at "
-                    f"{_a1(er, ec)} (one {which} off); output cell i reads input cells i to i+k-1")
+            return (f"an off-by-one window: this cell reads from {refs.a1(tr, tc)} where its window starts at "
+                    f"{refs.a1(er, ec)} (one {which} off); output cell i reads input cells i to i+k-1")
         return ""
     return ""
-
-
-def _a1(row, col):
-    return f"{get_column_letter(col)}{row}"
 
 
 def formula_reader(path, tensors, formulas):

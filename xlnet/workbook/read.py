@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from . import formulacells, limits, manifest as manifest_mod, refs, sheetvalues
+from . import formulacells, refs, sheetvalues
+from .. import limits, manifest as manifest_mod
 from .refs import get_column_letter
-from .errors import InputError, ManifestError
-from .excel import ERROR_CODES
+from ..errors import InputError, ManifestError
+from ..engines.excel import ERROR_CODES
 
 
 

@@ -16,7 +16,7 @@ import multiprocessing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import EngineError, InputError, XlnetError
+from ..errors import EngineError, InputError, XlnetError
 
 MAX_JOBS = 64
 
@@ -49,9 +49,9 @@ def _start_worker(engine, use_warm):
     try:
         if use_warm:
             from multiprocessing import util
-            from .warm import WarmLibreOffice
+            from .. import engines
 
-            warm = WarmLibreOffice()
+            warm = engines.get(engine).start_warm()
             _WORKER["warm"] = warm
             util.Finalize(None, warm.close, exitpriority=10)  # runs when the worker process ends
     finally:
@@ -60,7 +60,7 @@ def _start_worker(engine, use_warm):
 
 def _check(paths, options):
     """One file with the worker's warm LibreOffice, or a share of them in one engine run."""
-    from . import api
+    from .. import api
 
     if len(paths) > 1:
         return _check_batch(paths, options)
@@ -71,7 +71,7 @@ def _check(paths, options):
 
 
 def _check_batch(paths, options):
-    from . import api
+    from .. import api
 
     try:
         reports = api.check(paths, **options)
@@ -92,13 +92,14 @@ def check_files(paths, jobs, engine="libreoffice", **options):
     Returns:
         A Graded per file, in the order given.
     """
-    from . import warm as warm_mod
+    from .. import engines
 
     if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= MAX_JOBS:
         raise InputError(f"--jobs should be a whole number from 1 to {MAX_JOBS}, not {jobs!r}")
     paths = [Path(p) for p in paths]
     options = dict(options, engine=engine)
-    use_warm = engine == "libreoffice" and warm_mod.available()
+    chosen = engines.get(engine)
+    use_warm = chosen.runs_warm and chosen.warm_available()
     jobs = min(jobs, len(paths))
     if use_warm:
         tasks = [[p] for p in paths]

@@ -18,7 +18,7 @@ from pathlib import Path
 from defusedxml import ElementTree as SafeET
 
 from . import refs
-from .errors import InputError
+from ..errors import InputError
 
 _MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 _REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"

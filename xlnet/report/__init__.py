@@ -106,7 +106,7 @@ class Report:
 
 def exercise_text(data):
     """One exercise's lines, from its ``to_dict``."""
-    from .exercises import ExerciseResult
+    from ..checking.exercises import ExerciseResult
     return ExerciseResult(**{k: v for k, v in data.items() if k != "done"}).text()
 
 

@@ -17,9 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import engines, foreign, limits, manifest as manifest_mod, refs
-from .errors import EngineError, InputError
-from .read import _number, open_book
+from .. import engines, limits, manifest as manifest_mod
+from .prepare import prepare
+from ..workbook import refs
+from ..errors import EngineError, InputError
+from ..workbook.read import _number, open_book
 
 
 @dataclass
@@ -157,13 +159,12 @@ def open_workbooks(paths, engine="libreoffice", timeout=engines.DEFAULT_TIMEOUT,
         A list of OpenedBook.
     """
     paths = [Path(p) for p in paths]
-    if engine not in engines.ENGINES:
-        raise EngineError(f"unknown engine {engine!r}; choose one of {', '.join(engines.ENGINES)}")
+    chosen = engines.get(engine)
     with engines.workspace() as workdir:
-        prepared = [foreign.prepare(p, workdir, engine, timeout=timeout, require_blocks=False, look_beside=False)
+        prepared = [prepare(p, workdir, engine, timeout=timeout, require_blocks=False, look_beside=False)
                     for p in paths]
         copies = engines.recalc([p.copy for p in prepared], engine, workdir, timeout,
-                                warm=warm if engine == "libreoffice" else None)
+                                warm=warm if chosen.runs_warm else None)
         books = []
         for prep, copy in zip(prepared, copies):
             grids = _grids(copy)
@@ -172,11 +173,11 @@ def open_workbooks(paths, engine="libreoffice", timeout=engines.DEFAULT_TIMEOUT,
             sentinel_row = grids.get(manifest_mod.SHEET, [])
             sentinel = sentinel_row[1][1] if len(sentinel_row) > 1 and len(sentinel_row[1]) > 1 else None
             recalculated = sentinel == manifest_mod.SENTINEL_VALUE
-            if not recalculated and engine != "cached":
+            if not recalculated and chosen.recalculates:
                 raise EngineError(f"{prep.source}: no recalculation happened with engine {engine} (sentinel "
                                   f"{manifest_mod.SENTINEL_CELL} reads {sentinel!r})")
             book = OpenedBook(prep.source, engine, recalculated, grids, survey)
-            names = [f"{refs.quote_sheet(s)}!{foreign._a1(r, c)}" for s, grid in grids.items() if s != manifest_mod.SHEET
+            names = [f"{refs.quote_sheet(s)}!{refs.a1(r, c)}" for s, grid in grids.items() if s != manifest_mod.SHEET
                      for r, row in enumerate(grid, 1) for c, v in enumerate(row, 1)
                      if isinstance(v, str) and v.strip().upper() == "#NAME?"]
             book.notes = notes_for(survey, names, engine)

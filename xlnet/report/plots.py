@@ -9,8 +9,8 @@ import re
 
 import numpy as np
 
-from .atomic import atomic_path
-from .errors import InputError
+from ..atomic import atomic_path
+from ..errors import InputError
 
 
 def _figure_module():

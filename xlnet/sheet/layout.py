@@ -23,11 +23,11 @@ import xlsxwriter
 from xlsxwriter.utility import xl_rowcol_to_cell
 from xlsxwriter.worksheet import Worksheet
 
-from .atomic import atomic_path
-from .errors import InputError, LayoutError, XlnetError
-from .ops.base import Arg
-from . import manifest as manifest_mod
-from .refs import quote_sheet
+from ..atomic import atomic_path
+from ..errors import InputError, LayoutError, XlnetError
+from ..ops.base import Arg
+from .. import manifest as manifest_mod
+from ..workbook.refs import quote_sheet
 from .styles import CELL_STYLES, HEAT_DIVERGING, HEAT_POSITIVE, LEGEND, TEXT_STYLES  # noqa: F401 (re-exported)
 
 ROLES = ("input", "parameter", "hyper", "output")
@@ -520,7 +520,7 @@ class Sheet:
 
     def _args(self, call):
         """The op's inputs as Args seen from this sheet; None for OUT (the block, not yet laid out)."""
-        from .ops.base import OUT
+        from ..ops.base import OUT
         args = {}
         for key, value in call.inputs.items():
             if value is OUT:
@@ -777,7 +777,7 @@ class Book:
 
     def output_shape(self, call, where):
         """The output shape the op's rule gives for the call's inputs (None: the rule cannot say)."""
-        from .ops.base import OUT, slice_shape
+        from ..ops.base import OUT, slice_shape
         at = self.attrs(call, where)
         try:
             call.op.check_inputs(list(call.inputs), at, where)
@@ -802,7 +802,7 @@ class Book:
             composite: the outputs are computed by several blocks on the sheet; this op is an
                 end-to-end view of them (checked end to end only).
         """
-        from .ops.base import OUT
+        from ..ops.base import OUT
         op = call.op
         where = f"op {op.name} ({title or ', '.join(v.name for v in outputs.values())})"
         if op.composite and not composite:

@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from . import manifest as manifest_mod, ops, refs
-from .errors import InputError, XlnetError
+from .. import manifest as manifest_mod, ops
+from ..workbook import refs
+from ..errors import InputError, XlnetError
 from .bridge import LOOSEST
 
 try:
@@ -41,21 +42,6 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 class SpecError(InputError):
     """A spec that does not describe the workbook."""
-
-
-@dataclass
-class Sheets:
-    """What a spec is checked against: the workbook's sheets, their used areas and its names.
-
-    Attributes:
-        path: the workbook.
-        extent: sheet name -> (last used row, last used column).
-        names: defined name -> refs.Range.
-    """
-
-    path: Path
-    extent: dict
-    names: dict = field(default_factory=dict)
 
 
 @dataclass

@@ -21,8 +21,9 @@ import threading
 import time
 from pathlib import Path
 
-from . import engines
-from .errors import EngineError
+from ..errors import EngineError
+from . import libreoffice, process
+from .base import DEFAULT_TIMEOUT
 
 START_TIMEOUT = 120
 _PYTHONS = ("/usr/lib/libreoffice/program/python", "/opt/libreoffice/program/python", "/usr/bin/python3")
@@ -39,7 +40,7 @@ def uno_python():
         return None
     if given:
         return given if os.access(given, os.X_OK) else None
-    soffice = engines._soffice()
+    soffice = libreoffice.soffice()
     program = Path(os.path.realpath(soffice)).parent if soffice else None
     candidates = [(program / "python", [program / "uno.py"])] if program else []
     candidates += [(Path(p), [Path(p).parent.parent / "lib" / "python3" / "dist-packages" / "uno.py",
@@ -52,7 +53,7 @@ def uno_python():
 
 def available():
     """True when LibreOffice and a Python with its ``uno`` module are both here."""
-    return engines._soffice() is not None and uno_python() is not None
+    return libreoffice.soffice() is not None and uno_python() is not None
 
 
 class WarmLibreOffice:
@@ -63,7 +64,7 @@ class WarmLibreOffice:
     """
 
     def __init__(self, start_timeout=START_TIMEOUT):
-        soffice, python = engines._soffice(), uno_python()
+        soffice, python = libreoffice.soffice(), uno_python()
         if soffice is None:
             raise EngineError("LibreOffice is not installed (no soffice on PATH): install it with "
                               "apt-get install libreoffice-calc")
@@ -84,13 +85,13 @@ class WarmLibreOffice:
     def _start(self):
         profile = Path(self._folder) / f"profile-{time.monotonic_ns()}"
         (profile / "user").mkdir(parents=True)
-        (profile / "user" / "registrymodifications.xcu").write_text(engines._PROFILE)
+        (profile / "user" / "registrymodifications.xcu").write_text(libreoffice.PROFILE)
         tmp = Path(self._folder) / "tmp"
         tmp.mkdir(exist_ok=True)
         env = dict(os.environ, SAL_USE_VCLPLUGIN="svp", TMPDIR=str(tmp), TMP=str(tmp), TEMP=str(tmp))
         worker = Path(__file__).with_name("uno_worker.py")
         pipe = f"xlnet-{os.getpid()}-{time.monotonic_ns()}"
-        with engines._starting_a_child():
+        with process.starting_a_child():
             self._proc = subprocess.Popen(
                 [self._python, str(worker), self._soffice, profile.as_uri(), pipe, str(self._start_timeout)],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
@@ -122,7 +123,7 @@ class WarmLibreOffice:
                               f"LibreOffice stopped with exit code {code} while {what}")
         return json.loads(line)
 
-    def recalc(self, copies, out, timeout=engines.DEFAULT_TIMEOUT):
+    def recalc(self, copies, out, timeout=DEFAULT_TIMEOUT):
         """Recalculate workbook copies into ``out`` (as ``engines`` runners do); returns the paths."""
         results = []
         with self._lock:
@@ -144,7 +145,7 @@ class WarmLibreOffice:
         if proc is not None:
             with contextlib.suppress(Exception):
                 proc.stdin.close()
-            engines._kill_group(proc)
+            process.kill_group(proc)
             with contextlib.suppress(Exception):
                 proc.wait(timeout=5)
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import math
 
-from .errors import ManifestError
-from . import limits
+from ..errors import ManifestError
+from .. import limits
 
 MAX_NAME = 255  # a defined name in Excel is at most 255 characters
 MAX_TEXT = 2000

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .errors import DeviceError
+from ..errors import DeviceError
 
 
 def pick_device(device="auto"):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 
 # The star scale: MovieLens gives half stars from 0.5 to 5; the model's sigmoid range is (0, 5.5).
 LOWEST, HIGHEST = 0.5, 5.0

@@ -1,4 +1,4 @@
-"""The ``formulas`` engine's child process: ``python -m xlnet.formulas_engine IN.xlsx OUT.xlsx``.
+"""The ``formulas`` engine's child process: ``python -m xlnet.engines.formulas_child IN.xlsx OUT.xlsx``.
 
 The formulas library computes a workbook in pure Python, in one call that cannot be
 interrupted; run in a process of its own, it can be stopped by ``--timeout`` with the rest of

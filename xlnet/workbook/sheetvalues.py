@@ -22,8 +22,9 @@ from pathlib import Path
 
 from defusedxml import ElementTree as SafeET
 
-from . import formulacells, limits
-from .errors import InputError
+from . import formulacells
+from .. import limits
+from ..errors import InputError
 
 _MAIN = formulacells._MAIN
 _ENTITIES = "it declares XML entities (an XML bomb?), which are refused"

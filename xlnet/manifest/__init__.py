@@ -8,7 +8,7 @@ import json
 import math
 import re
 
-from .errors import ManifestError
+from ..errors import ManifestError
 
 VERSION = 1
 SHEET = "_xlnet"
@@ -126,7 +126,8 @@ def validate(manifest, where):
     Returns:
         The manifest.
     """
-    from . import ops, schema
+    from .. import ops
+    from . import schema
 
     if not isinstance(manifest, dict) or manifest.get("version") != VERSION:
         raise ManifestError(f"{where}: manifest version {manifest.get('version') if isinstance(manifest, dict) else None!r} "
@@ -204,7 +205,7 @@ def _scatter_series(chart, series, tensors, where):
 
 
 def _sliced(shape, index, where):
-    from .ops.base import slice_shape
+    from ..ops.base import slice_shape
     if len(index) > len(shape):
         raise ManifestError(f"{where}: slice has {len(index)} indices for a {len(shape)}-D tensor")
     for n, part in zip(shape, index):
@@ -216,7 +217,7 @@ def _sliced(shape, index, where):
 def providers(manifest, where="this workbook"):
     """Return tensor name -> index of the op that gives its end-to-end value: the trajectory op
     covering it, else the block op writing it (composite views provide nothing)."""
-    from . import ops
+    from .. import ops
 
     provider = {}
     for k, entry in enumerate(manifest["ops"]):

@@ -20,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import formulacells, manifest as manifest_mod, ops, read, refs
-from .errors import InputError
+from ..workbook import formulacells, read, refs
+from .. import manifest as manifest_mod, ops
+from ..errors import InputError
 
 SENTINEL_TEXT = manifest_mod.SENTINEL_FORMULA.lstrip("=")
 

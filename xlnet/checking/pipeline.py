@@ -1,0 +1,287 @@
+"""The check of workbooks against torch, stage by stage: prepare each file (read and trust what the
+file alone can prove, before any engine starts), recalculate it with a real engine, read the
+recalculated copy, verify what it must prove (the sentinel, no typed-over outputs, no external
+inputs), compare every block with torch on the sheet's own inputs, and report.
+
+While the engine recalculates, the other core imports torch, scans the files' formulas, and
+runs the end-to-end torch passes from the raw inputs as saved.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import threading
+from pathlib import Path
+
+from .. import engines, manifest as manifest_mod
+from ..engines.warm import START_TIMEOUT
+from ..errors import EngineError, InputError
+from ..workbook import formulacells, read
+from . import opened, trust
+from .prepare import prepare
+
+def engine_names(engine):
+    """Expand ``all`` into the engines installed here (never ``cached``).
+
+    Args:
+        engine: an engine name, or ``all``.
+
+    Returns:
+        A list of engine names.
+    """
+    if engine != "all":
+        return [engine]
+    names = engines.installed()
+    if not names:
+        raise EngineError("no spreadsheet engine is installed: install LibreOffice or Gnumeric")
+    return names
+
+
+def check(paths, engine="libreoffice", device="auto", timeout=engines.DEFAULT_TIMEOUT, spec=None,
+          reference=None, limits=None, warm=None, started=None):
+    """Recalculate workbooks with a real engine and check every block against torch.
+
+    Args:
+        paths: one workbook path or a list of them. They are never modified.
+        engine: libreoffice, gnumeric, formulas, excel, cached, or all.
+        device: cpu, cuda or auto (cuda when torch sees a GPU).
+        timeout: seconds allowed to each engine run.
+        spec: a spec file naming the blocks of a workbook xlnet did not write (default: the
+            ``<book>.xlnet.toml`` beside each workbook that carries no manifest).
+        reference: a trusted original workbook: its manifest (ops, tolerances, layout, which
+            cells must be formulas) is used, and the checked files' own manifests are ignored.
+        limits: a limits.Limits (default: the environment's, see ``xlnet.limits``).
+        warm: a warm.WarmLibreOffice that recalculates instead of a fresh LibreOffice.
+        started: how the engine started, for the report header (default: ``warm`` when ``warm``
+            is given, else ``cold start``).
+
+    Returns:
+        A list of report.Report, one per workbook and engine.
+    """
+    from .device import check_name, pick_device
+    from .. import limits as limits_mod
+
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise InputError("no workbook given to check")
+    if isinstance(device, str):
+        check_name(device)  # an unknown device is bad input before anything runs
+    engines.check_timeout(timeout)
+    if reference is not None and spec is not None:
+        raise InputError("give --reference or --spec, not both: the original's manifest says what to check")
+    reports = []
+    with limits_mod.using(limits):
+        trusted = trust.load_reference(reference) if reference is not None else None
+        for name in engine_names(engine):
+            with engines.workspace() as workdir:
+                # every file is read, and every spec checked, before any engine runs
+                prepared = [prepare(p, workdir, name, spec, timeout,
+                                            trusted=trusted.manifest if trusted else None) for p in paths]
+                # torch takes seconds to import, and the files' formulas seconds to scan: both run
+                # on the other core while the engine recalculates
+                threading.Thread(target=_import_torch, daemon=True).start()
+                formulas = _Background(lambda: [formulacells.formula_cells(p.copy, None) for p in prepared])
+                chosen_engine = engines.get(name)
+                ahead = _Ahead(prepared, formulas, device, enabled=chosen_engine.recalculates)
+                hot = warm if chosen_engine.runs_warm else None
+                own = None
+                if chosen_engine.runs_warm and hot is None and chosen_engine.warm_available():
+                    # an engine started warm for this check: it starts sooner than a batch
+                    # conversion and hands over each book as soon as it is recalculated
+                    own = hot = chosen_engine.start_warm(start_timeout=min(timeout, START_TIMEOUT))
+                start = "" if not chosen_engine.recalculates else (started or ("warm" if warm is not None else "cold start"))
+                try:
+                    if hot is None:
+                        copies = engines.recalc([p.copy for p in prepared], name, workdir, timeout,
+                                                sources=[p.source for p in prepared])
+                        chosen = pick_device(device)  # a GPU asked for and absent: said before any file
+                        found = [_check_one(prep, copy, name, chosen, trusted, cells, ahead.take(k))
+                                 for k, (prep, copy, cells) in enumerate(zip(prepared, copies, formulas.result()))]
+                    else:
+                        found = _pipelined(prepared, name, hot, workdir, timeout, device, trusted, formulas, ahead)
+                finally:
+                    ahead.close()
+                    if own is not None:
+                        own.close()
+                for report in found:
+                    report.started = start
+                reports += found
+    return reports
+
+
+def _pipelined(prepared, engine, hot, workdir, timeout, device, trusted, formulas, ahead):
+    """Recalculate book after book with a warm engine while the book before is checked
+    on the other core; returns the reports in order."""
+    from concurrent.futures import ThreadPoolExecutor
+    from .device import pick_device
+
+    chosen = []
+
+    def check(k, copy):
+        if not chosen:
+            chosen.append(pick_device(device))  # a GPU asked for and absent: said before any report
+        return _check_one(prepared[k], copy, engine, chosen[0], trusted, formulas.result()[k], ahead.take(k))
+
+    pool = ThreadPoolExecutor(1)
+    try:
+        futures = []
+        for k, prep in enumerate(prepared):
+            folder = Path(workdir) / f"book-{k}"
+            folder.mkdir()
+            copy = engines.recalc([prep.copy], engine, folder, timeout, sources=[prep.source], warm=hot)[0]
+            futures.append(pool.submit(check, k, copy))
+        return [f.result() for f in futures]
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _import_torch():
+    with contextlib.suppress(Exception):
+        importlib.import_module("torch")
+
+
+class _Background:
+    """A function run in a thread (on the other core while an engine recalculates); ``result``
+    waits for it and returns its value or raises its error."""
+
+    def __init__(self, function):
+        self._value, self._error = None, None
+        self._thread = threading.Thread(target=self._run, args=(function,), daemon=True)
+        self._thread.start()
+
+    def _run(self, function):
+        try:
+            self._value = function()
+        except BaseException as exc:  # handed to the caller of result()
+            self._error = exc
+
+    def result(self):
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+class _Ahead:
+    """The end-to-end torch runs, started while the engine recalculates.
+
+    They read only a workbook's raw inputs (the cells no op computes: data, starting weights,
+    hyper-parameters). When every such cell holds a constant, no recalculation can change it,
+    so torch can run from the file as saved while the engine works on the other core; after
+    the recalculation the inputs read back are compared with those used, and a run whose
+    inputs differ in any bit is thrown away and done again.
+    """
+
+    def __init__(self, prepared, formulas, device, enabled=True):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(1) if enabled else None
+        self._futures = [self._pool.submit(_run_ahead, prep, formulas, k, device)
+                         for k, prep in enumerate(prepared)] if enabled else []
+
+    def take(self, k):
+        """Book k's (raw inputs, end-to-end results), or None: not started yet (then it never
+        will be: the check runs it), not possible, or failed (the check says why)."""
+        if not self._futures or self._futures[k].cancel():
+            return None
+        try:
+            return self._futures[k].result()
+        except Exception:
+            return None
+
+    def close(self):
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _run_ahead(prep, formulas, k, device):
+    from . import bridge
+    from .device import pick_device
+
+    cells = formulas.result()[k]
+    book = read.read_workbook(prep.copy, manifest=prep.manifest, strict_inputs=False, source=prep.source)
+    raw = bridge.raw_inputs(book.manifest)
+    if any((r, c) in cells.get(sheet, {}) for name in raw for sheet, r, c in book.tensors[name].coords):
+        return None  # an input computed by a formula: only the recalculated value counts
+    values = {name: book.tensors[name].values for name in raw}
+    return values, bridge.end_to_end(book.manifest, values, pick_device(device))
+
+
+def _same_inputs(used, book):
+    import numpy as np
+
+    for name, value in used.items():
+        now = book.tensors[name].values
+        if value.shape != now.shape:
+            return False
+        if value.dtype == object or now.dtype == object:
+            if not (value == now).all():
+                return False
+        elif not np.array_equal(value, now, equal_nan=True):
+            return False
+    return True
+
+
+def _check_one(prep, copy, engine, device, trusted, formulas, ahead=None):
+    """Read one recalculated copy, verify what it must prove, and compare it with torch.
+
+    ``formulas``: the cells of the prepared (not recalculated) file that hold formulas, by sheet;
+    ``ahead``: (raw inputs, end-to-end results) of torch's run started before the recalculation."""
+    from . import bridge
+
+    book = read.read_workbook(copy, manifest=prep.manifest, strict_inputs=False, source=prep.source)
+    trust.refuse_external_inputs(book.manifest, book.tensors, formulas, prep.source)
+    _refuse_bad_inputs(book, prep)
+    trust.verify_sentinel(formulas, prep.source)
+    assert_recalculated(book.sentinel, prep.source, engine)
+    typed = trust.typed_values(book.manifest, book.tensors, formulas, trusted)
+    e2e = ahead[1] if ahead is not None and _same_inputs(ahead[0], book) else None
+    formula_at = None
+    if any("exercise" in info for info in book.manifest["tensors"].values()):
+        from . import exercises
+        formula_at = exercises.formula_reader(prep.copy, book.tensors, formulas)
+    report = bridge.check_workbook(book, device, engine=engine, typed=typed, e2e=e2e, formula_at=formula_at)
+    if not engines.get(engine).recalculates:
+        report.notes.append("engine cached: the values are read as last saved; this proves the formulas "
+                            "agree with torch, not that any engine recalculated them")
+    if trusted is not None:
+        report.notes.append(f"checked by the manifest of {trusted.path.name}; this file's own is ignored")
+    if prep.spec is not None:
+        names = sorted({t.cells[k] for t in book.tensors.values() for k, e in t.errors.items()
+                        if e == "#NAME?"})
+        report.notes += opened.notes_for(prep.survey, names, engine)
+        report.spec = str(prep.spec.path)
+    return report
+
+
+def _refuse_bad_inputs(book, prep):
+    """An input cell holding no number is bad input (exit 2), named by the spec's line if any."""
+    for name, tensor in book.tensors.items():
+        info = book.manifest["tensors"][name]
+        if info["role"] == "output" or info.get("text") or not tensor.errors:
+            continue
+        k, problem = next(iter(tensor.errors.items()))
+        address = tensor.address(k)
+        more = f" (and {len(tensor.errors) - 1} more)" if len(tensor.errors) > 1 else ""
+        if prep.spec is None:
+            raise InputError(f"{prep.source}: input cell {address} of {name} holds {problem}{more}; expected a number")
+        why = ""
+        if problem == "#NAME?":
+            unknown = prep.survey.unknown_functions(address)
+            why = f" (the engine does not know {', '.join(unknown) or 'a function or name it uses'})"
+        raise InputError(f"{prep.spec.path}:{prep.spec.tensor_lines.get(name, 1)}: input range "
+                         f"{info.get('title', name)} of {prep.source.name}: cell {address} holds {problem}{more}{why}; "
+                         "expected numbers")
+
+
+def assert_recalculated(sentinel, path, engine):
+    if sentinel == manifest_mod.SENTINEL_VALUE:
+        return
+    hint = ("its cached values are stale: open and save it in Excel or LibreOffice first, or use "
+            "--engine libreoffice") if not engines.get(engine).recalculates else "the engine kept the cached values"
+    raise EngineError(f"{path}: no recalculation happened with engine {engine} (sentinel "
+                      f"{manifest_mod.SENTINEL_CELL} reads {sentinel!r}, expected "
+                      f"{manifest_mod.SENTINEL_VALUE}); {hint}")

@@ -1,0 +1,130 @@
+"""Prepare any workbook for a check: a copy an engine can recalculate with proof.
+
+A workbook xlnet did not write gets a copy with xlnet's hidden sheet (``hidden_sheet.add_sheet``): the sentinel formula, and the
+manifest a spec describes. Nothing else in the file changes, so charts, pivot caches and VBA
+projects survive; a legacy ``.xls`` is first converted by the engine.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import engines, manifest as manifest_mod
+from ..workbook import hidden_sheet
+from . import spec as spec_mod
+from ..errors import InputError, ManifestError
+from ..workbook.read import readable
+from ..workbook.survey import survey
+
+EMPTY_MANIFEST = {"version": manifest_mod.VERSION, "lesson": None, "source": "open", "tensors": {}, "ops": [],
+                  "charts": []}
+
+
+def as_xlsx(path, workdir, engine, timeout):
+    """The file itself, or for a legacy .xls an .xlsx the engine converted it to."""
+    path = Path(path)
+    readable(path)
+    if path.suffix.lower() != ".xls":
+        return path
+    converter = engine if engines.get(engine).converts_xls else next(
+        (e for e in engines.ENGINES if engines.get(e).converts_xls and engines.available(e)), None)
+    if converter is None:
+        raise InputError(f"{path}: a legacy .xls workbook needs LibreOffice or Gnumeric to convert it; "
+                         "install one, or save it as .xlsx")
+    return engines.convert_to_xlsx(path, Path(workdir), converter, timeout)
+
+
+@dataclass
+class Prepared:
+    """A copy ready for an engine, and what it is checked by.
+
+    Attributes:
+        source: the user's file.
+        copy: the copy with xlnet's hidden sheet (the file itself for a workbook xlnet built).
+        manifest: the manifest the copy is read by.
+        found: the Survey of the file as saved, when it was needed to prepare it (see ``survey``).
+        spec: the spec.Spec used, if any.
+        xlsx: the file surveyed (the workbook itself, or an .xls converted).
+    """
+
+    source: Path
+    copy: Path
+    manifest: dict
+    found: object = None
+    spec: object = None
+    xlsx: Path = None
+
+    @property
+    def survey(self):
+        """The Survey of the file as saved (sheets, used areas, defined names), read when first
+        asked for: a workbook carrying its manifest is checked without it."""
+        if self.found is None:
+            self.found = survey(self.xlsx, with_formulas=False)
+        return self.found
+
+
+def prepare(path, workdir, engine="libreoffice", spec=None, timeout=engines.DEFAULT_TIMEOUT, require_blocks=True,
+            look_beside=True, trusted=None):
+    """Make a recalculable, provable copy of any workbook.
+
+    Args:
+        path: the user's workbook (.xlsx, .xlsm, or .xls); never modified.
+        workdir: a temporary directory for the copy.
+        engine: the engine that will recalculate (and convert an .xls).
+        spec: a spec file; default: ``<book>.xlnet.toml`` beside the workbook, when there is one.
+        require_blocks: a workbook with neither a manifest nor a spec is an error (for ``check``);
+            with False it is prepared with the sentinel alone (for ``open``).
+        look_beside: use the spec beside the workbook when none is given.
+        trusted: a manifest to check the workbook by (a teacher's original's), instead of any
+            the file carries or a spec describes; the file's own manifest is never parsed.
+
+    Returns:
+        A Prepared.
+    """
+    path = Path(path)
+    workdir = Path(workdir)
+    xlsx = as_xlsx(path, workdir, engine, timeout)
+    has_manifest = _has_manifest(xlsx)
+    if trusted is not None:
+        if has_manifest:  # its own sentinel stays; its manifest is ignored
+            return Prepared(path, xlsx, trusted, xlsx=xlsx)
+        return Prepared(path, _with_manifest_sheet(xlsx, workdir, trusted), trusted, xlsx=xlsx)
+    beside = spec_mod.path_beside(path)
+    if spec is None and look_beside and spec_mod.exists_beside(path):
+        spec = beside
+    if has_manifest:
+        if spec is not None and Path(spec) != beside:
+            raise InputError(f"{path}: it carries its own xlnet manifest; check it without --spec")
+        from ..workbook.read import read_structure
+        manifest = read_structure(xlsx)
+        return Prepared(path, xlsx, manifest, xlsx=xlsx)
+    found = survey(xlsx, with_formulas=False)
+    if spec is None:
+        if require_blocks:
+            raise ManifestError(f"{path}: no xlnet manifest and no spec: write one ({beside.name} beside it, or "
+                                "--spec FILE; see \"Check your own spreadsheet\" in the README)")
+        loaded, manifest = None, EMPTY_MANIFEST
+    else:
+        loaded = spec_mod.load(spec, found.sheets)
+        manifest = loaded.manifest
+    return Prepared(path, _with_manifest_sheet(xlsx, workdir, manifest), manifest, found, loaded, xlsx)
+
+
+def _has_manifest(xlsx):
+    """True when the workbook has xlnet's hidden sheet (read from its workbook part alone)."""
+    from ..workbook.read import open_values
+
+    book = open_values(xlsx)
+    book.close()
+    return manifest_mod.SHEET in book.sheetnames
+
+
+def _with_manifest_sheet(xlsx, workdir, manifest):
+    """A copy of ``xlsx`` in ``workdir`` with xlnet's hidden sheet: the sentinel and ``manifest``."""
+    copy = Path(workdir) / f"annotated-{len(list(Path(workdir).iterdir()))}{'.xlsm' if xlsx.suffix.lower() == '.xlsm' else '.xlsx'}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        hidden_sheet.add_sheet(xlsx, copy, manifest_mod.SHEET, manifest_mod.sheet_cells(manifest))
+    return copy

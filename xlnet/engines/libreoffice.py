@@ -1,0 +1,72 @@
+"""LibreOffice Calc: the real engine. A cold run converts a batch of copies in one headless
+``soffice --convert-to`` (start-up is the expensive part); ``warm.WarmLibreOffice`` keeps one
+running instead. Both use a private profile that forces recalculation on load and never runs a
+macro: by default LibreOffice keeps the cached values of an xlsx that claims to come from Excel.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from ..errors import EngineError
+from .base import Engine
+from .process import run
+
+PROFILE = """<?xml version="1.0" encoding="UTF-8"?>
+<oor:items xmlns:oor="http://openoffice.org/2001/registry" xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+<item oor:path="/org.openoffice.Office.Calc/Formula/Load"><prop oor:name="OOXMLRecalcMode" oor:op="fuse"><value>0</value></prop></item>
+<item oor:path="/org.openoffice.Office.Calc/Formula/Load"><prop oor:name="ODFRecalcMode" oor:op="fuse"><value>0</value></prop></item>
+<item oor:path="/org.openoffice.Office.Common/Misc"><prop oor:name="FirstRun" oor:op="fuse"><value>false</value></prop></item>
+<item oor:path="/org.openoffice.Office.Common/Security/Scripting"><prop oor:name="MacroSecurityLevel" oor:op="fuse"><value>3</value></prop></item>
+<item oor:path="/org.openoffice.Office.Common/Security/Scripting"><prop oor:name="DisableMacrosExecution" oor:op="fuse"><value>true</value></prop></item>
+</oor:items>
+"""
+
+
+def soffice():
+    return shutil.which("soffice") or shutil.which("libreoffice")
+
+
+def convert(copies, out, timeout):
+    soffice_path = soffice()
+    if soffice_path is None:
+        raise EngineError("LibreOffice is not installed (no soffice on PATH): "
+                          "install it with apt-get install libreoffice-calc, or use --engine gnumeric")
+    profile = Path(tempfile.mkdtemp(prefix="lo-profile-", dir=out.parent))
+    (profile / "user").mkdir()
+    (profile / "user" / "registrymodifications.xcu").write_text(PROFILE)
+    cmd = [soffice_path, f"-env:UserInstallation={profile.as_uri()}", "--headless", "--norestore",
+           "--nolockcheck", "--nodefault", "--convert-to", "xlsx:Calc MS Excel 2007 XML",
+           "--outdir", str(out), *map(str, copies)]
+    env = dict(os.environ, SAL_USE_VCLPLUGIN="svp")
+    # One process converts the whole batch: start-up is the expensive part.
+    run(cmd, timeout, "LibreOffice", env=env, tmpdir=profile)
+    return [out / (c.stem + ".xlsx") for c in copies]
+
+
+
+
+class LibreOffice(Engine):
+    name = "libreoffice"
+    converts_xls = True
+    runs_warm = True
+
+    def available(self):
+        return soffice() is not None
+
+    def recalc(self, copies, out, timeout):
+        return convert(copies, out, timeout)
+
+    def warm_available(self):
+        from . import warm
+        return warm.available()
+
+    def start_warm(self, start_timeout=None):
+        from . import warm
+        return warm.WarmLibreOffice(**({} if start_timeout is None else {"start_timeout": start_timeout}))
+
+
+ENGINE = LibreOffice()

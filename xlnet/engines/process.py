@@ -1,0 +1,118 @@
+"""Engines' child processes: each in its own process group, killed whole on a timeout or on any
+way out, and never left running with nobody holding its pid (a signal that arrives while a child
+is starting waits until the pid is known).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+import time
+
+from ..errors import EngineError
+
+
+def run(cmd, timeout, what, env=None, tmpdir=None):
+    """Run a command in its own process group; kill the whole group on timeout or exit.
+
+    ``tmpdir`` becomes the command's TMPDIR, so whatever temporary files it leaves behind
+    when it is killed go with the caller's workspace."""
+    env = dict(env if env is not None else os.environ)
+    if tmpdir is not None:
+        env.update(TMPDIR=str(tmpdir), TMP=str(tmpdir), TEMP=str(tmpdir))
+    proc = None
+    try:
+        with starting_a_child():
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    stdin=subprocess.DEVNULL, start_new_session=True, env=env)
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_group(proc)
+        proc.communicate()
+        raise EngineError(f"{what} did not finish within {timeout} s and was stopped "
+                          "(raise --timeout for a large workbook)") from None
+    finally:
+        if proc is not None:
+            kill_group(proc)
+            if proc.returncode is None:
+                with contextlib.suppress(Exception):
+                    proc.wait(timeout=5)
+    if proc.returncode != 0:
+        text = (stderr or stdout).decode(errors="replace").strip().splitlines()
+        tail = next((line for line in reversed(text) if line.strip()), "")
+        if proc.returncode < 0:
+            raise EngineError(f"{what} crashed (killed by signal {-proc.returncode})" + (f": {tail[:200]}" if tail else ""))
+        raise EngineError(f"{what} failed with exit code {proc.returncode}" + (f": {tail[:200]}" if tail else ""))
+    return stdout.decode(errors="replace")
+
+
+class _Starting:
+    """Signals that arrive while the main thread starts a child: an exception raised inside
+    ``Popen`` would leave the child running with nobody holding its pid, so a signal handler
+    asks ``defer_signal`` first and the signal is raised again once the pid is known."""
+
+    active = False
+    pending = []
+
+
+def defer_signal(signum):
+    """For a signal handler: True when the signal must wait (a child is being started); it is
+    raised again as soon as the child's pid is known."""
+    if _Starting.active:
+        _Starting.pending.append(signum)
+        return True
+    return False
+
+
+@contextlib.contextmanager
+def starting_a_child():
+    main = threading.current_thread() is threading.main_thread()
+    if main:
+        _Starting.active = True
+    try:
+        yield
+    finally:
+        if main:
+            _Starting.active = False
+            pending, _Starting.pending = _Starting.pending, []
+            for signum in pending[:1]:
+                signal.raise_signal(signum)
+
+
+def kill_group(proc):
+    """Kill the command's whole process group, and wait (a few seconds at most) until it is gone:
+    every member dead (a zombie waiting for init to reap it holds nothing any more)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        return
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        proc.poll()  # reaps the leader, so only live members keep the group
+        if not _group_alive(proc.pid):
+            return
+        time.sleep(0.02)
+
+
+def _group_alive(pgid):
+    """True while a process of the group is alive; on Linux, zombies do not count."""
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    if not os.path.isdir("/proc/self"):
+        return True
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as fh:
+                fields = fh.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+            return True
+    return False

@@ -1,0 +1,148 @@
+"""What a workbook xlnet did not write holds, read once from the file as saved: its sheets and
+their used areas, its defined names, and (when asked) every formula, array formulas included.
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import manifest as manifest_mod
+from ..errors import InputError
+from . import refs
+from .read import defined_range, open_book
+
+_RANDOM = re.compile(r"\b(RAND|RANDBETWEEN|RANDARRAY|NOW|TODAY)\s*\(", re.IGNORECASE)
+_XLFN = re.compile(r"_xlfn\.(?:_xlws\.)?([A-Z][A-Z0-9.]*)", re.IGNORECASE)
+
+
+@dataclass
+class Sheets:
+    """What a spec is checked against: the workbook's sheets, their used areas and its names.
+
+    Attributes:
+        path: the workbook.
+        extent: sheet name -> (last used row, last used column).
+        names: defined name -> refs.Range.
+    """
+
+    path: Path
+    extent: dict
+    names: dict = field(default_factory=dict)
+
+
+@dataclass
+class Survey:
+    """What a workbook holds, read once from the file as saved.
+
+    Attributes:
+        path: the file read (the user's, or the .xlsx an .xls became).
+        sheets: a Sheets (used area of each sheet, defined names).
+        formulas: sheet -> {(row, col) from 1: formula text}.
+        has_manifest: it carries xlnet's hidden sheet.
+    """
+
+    path: Path
+    sheets: Sheets
+    _formulas: dict = None
+    has_manifest: bool = False
+
+    @property
+    def formulas(self):
+        """sheet -> {(row, col) from 1: formula text}, read on first use (one pass over every sheet)."""
+        if self._formulas is None:
+            self._formulas = survey(self.path, with_formulas=True)._formulas
+        return self._formulas
+
+    def formula(self, sheet, row, col):
+        """The formula typed in a cell (``=SUM(A1:A3)``; array formulas as ``{=...}``), or None."""
+        return self.formulas.get(sheet, {}).get((row, col))
+
+    def random_cells(self):
+        """Addresses of cells whose formulas draw random numbers or read the clock."""
+        if self._formulas is None and not _mentions(self.path, _RANDOM):
+            return []  # the common case, told from the raw sheets without parsing a cell
+        return [f"{refs.quote_sheet(s)}!{refs.a1(r, c)}" for s, cells in self.formulas.items()
+                for (r, c), text in cells.items() if _RANDOM.search(text)]
+
+    def unknown_functions(self, address):
+        """The ``_xlfn.`` functions a cell's formula calls (functions newer than the file format)."""
+        sheet, cell = _split(address)
+        text = self.formulas.get(sheet, {}).get(cell) or ""
+        return sorted({m.upper() for m in _XLFN.findall(text)})
+
+
+def _mentions(path, pattern):
+    """True when any worksheet part of the package contains ``pattern`` (raw XML, unparsed)."""
+    with zipfile.ZipFile(path) as z:
+        for item in z.infolist():
+            if item.filename.startswith("xl/worksheets/") and item.filename.endswith(".xml"):
+                tail = ""
+                with z.open(item) as fh:
+                    for chunk in iter(lambda: fh.read(1 << 20), b""):
+                        text = tail + chunk.decode("utf-8", "replace")
+                        if pattern.search(text):
+                            return True
+                        tail = text[-64:]  # a name cut between two chunks
+    return False
+
+
+def _split(address):
+    found = refs.parse(address)
+    return found.sheet, (found.min_row, found.min_col)
+
+
+def _formula_text(value):
+    if isinstance(value, str) and value.startswith("="):
+        return value
+    text = getattr(value, "text", None)  # openpyxl's ArrayFormula
+    if isinstance(text, str):
+        return "{" + (text if text.startswith("=") else "=" + text) + "}"
+    return None
+
+
+def survey(path, with_formulas=True):
+    """Read a workbook's sheets, used areas, defined names and (optionally) every formula.
+
+    Args:
+        path: an .xlsx or .xlsm file.
+        with_formulas: also read every formula (one more pass over every sheet).
+
+    Returns:
+        A Survey.
+    """
+    path = Path(path)
+    book = open_book(path, data_only=False)
+    try:
+        extent, names, formulas = {}, {}, {}
+        for ws in book.worksheets:
+            if getattr(ws, "max_row", None) is None:
+                ws.calculate_dimension(force=True)
+            extent[ws.title] = (ws.max_row or 0, ws.max_column or 0)
+            if with_formulas and ws.title != manifest_mod.SHEET:
+                formulas[ws.title] = _formulas(ws)
+        for name in list(book.defined_names):
+            try:
+                names[name] = defined_range(book, name)
+            except InputError:
+                continue  # a name for a constant or a formula: not a range a spec can use
+        has_manifest = manifest_mod.SHEET in book.sheetnames
+    except InputError:
+        raise
+    except Exception as exc:  # openpyxl meets what people's files hold in many ways
+        raise InputError(f"{path}: cannot be read ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})") from None
+    finally:
+        book.close()
+    return Survey(path, Sheets(path, extent, names), formulas if with_formulas else None, has_manifest)
+
+
+def _formulas(ws):
+    cells = {}
+    for r, row in enumerate(ws.iter_rows(values_only=True), 1):
+        for c, value in enumerate(row, 1):
+            text = _formula_text(value)
+            if text:
+                cells[(r, c)] = text
+    return cells
