@@ -145,22 +145,23 @@ def external_entity(root):
             f'<{root} xmlns="{_MAIN}">&xxe;&remote;</{root}>').encode()
 
 
-def zip_bomb(src, dst, gigabytes=1.0):
-    """A workbook whose shared-string part inflates to ``gigabytes`` of one repeated string,
-    stored in about a megabyte."""
+def zip_bomb(src, dst, gigabytes=1.0, part="xl/sharedStrings.xml"):
+    """A workbook whose ``part`` (the shared strings, or the workbook part) inflates to
+    ``gigabytes`` of repeated markup, stored in about a megabyte."""
     shutil.copyfile(src, dst)
     size = int(gigabytes * (1 << 30))
-    block = b"<si><t>" + b"A" * 65536 + b"</t></si>"
+    block, close = ((b"<si><t>" + b"A" * 65536 + b"</t></si>", b"</sst>") if part.endswith("sharedStrings.xml")
+                    else (b"<!--" + b"A" * 65536 + b"-->", b"</workbook>"))
     with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
         for item in zin.infolist():
-            if item.filename == "xl/sharedStrings.xml":
+            if item.filename == part:
                 info = zipfile.ZipInfo(item.filename, date_time=item.date_time)
                 info.compress_type = zipfile.ZIP_DEFLATED
                 with zout.open(info, "w", force_zip64=True) as fh:
-                    fh.write(zin.read(item.filename).replace(b"</sst>", b""))
+                    fh.write(zin.read(item.filename).replace(close, b""))
                     for _ in range(size // len(block)):
                         fh.write(block)
-                    fh.write(b"</sst>")
+                    fh.write(close)
             else:
                 zout.writestr(item, zin.read(item.filename))
     return dst

@@ -6,6 +6,7 @@ import sys
 import xml.etree.ElementTree as ET
 
 import handmade
+import hostile
 from conftest import needs_libreoffice
 
 TEST_WITH_FIXTURE = '''
@@ -65,3 +66,30 @@ def test_a_bad_spec_is_one_failing_item_with_its_line(tmp_path):
     assert result.returncode == 1
     assert "conv.xlnet.toml:7: block 1: unknown op 'convolve'" in result.stdout
     assert "Traceback" not in result.stdout
+
+
+# pytest in a child process; its own high-water mark (VmHWM) and its children's are written out
+_PEAK = ("import re, resource, sys, pytest\n"
+         "try:\n"
+         "    code = pytest.main(sys.argv[2:])\n"
+         "finally:\n"
+         "    own = int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))\n"
+         "    peak = max(own, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+         "    open(sys.argv[1], 'w').write(str(peak // 1024))\n"
+         "sys.exit(code)\n")
+
+
+def test_a_workbook_part_that_inflates_to_a_gigabyte_is_one_failing_item_in_bounded_memory(built, tmp_path):
+    folder = tmp_path / "books"
+    folder.mkdir()
+    bomb = hostile.zip_bomb(built["conv"], folder / "conv.xlsx", part="xl/workbook.xml")
+    assert bomb.stat().st_size < 4_000_000  # a few MB on disk, a GiB once inflated
+    peak_file = tmp_path / "peak"
+    result = subprocess.run([sys.executable, "-c", _PEAK, str(peak_file), "-p", "no:cacheprovider", "-q",
+                             "--xlnet", "books"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    out = result.stdout
+    assert result.returncode == 1, out + result.stderr
+    assert "1 failed" in out and "passed" not in out, out
+    assert "conv.xlsx: inflates to 1,07" in out and "zip bomb" in out, out
+    peak = int(peak_file.read_text())
+    assert peak < 400, f"peak memory {peak} MB"

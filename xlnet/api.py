@@ -127,6 +127,7 @@ def annotate(path, spec, out):
         raise InputError(f"{out}: is a directory; -o names the copy to write")
     with engines.workspace() as workdir:
         prep = prepare(path, workdir, "cached", spec, look_beside=False)
+        prep.close()  # only its file is copied
         if prep.spec is None:
             raise InputError(f"{path}: it already carries an xlnet manifest")
         try:

@@ -12,17 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import zipfile
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from .errors import InputError
 
-# Excel's grid: no sheet, and so no range, is larger.
+# Excel's grid: no sheet, and so no range, is taller.
 MAX_ROWS = 1_048_576
-MAX_COLS = 16_384
-# A zip entry this small may compress as well as it likes (an empty sheet is all markup).
-_RATIO_FLOOR = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -88,37 +83,6 @@ def using(limits):
         yield
     finally:
         _ACTIVE[0] = saved
-
-
-def guard_package(path):
-    """Refuse a zip package that would inflate past the limits, before any entry is expanded.
-
-    Args:
-        path: a file that is a zip archive.
-
-    Raises:
-        InputError naming the file, the entry and the bound (and the option raising it).
-    """
-    limits = active()
-    path = Path(path)
-    try:
-        with zipfile.ZipFile(path) as z:
-            entries = z.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise InputError(f"{path}: not a readable .xlsx workbook: it is truncated or damaged "
-                         f"({type(exc).__name__})") from None
-    if len(entries) > 10_000:
-        raise InputError(f"{path}: its zip archive has {len(entries):,} entries; a workbook has tens")
-    total = sum(e.file_size for e in entries)
-    if total > limits.unzipped_mb * 1e6:
-        raise InputError(f"{path}: inflates to {total / 1e6:,.0f} MB, over the limit of {limits.unzipped_mb:,.0f} MB "
-                         "(a zip bomb?); raise it with --max-unzipped-mb if the file is genuine")
-    for e in entries:
-        ratio = e.file_size / max(e.compress_size, 1)
-        if e.file_size > _RATIO_FLOOR and ratio > limits.ratio:
-            raise InputError(f"{path}: entry {e.filename[:80]} inflates {ratio:,.0f}-fold ({e.compress_size:,} bytes to "
-                             f"{e.file_size:,}), over the limit of {limits.ratio:,.0f} (a zip bomb?); raise it with "
-                             "--max-ratio if the file is genuine")
 
 
 def guard_cells(count, what):

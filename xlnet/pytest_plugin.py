@@ -16,8 +16,6 @@ start-up. ``--xlnet-cold`` starts a fresh one each time instead.
 
 from __future__ import annotations
 
-import re
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -48,13 +46,17 @@ def pytest_unconfigure(config):
 
 
 def _carries_manifest(path):
+    """True when the workbook carries xlnet's hidden sheet; the InputError of a file that cannot be
+    opened safely (a zip bomb is refused from its zip directory, before anything inflates)."""
     from . import manifest
+    from .errors import InputError
+    from .workbook.package import open_package
+
     try:
-        with zipfile.ZipFile(path) as z:
-            return any(re.search(rf'<(?:\w+:)?sheet [^>]*name="{manifest.SHEET}"', z.read(n).decode("utf-8", "replace"))
-                       for n in z.namelist() if n.endswith("workbook.xml"))
-    except (OSError, zipfile.BadZipFile, KeyError):
-        return False
+        with open_package(path) as package:
+            return manifest.SHEET in package.sheetnames
+    except InputError as exc:
+        return exc
 
 
 def pytest_collect_file(file_path, parent):
@@ -63,10 +65,13 @@ def pytest_collect_file(file_path, parent):
     if file_path.name.startswith(("~$", ".")):  # Excel's lock files, hidden files
         return None
     from .checking.spec import exists_beside
-    if exists_beside(file_path) or (file_path.suffix.lower() in SUFFIXES and _carries_manifest(file_path)):
-        parent.config._xlnet_session.pending.append(file_path)
-        return WorkbookFile.from_parent(parent, path=file_path)
-    return None
+    carries = exists_beside(file_path) or (file_path.suffix.lower() in SUFFIXES and _carries_manifest(file_path))
+    if carries is False:
+        return None
+    if carries is not True:  # a workbook that cannot be read safely: one failing item says why
+        return WorkbookFile.from_parent(parent, path=file_path, refused=" ".join(str(carries).split()))
+    parent.config._xlnet_session.pending.append(file_path)
+    return WorkbookFile.from_parent(parent, path=file_path)
 
 
 class _Session:
@@ -123,16 +128,25 @@ class BlockMismatch(Exception):
 
 
 class WorkbookFile(pytest.File):
-    """A workbook: one item per block its manifest or spec names."""
+    """A workbook: one item per block its manifest or spec names (one failing item when it
+    cannot be read)."""
+
+    def __init__(self, *, refused=None, **kwargs):
+        super().__init__(**kwargs)
+        self.refused = refused
 
     def collect(self):
         from . import engines
         from .checking.prepare import prepare
         from .errors import XlnetError
 
+        if self.refused:
+            yield BlockItem.from_parent(self, name="workbook", index=None, error=self.refused)
+            return
         try:
             with engines.workspace() as workdir:
                 prep = prepare(Path(self.path), workdir, self.config._xlnet_session.engine)
+                prep.close()
                 titles = _titles(prep.manifest)
         except XlnetError as exc:
             yield BlockItem.from_parent(self, name="workbook", index=None, error=" ".join(str(exc).split()))

@@ -31,11 +31,11 @@ def watch(path, engine="libreoffice", device="auto", timeout=600, interval=0.5, 
     """Check ``path`` now and every time it is saved; returns 0 after ``count`` checks (never
     when None: Ctrl-C stops it)."""
     from . import engines, serve
-    from .workbook import read
+    from .workbook import package
 
     out = out or sys.stdout
     path = Path(path)
-    read.readable(path)
+    package.readable(path)
     engines.check_timeout(timeout)
     if not 0.05 <= interval <= 3600:
         raise InputError(f"--interval should be from 0.05 to 3600 seconds, not {interval!r}")

@@ -161,8 +161,10 @@ def open_workbooks(paths, engine="libreoffice", timeout=engines.DEFAULT_TIMEOUT,
     paths = [Path(p) for p in paths]
     chosen = engines.get(engine)
     with engines.workspace() as workdir:
-        prepared = [prepare(p, workdir, engine, timeout=timeout, require_blocks=False, look_beside=False)
-                    for p in paths]
+        prepared = []
+        for p in paths:
+            prepared.append(prepare(p, workdir, engine, timeout=timeout, require_blocks=False, look_beside=False))
+            prepared[-1].close()  # the copies are read once recalculated
         copies = engines.recalc([p.copy for p in prepared], engine, workdir, timeout,
                                 warm=warm if chosen.runs_warm else None)
         books = []

@@ -78,12 +78,19 @@ def check(paths, engine="libreoffice", device="auto", timeout=engines.DEFAULT_TI
         for name in engine_names(engine):
             with engines.workspace() as workdir:
                 # every file is read, and every spec checked, before any engine runs
-                prepared = [prepare(p, workdir, name, spec, timeout,
-                                            trusted=trusted.manifest if trusted else None) for p in paths]
+                prepared = []
+                try:
+                    for p in paths:
+                        prepared.append(prepare(p, workdir, name, spec, timeout,
+                                                trusted=trusted.manifest if trusted else None))
+                except BaseException:
+                    for prep in prepared:
+                        prep.close()
+                    raise
                 # torch takes seconds to import, and the files' formulas seconds to scan: both run
                 # on the other core while the engine recalculates
                 threading.Thread(target=_import_torch, daemon=True).start()
-                formulas = _Background(lambda: [formulacells.formula_cells(p.copy, None) for p in prepared])
+                formulas = _Background(lambda: [formulacells.formula_cells(p.package, None) for p in prepared])
                 chosen_engine = engines.get(name)
                 ahead = _Ahead(prepared, formulas, device, enabled=chosen_engine.recalculates)
                 hot = warm if chosen_engine.runs_warm else None
@@ -104,8 +111,11 @@ def check(paths, engine="libreoffice", device="auto", timeout=engines.DEFAULT_TI
                         found = _pipelined(prepared, name, hot, workdir, timeout, device, trusted, formulas, ahead)
                 finally:
                     ahead.close()
+                    formulas.wait()
                     if own is not None:
                         own.close()
+                    for prep in prepared:
+                        prep.close()
                 for report in found:
                     report.started = start
                 reports += found
@@ -158,6 +168,10 @@ class _Background:
         except BaseException as exc:  # handed to the caller of result()
             self._error = exc
 
+    def wait(self):
+        """Wait until the function has returned or raised."""
+        self._thread.join()
+
     def result(self):
         self._thread.join()
         if self._error is not None:
@@ -202,7 +216,7 @@ def _run_ahead(prep, formulas, k, device):
     from .device import pick_device
 
     cells = formulas.result()[k]
-    book = read.read_workbook(prep.copy, manifest=prep.manifest, strict_inputs=False, source=prep.source)
+    book = read.read_workbook(prep.package, manifest=prep.manifest, strict_inputs=False, source=prep.source)
     raw = bridge.raw_inputs(book.manifest)
     if any((r, c) in cells.get(sheet, {}) for name in raw for sheet, r, c in book.tensors[name].coords):
         return None  # an input computed by a formula: only the recalculated value counts

@@ -15,7 +15,8 @@ from .. import engines, manifest as manifest_mod
 from ..workbook import hidden_sheet
 from . import spec as spec_mod
 from ..errors import InputError, ManifestError
-from ..workbook.read import readable
+from ..workbook.package import open_package, readable
+from ..workbook.read import read_structure
 from ..workbook.survey import survey
 
 EMPTY_MANIFEST = {"version": manifest_mod.VERSION, "lesson": None, "source": "open", "tensors": {}, "ops": [],
@@ -47,6 +48,7 @@ class Prepared:
         found: the Survey of the file as saved, when it was needed to prepare it (see ``survey``).
         spec: the spec.Spec used, if any.
         xlsx: the file surveyed (the workbook itself, or an .xls converted).
+        opened: the copy's package.Package, once opened (see ``package``).
     """
 
     source: Path
@@ -55,6 +57,21 @@ class Prepared:
     found: object = None
     spec: object = None
     xlsx: Path = None
+    opened: object = None
+
+    @property
+    def package(self):
+        """The copy's package, opened once for every reader of the file as prepared (its formulas,
+        its raw inputs); ``close`` lets go of it."""
+        if self.opened is None:
+            self.opened = open_package(self.copy)
+        return self.opened
+
+    def close(self):
+        """Let go of the copy's package, if it was opened."""
+        if self.opened is not None:
+            self.opened.close()
+            self.opened = None
 
     @property
     def survey(self):
@@ -86,10 +103,20 @@ def prepare(path, workdir, engine="libreoffice", spec=None, timeout=engines.DEFA
     path = Path(path)
     workdir = Path(workdir)
     xlsx = as_xlsx(path, workdir, engine, timeout)
-    has_manifest = _has_manifest(xlsx)
+    package = open_package(xlsx)
+    try:
+        return _prepare(path, workdir, xlsx, package, spec, require_blocks, look_beside, trusted)
+    except BaseException:
+        package.close()
+        raise
+
+
+def _prepare(path, workdir, xlsx, package, spec, require_blocks, look_beside, trusted):
+    has_manifest = manifest_mod.SHEET in package.sheetnames
     if trusted is not None:
         if has_manifest:  # its own sentinel stays; its manifest is ignored
-            return Prepared(path, xlsx, trusted, xlsx=xlsx)
+            return Prepared(path, xlsx, trusted, xlsx=xlsx, opened=package)
+        package.close()
         return Prepared(path, _with_manifest_sheet(xlsx, workdir, trusted), trusted, xlsx=xlsx)
     beside = spec_mod.path_beside(path)
     if spec is None and look_beside and spec_mod.exists_beside(path):
@@ -97,9 +124,8 @@ def prepare(path, workdir, engine="libreoffice", spec=None, timeout=engines.DEFA
     if has_manifest:
         if spec is not None and Path(spec) != beside:
             raise InputError(f"{path}: it carries its own xlnet manifest; check it without --spec")
-        from ..workbook.read import read_structure
-        manifest = read_structure(xlsx)
-        return Prepared(path, xlsx, manifest, xlsx=xlsx)
+        return Prepared(path, xlsx, read_structure(package), xlsx=xlsx, opened=package)
+    package.close()
     found = survey(xlsx, with_formulas=False)
     if spec is None:
         if require_blocks:
@@ -110,15 +136,6 @@ def prepare(path, workdir, engine="libreoffice", spec=None, timeout=engines.DEFA
         loaded = spec_mod.load(spec, found.sheets)
         manifest = loaded.manifest
     return Prepared(path, _with_manifest_sheet(xlsx, workdir, manifest), manifest, found, loaded, xlsx)
-
-
-def _has_manifest(xlsx):
-    """True when the workbook has xlnet's hidden sheet (read from its workbook part alone)."""
-    from ..workbook.read import open_values
-
-    book = open_values(xlsx)
-    book.close()
-    return manifest_mod.SHEET in book.sheetnames
 
 
 def _with_manifest_sheet(xlsx, workdir, manifest):

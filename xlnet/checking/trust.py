@@ -52,10 +52,10 @@ def load_reference(path):
         for name, info in trusted["tensors"].items():
             ranges = read._tile_ranges(book, path, name, info)
             info["tiles"] = [str(refs.Range(*r)) for r in ranges]
+        sheets = {refs.parse(t).sheet for info in trusted["tensors"].values() for t in info["tiles"]}
+        found = formulacells.formula_cells(book.package, sheets)
     finally:
         book.close()
-    sheets = {refs.parse(t).sheet for info in trusted["tensors"].values() for t in info["tiles"]}
-    found = formulacells.formula_cells(path, sheets)
     return Reference(path, trusted, {s: set(cells) for s, cells in found.items()})
 
 

@@ -10,16 +10,16 @@ from __future__ import annotations
 import contextlib
 import math
 import warnings
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from . import formulacells, refs, sheetvalues
-from .. import limits, manifest as manifest_mod
+from . import refs, sheetvalues
+from .package import Package, open_package, unreadable_reason
+from .. import manifest as manifest_mod
 from .refs import get_column_letter
 from ..errors import InputError, ManifestError
-from ..engines.excel import ERROR_CODES
+from .sheetvalues import ERROR_CODES
 
 
 
@@ -58,7 +58,9 @@ class Workbook:
 
 
 def open_book(path, data_only=True):
-    """Open a workbook for reading, turning every way it can be unreadable into one line.
+    """Open a workbook with openpyxl (for hand-made books: array formulas, sheet dimensions),
+    once its package is known to be within the limits, turning every way it can be unreadable
+    into one line.
 
     Args:
         path: the file.
@@ -69,54 +71,35 @@ def open_book(path, data_only=True):
     """
     import openpyxl
 
-    path = _openable(path)
+    path = Path(path)
+    open_package(path).close()  # measured and parsed safely before openpyxl inflates anything
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return openpyxl.load_workbook(path, read_only=True, data_only=data_only, keep_links=False)
     except Exception as exc:  # zipfile, XML parsers and defusedxml raise many kinds
-        raise InputError(f"{path}: not a readable .xlsx workbook: {sheetvalues.unreadable_reason(exc)}") from None
+        raise InputError(f"{path}: not a readable .xlsx workbook: {unreadable_reason(exc)}") from None
 
 
-def open_values(path):
+def open_values(source):
     """Open a workbook for its values (see ``sheetvalues``): one pass per sheet, every way the
     file can be unreadable as one line.
 
     Args:
-        path: the file.
+        source: a path (its package is opened here and closed with the book) or an open
+            package.Package (left open when the book is closed).
 
     Returns:
         A sheetvalues.Book (close it when done).
     """
-    return sheetvalues.Book(_openable(path))
-
-
-def _openable(path):
-    """The path, once it is known to be a readable zip package within the limits whose defined
-    names are not ambiguous."""
-    path = Path(path)
-    readable(path)
-    if not zipfile.is_zipfile(path):
-        raise InputError(f"{path}: not a workbook (an .xlsx file is a zip archive; this one is not)")
-    limits.guard_package(path)
-    formulacells.refuse_duplicate_names(path)
-    return path
-
-
-def readable(path):
-    """Raise InputError unless ``path`` is a file this process can read, saying which it is not."""
-    path = Path(path)
-    if path.is_dir():
-        raise InputError(f"{path}: is a folder, not a workbook file")
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    if not path.is_file():
-        raise InputError(f"{path}: not a regular file (a device, pipe or socket); expected a workbook")
+    if isinstance(source, Package):
+        return sheetvalues.Book(source)
+    package = open_package(source)
     try:
-        with open(path, "rb") as fh:
-            fh.read(1)
-    except OSError as exc:
-        raise InputError(f"{path}: cannot be read ({exc.strerror or type(exc).__name__})") from None
+        return sheetvalues.Book(package, owns_package=True)
+    except BaseException:
+        package.close()
+        raise
 
 
 def read_manifest(book, path):
@@ -227,16 +210,19 @@ def _word(value):
     return str(value).strip()
 
 
-def read_structure(path):
+def read_structure(package):
     """The manifest of an xlnet workbook, with every tensor's tiles found (defined names that
     exist and fit its shape) but no cell of them read: for a file about to be recalculated,
-    whose values are read from the recalculated copy."""
-    path = Path(path)
-    book = open_values(path)
+    whose values are read from the recalculated copy.
+
+    Args:
+        package: the workbook's package.Package (left open).
+    """
+    book = open_values(package)
     try:
-        manifest, _ = read_manifest(book, path)
+        manifest, _ = read_manifest(book, package.path)
         for name, info in manifest["tensors"].items():
-            _tile_ranges(book, path, name, info)
+            _tile_ranges(book, package.path, name, info)
     finally:
         book.close()
     return manifest
@@ -246,7 +232,7 @@ def read_workbook(path, manifest=None, strict_inputs=True, source=None):
     """Read every tensor of an xlnet workbook.
 
     Args:
-        path: the workbook (usually a recalculated copy).
+        path: the workbook (usually a recalculated copy), or its open package.Package.
         manifest: the manifest to read by (defaults to the one inside ``path``).
         strict_inputs: raise InputError when an input cell holds no number; False when only
             the file's structure is being validated (its values are about to be recalculated).
@@ -255,9 +241,9 @@ def read_workbook(path, manifest=None, strict_inputs=True, source=None):
     Returns:
         A Workbook with float64 tensors keyed by name.
     """
-    path = Path(path)
-    shown = Path(source) if source is not None else path
     book = open_values(path)
+    path = book.path
+    shown = Path(source) if source is not None else path
     try:
         return _read_tensors(book, path, shown, manifest, strict_inputs)
     finally:

@@ -23,6 +23,16 @@ def get_column_letter(col):
 
 
 _CELL = r"\$?([A-Za-z]{1,3})\$?([0-9]{1,7})"
+_ONE_CELL = re.compile(r"\$?([A-Z]{1,3})\$?([0-9]{1,7})")
+
+
+def cell(ref):
+    """(row, col) from 1 of a single-cell reference such as ``B3`` or ``$B$3`` (None if it is not one)."""
+    match = _ONE_CELL.fullmatch(ref)
+    if not match:
+        return None
+    row, col = int(match.group(2)), column_number(match.group(1))
+    return (row, col) if 1 <= row <= MAX_ROW and 1 <= col <= MAX_COL else None
 _REF = re.compile(rf"^(?:'((?:[^']|'')+)'|([^'!:]+))!{_CELL}(?::{_CELL})?$")
 
 

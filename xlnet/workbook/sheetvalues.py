@@ -1,12 +1,12 @@
 """A workbook's cell values, read in one pass per sheet.
 
-The sheets' values come from calamine (a reader written in Rust): a sheet of 150,000 cells in
-tens of milliseconds, where openpyxl takes seconds. Everything else keeps the guarantees of
-the rest of the reader:
+The sheets' values come from calamine (a reader written in Rust), fed from the file a
+``package.Package`` holds open: a sheet of 150,000 cells in tens of milliseconds, where openpyxl
+takes seconds. Everything else keeps the guarantees of the package:
 
-- the package is measured before anything inflates (``limits.guard_package``, by the caller);
-- the workbook part, its relationships and its defined names are parsed with defusedxml, and
-  any part calamine reads (sheets, shared strings) is refused when its prolog declares a
+- the package was measured before anything inflates, and its workbook part, relationships and
+  defined names were parsed with defusedxml (``package.open_package``);
+- any part calamine reads (sheets, shared strings) is refused when its prolog declares a
   document type: no entity is ever expanded;
 - a cell holding an error value reads as its code (``#NUM!``): calamine gives such a cell as
   an empty string, so a sheet where an empty cell matters is scanned for ``t="e"`` cells;
@@ -17,49 +17,36 @@ the rest of the reader:
 from __future__ import annotations
 
 import re
-import zipfile
-from pathlib import Path
 
-from defusedxml import ElementTree as SafeET
-
-from . import formulacells
 from .. import limits
 from ..errors import InputError
+from . import refs
+from .package import unreadable_reason
 
-_MAIN = formulacells._MAIN
-_ENTITIES = "it declares XML entities (an XML bomb?), which are refused"
-_PROLOG_BYTES = 1 << 16
-_ROOT = re.compile(rb"<[A-Za-z_]")
 _ERROR_CELL = re.compile(rb"<(?:\w+:)?c\s([^>]*?\bt\s*=\s*[\"']e[\"'][^>]*)>(.*?)</(?:\w+:)?c>", re.S)
 _R_ATTR = re.compile(rb"\br\s*=\s*[\"']([A-Za-z]{1,3}[0-9]{1,7})[\"']")
 _VALUE = re.compile(rb"<(?:\w+:)?v>([^<]*)</(?:\w+:)?v>")
+ERROR_CODES = ("#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A", "#GETTING_DATA")
 
 
 class Book:
     """A workbook opened for its values.
 
     Attributes:
+        package: the package.Package it reads.
         path: the file.
         sheetnames: the sheets, in workbook order.
         names: workbook-level defined name -> the text it is defined as (``conv!$B$2:$I$9``).
     """
 
-    def __init__(self, path):
-        self.path = Path(path)
-        try:
-            with zipfile.ZipFile(self.path) as z:
-                self._parts = formulacells.sheet_parts(z, self.path)
-                workbook = SafeET.fromstring(z.read(formulacells._workbook_part(z, self.path)))
-                self.sheetnames = [s.get("name") for s in workbook.iter(f"{{{_MAIN}}}sheet")]
-                self.names = {d.get("name", ""): d.text or "" for d in workbook.iter(f"{{{_MAIN}}}definedName")
-                              if d.get("localSheetId") is None}
-                for part in [n for n in z.namelist() if n.endswith("sharedStrings.xml")] + list(self._parts.values()):
-                    if part in z.namelist():
-                        refuse_doctype(z, part, self.path)
-        except InputError:
-            raise
-        except Exception as exc:
-            raise InputError(f"{self.path}: not a readable .xlsx workbook: {unreadable_reason(exc)}") from None
+    def __init__(self, package, owns_package=False):
+        self.package, self._owns_package = package, owns_package
+        self.path = package.path
+        self.sheetnames = package.sheetnames
+        self.names = package.names
+        for part in [n for n in package.parts() if n.endswith("sharedStrings.xml")] + list(package.sheet_parts.values()):
+            if package.has(part):
+                package.refuse_doctype(part)
         self._calamine = None
         self._errors = {}
 
@@ -68,7 +55,7 @@ class Book:
             import python_calamine
 
             try:
-                self._calamine = python_calamine.CalamineWorkbook.from_path(str(self.path))
+                self._calamine = python_calamine.CalamineWorkbook.from_filelike(self.package.raw())
             except Exception as exc:
                 raise InputError(f"{self.path}: not a readable .xlsx workbook: {unreadable_reason(exc)}") from None
         return self._calamine
@@ -93,51 +80,23 @@ class Book:
         """{(row, column) from 1: error code} of the sheet's cells holding an error value."""
         if sheet not in self._errors:
             found = {}
-            part = self._parts.get(sheet)
+            part = self.package.sheet_parts.get(sheet)
             if part is not None:
-                try:
-                    with zipfile.ZipFile(self.path) as z:
-                        data = z.read(part)
-                except Exception as exc:
-                    raise InputError(f"{self.path}: sheet {sheet} cannot be read ({unreadable_reason(exc)})") from None
+                data = self.package.read(part)
                 if re.search(rb"\bt\s*=\s*[\"']e[\"']", data):
                     for match in _ERROR_CELL.finditer(data):
                         at, value = _R_ATTR.search(match.group(1)), _VALUE.search(match.group(2))
                         if at is not None:
-                            cell = formulacells._cell(at.group(1).decode().upper())
+                            cell = refs.cell(at.group(1).decode().upper())
                             if cell is not None:
                                 found[cell] = value.group(1).decode("utf-8", "replace").strip() if value else "#N/A"
             self._errors[sheet] = found
         return self._errors[sheet]
 
     def close(self):
-        """Let go of the file."""
+        """Let go of the values (and of the package, when it was opened for this book)."""
         if self._calamine is not None:
             self._calamine.close()
             self._calamine = None
-
-
-def refuse_doctype(z, part, path):
-    """Refuse a part whose prolog (everything before its root element) declares a document type:
-    the only place an XML file can declare entities."""
-    with z.open(part) as fh:
-        head = fh.read(_PROLOG_BYTES)
-    root = _ROOT.search(head)
-    prolog = head if root is None else head[:root.start()]
-    if b"<!DOCTYPE" in prolog.upper() or b"<!ENTITY" in prolog.upper():
-        raise InputError(f"{path}: not a readable .xlsx workbook: {_ENTITIES}")
-
-
-def unreadable_reason(exc):
-    """Why a package could not be read, in a few words, from the exception and its causes."""
-    chain = []
-    while exc is not None and len(chain) < 10:
-        chain.append(exc)
-        exc = exc.__cause__ or exc.__context__
-    names = " ".join(type(e).__name__ for e in chain)
-    if any(word in names for word in ("Forbidden", "Entities", "DTD")):
-        return _ENTITIES
-    if any(isinstance(e, (zipfile.BadZipFile, EOFError, KeyError)) for e in chain) or "zip" in str(chain[-1]).lower():
-        return f"it is truncated or damaged ({type(chain[-1]).__name__})"
-    return " ".join(f"{type(chain[-1]).__name__}: {chain[-1]}".split())[:300]
-
+        if self._owns_package:
+            self.package.close()

@@ -5,13 +5,13 @@ their used areas, its defined names, and (when asked) every formula, array formu
 from __future__ import annotations
 
 import re
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import manifest as manifest_mod
 from ..errors import InputError
 from . import refs
+from .package import open_package
 from .read import defined_range, open_book
 
 _RANDOM = re.compile(r"\b(RAND|RANDBETWEEN|RANDARRAY|NOW|TODAY)\s*\(", re.IGNORECASE)
@@ -75,18 +75,10 @@ class Survey:
 
 
 def _mentions(path, pattern):
-    """True when any worksheet part of the package contains ``pattern`` (raw XML, unparsed)."""
-    with zipfile.ZipFile(path) as z:
-        for item in z.infolist():
-            if item.filename.startswith("xl/worksheets/") and item.filename.endswith(".xml"):
-                tail = ""
-                with z.open(item) as fh:
-                    for chunk in iter(lambda: fh.read(1 << 20), b""):
-                        text = tail + chunk.decode("utf-8", "replace")
-                        if pattern.search(text):
-                            return True
-                        tail = text[-64:]  # a name cut between two chunks
-    return False
+    """True when any worksheet of the package contains ``pattern`` (raw XML, unparsed)."""
+    with open_package(path) as package:
+        return any(pattern.search(package.read(part).decode("utf-8", "replace"))
+                   for part in package.sheet_parts.values() if package.has(part))
 
 
 def _split(address):

@@ -1,0 +1,251 @@
+"""A workbook file opened once, and guarded before anything in it inflates.
+
+``open_package(path)`` is the only way xlnet reads an ``.xlsx``/``.xlsm`` package (writing one
+is ``hidden_sheet``'s job). It opens the file once and, before any entry is expanded:
+
+- measures the zip directory: the number of entries, the total inflated size and each large
+  entry's compression ratio, against ``limits.active()``;
+- parses the package relationships, the workbook part and its relationships with defusedxml
+  (no document type, so no entity, is ever expanded), once: the sheets in workbook order, the
+  part of each sheet, and the workbook-level defined names;
+- refuses a workbook that defines one name twice (readers disagree on which one wins).
+
+Every reader takes the ``Package``: ``sheetvalues.Book`` (values through calamine, fed from
+the same open file), ``formulacells.formula_cells`` (the raw sheet XML), ``open_book``
+(openpyxl, for hand-made books), the survey of a hand-made book and the pytest plugin's
+collection. A part read as XML is refused when its prolog declares a document type.
+"""
+
+from __future__ import annotations
+
+import io
+import posixpath
+import re
+import threading
+import zipfile
+from pathlib import Path
+
+from defusedxml import ElementTree as SafeET
+
+from .. import limits
+from ..errors import InputError
+
+MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+PKG_REL = "http://schemas.openxmlformats.org/package/2006/relationships"
+
+MAX_ENTRIES = 10_000  # a workbook has tens
+# A zip entry this small may compress as well as it likes (an empty sheet is all markup).
+_RATIO_FLOOR = 1 << 20
+_ENTITIES = "it declares XML entities (an XML bomb?), which are refused"
+_PROLOG_BYTES = 1 << 16
+_ROOT = re.compile(rb"<[A-Za-z_]")
+
+
+class Package:
+    """An opened workbook package.
+
+    Attributes:
+        path: the file.
+        sheetnames: the sheets, in workbook order.
+        sheet_parts: sheet name -> its worksheet part inside the zip.
+        names: workbook-level defined name -> the text it is defined as (``conv!$B$2:$I$9``).
+        workbook_part: the workbook part's name (``xl/workbook.xml``).
+    """
+
+    def __init__(self, path, handle, archive):
+        self.path = Path(path)
+        self._handle, self._zip = handle, archive
+        self._lock = threading.Lock()  # readers on several threads share one file position
+        self._members = set(archive.namelist())
+        self.workbook_part = _workbook_part(self)
+        root = SafeET.fromstring(self.read(self.workbook_part))
+        self.sheet_parts = _sheet_parts(self, root)
+        self.sheetnames = [s.get("name") for s in root.iter(f"{{{MAIN}}}sheet")]
+        self.names = _defined_names(self, root)
+
+    def has(self, part):
+        """True when the package holds ``part``."""
+        return part in self._members
+
+    def parts(self):
+        """Every part's name, in the zip's order."""
+        return self._zip.namelist()
+
+    def read(self, part):
+        """The bytes of one part; an XML part whose prolog declares a document type is refused.
+
+        Raises:
+            InputError naming the file and why, for a part that is missing or cannot be read.
+        """
+        try:
+            with self._lock:
+                data = self._zip.read(part)
+        except Exception as exc:  # zipfile raises many kinds on a damaged entry
+            raise InputError(f"{self.path}: not a readable .xlsx workbook: {unreadable_reason(exc)}") from None
+        if part.endswith((".xml", ".rels")):
+            _refuse_doctype(data[:_PROLOG_BYTES], self.path)
+        return data
+
+    def refuse_doctype(self, part):
+        """Refuse ``part`` when its prolog declares a document type, reading its first bytes only."""
+        with self._lock, self._zip.open(part) as fh:
+            head = fh.read(_PROLOG_BYTES)
+        _refuse_doctype(head, self.path)
+
+    def raw(self):
+        """The whole file as an in-memory binary file, for a reader that parses the package itself
+        (calamine) once this package has measured it: the file is not opened again."""
+        with self._lock:
+            self._handle.seek(0)
+            return io.BytesIO(self._handle.read())
+
+    def close(self):
+        """Let go of the file."""
+        with self._lock:
+            self._zip.close()
+            self._handle.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        self.close()
+
+
+def open_package(path):
+    """Open a workbook package, measured and indexed (see the module's docstring).
+
+    Args:
+        path: an .xlsx or .xlsm file.
+
+    Returns:
+        A Package (close it when done, or use it as a context manager).
+
+    Raises:
+        InputError naming the file: not a readable file, not a zip package, past a limit, an
+        XML part declaring entities, a name defined twice.
+    """
+    path = Path(path)
+    readable(path)
+    try:
+        handle = open(path, "rb")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be read ({exc.strerror or type(exc).__name__})") from None
+    try:
+        try:
+            archive = zipfile.ZipFile(handle)
+        except zipfile.BadZipFile:
+            raise InputError(f"{path}: not a workbook (an .xlsx file is a zip archive; this one is not)") from None
+        except (OSError, ValueError, EOFError) as exc:
+            raise InputError(f"{path}: not a readable .xlsx workbook: it is truncated or damaged "
+                             f"({type(exc).__name__})") from None
+        _guard(archive.infolist(), path)
+        try:
+            return Package(path, handle, archive)
+        except InputError:
+            raise
+        except Exception as exc:  # zipfile, XML parsers and defusedxml raise many kinds
+            raise InputError(f"{path}: not a readable .xlsx workbook: {unreadable_reason(exc)}") from None
+    except BaseException:
+        handle.close()
+        raise
+
+
+def readable(path):
+    """Raise InputError unless ``path`` is a file this process can read, saying which it is not."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, not a workbook file")
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if not path.is_file():
+        raise InputError(f"{path}: not a regular file (a device, pipe or socket); expected a workbook")
+    try:
+        with open(path, "rb") as fh:
+            fh.read(1)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be read ({exc.strerror or type(exc).__name__})") from None
+
+
+def _guard(entries, path):
+    """Refuse a package that would inflate past the limits, from its zip directory alone."""
+    bounds = limits.active()
+    if len(entries) > MAX_ENTRIES:
+        raise InputError(f"{path}: its zip archive has {len(entries):,} entries; a workbook has tens")
+    total = sum(e.file_size for e in entries)
+    if total > bounds.unzipped_mb * 1e6:
+        raise InputError(f"{path}: inflates to {total / 1e6:,.0f} MB, over the limit of {bounds.unzipped_mb:,.0f} MB "
+                         "(a zip bomb?); raise it with --max-unzipped-mb if the file is genuine")
+    for e in entries:
+        ratio = e.file_size / max(e.compress_size, 1)
+        if e.file_size > _RATIO_FLOOR and ratio > bounds.ratio:
+            raise InputError(f"{path}: entry {e.filename[:80]} inflates {ratio:,.0f}-fold ({e.compress_size:,} bytes to "
+                             f"{e.file_size:,}), over the limit of {bounds.ratio:,.0f} (a zip bomb?); raise it with "
+                             "--max-ratio if the file is genuine")
+
+
+def _workbook_part(package):
+    rels = SafeET.fromstring(package.read("_rels/.rels"))
+    for rel in rels.iter(f"{{{PKG_REL}}}Relationship"):
+        if rel.get("Type", "").endswith("/officeDocument"):
+            return rel.get("Target", "").lstrip("/")
+    raise InputError(f"{package.path}: not a spreadsheet package (no officeDocument relationship)")
+
+
+def rels_name(part):
+    """The relationships part that belongs to ``part``."""
+    folder, name = posixpath.split(part)
+    return posixpath.join(folder, "_rels", name + ".rels")
+
+
+def _sheet_parts(package, root):
+    folder = posixpath.dirname(package.workbook_part)
+    rels = rels_name(package.workbook_part)
+    targets = {}
+    if package.has(rels):
+        for rel in SafeET.fromstring(package.read(rels)).iter(f"{{{PKG_REL}}}Relationship"):
+            target = rel.get("Target", "")
+            targets[rel.get("Id")] = target.lstrip("/") if target.startswith("/") else posixpath.normpath(
+                posixpath.join(folder, target))
+    parts = {}
+    for sheet in root.iter(f"{{{MAIN}}}sheet"):
+        part = targets.get(sheet.get(f"{{{REL}}}id"))
+        if part:
+            parts[sheet.get("name")] = part
+    return parts
+
+
+def _defined_names(package, root):
+    names, seen = {}, {}
+    for element in root.iter(f"{{{MAIN}}}definedName"):
+        if element.get("localSheetId") is not None:
+            continue
+        name, text = element.get("name", ""), element.text or ""
+        if name.upper() in seen:
+            raise InputError(f"{package.path}: the defined name {name[:60]} is defined twice ({seen[name.upper()][:60]} "
+                             f"and {text[:60]}); delete one in Formulas > Name Manager")
+        seen[name.upper()] = text
+        names[name] = text
+    return names
+
+
+def _refuse_doctype(head, path):
+    root = _ROOT.search(head)
+    prolog = head if root is None else head[:root.start()]
+    if b"<!DOCTYPE" in prolog.upper() or b"<!ENTITY" in prolog.upper():
+        raise InputError(f"{path}: not a readable .xlsx workbook: {_ENTITIES}")
+
+
+def unreadable_reason(exc):
+    """Why a package could not be read, in a few words, from the exception and its causes."""
+    chain = []
+    while exc is not None and len(chain) < 10:
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    names = " ".join(type(e).__name__ for e in chain)
+    if any(word in names for word in ("Forbidden", "Entities", "DTD")):
+        return _ENTITIES
+    if any(isinstance(e, (zipfile.BadZipFile, EOFError, KeyError)) for e in chain) or "zip" in str(chain[-1]).lower():
+        return f"it is truncated or damaged ({type(chain[-1]).__name__})"
+    return " ".join(f"{type(chain[-1]).__name__}: {chain[-1]}".split())[:300]
