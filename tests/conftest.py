@@ -90,10 +90,48 @@ def edit(path, changes):
     book.save(path)
 
 
+class _SessionEngine:
+    """One warm LibreOffice for every in-process check of the session, started at the first
+    need and stopped when the session ends (tests about starting and stopping an engine start
+    their own, in child processes). A recalculation through it is proved by the sentinel like
+    any other: only LibreOffice's start-up is saved."""
+
+    warm = None
+
+    @classmethod
+    def get(cls):
+        if cls.warm is None:
+            require_engine("libreoffice-uno")
+            cls.warm = engines.get("libreoffice").start_warm()
+        return cls.warm
+
+    @classmethod
+    def close(cls):
+        if cls.warm is not None:
+            cls.warm.close()
+            cls.warm = None
+
+
+def pytest_sessionfinish(session):
+    _SessionEngine.close()
+
+
+def session_warm(engine="libreoffice"):
+    """The session's warm engine for ``engine`` (None for an engine that is not kept warm)."""
+    return _SessionEngine.get() if engines.get(engine).runs_warm else None
+
+
+def check(paths, engine="libreoffice", **options):
+    """``xlnet.check`` through the session's warm LibreOffice (the same checks, no start-up each time)."""
+    if "warm" not in options and engine != "all":
+        options["warm"] = session_warm(engine)
+    return xlnet.check(paths, engine=engine, **options)
+
+
 def recalculated(path, engine="libreoffice"):
     """Recalculate a copy of a workbook with a real engine and read every tensor back."""
     with tempfile.TemporaryDirectory() as tmp:
-        return read.read_workbook(engines.recalc([path], engine, tmp)[0])
+        return read.read_workbook(engines.recalc([path], engine, tmp, warm=session_warm(engine))[0])
 
 
 def assert_every_block_checked(report, path):
@@ -120,7 +158,7 @@ def break_formula(path, tensor, index, old, new):
     assert old in formula, formula
     book[sheet][cell] = formula.replace(old, new, 1)
     book.save(path)
-    [report] = xlnet.check(path, engine="libreoffice")
+    [report] = check(path, engine="libreoffice")
     failed = [b for b in report.blocks if b.status == "fail"]
     assert [b.tensor for b in failed] == [tensor], report.text()
     assert failed[0].worst_cell == f"{sheet}!{cell}"
@@ -133,7 +171,7 @@ def assert_edited_cell_refused(path, tensor, value, rebuild):
     sheet, cell = tensor_cell(path, tensor)
     edit(path, {(sheet, cell): value})
     with pytest.raises(InputError, match=rf"{sheet}!{cell}.*{re.escape(rebuild)}"):
-        xlnet.check(path, engine="libreoffice")
+        check(path, engine="libreoffice")
 
 
 def pytest_terminal_summary(terminalreporter):

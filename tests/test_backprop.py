@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, Phase, given, settings, strategies as st
 import xlnet
 from xlnet import ops
 from xlnet.cli import main
-from conftest import (assert_every_block_checked, break_formula, edit, needs_gnumeric, needs_libreoffice,
+from conftest import (check, assert_every_block_checked, break_formula, edit, needs_gnumeric, needs_libreoffice,
                       recalculated, statuses, tensor_cell)
 
 BACKWARD_OPS = {"cross_entropy_backward", "linear_grad_weight", "linear_grad_bias", "linear_grad_input",
@@ -49,7 +49,7 @@ def _torch_run(t, steps, prefix="", conv=True):
 
 @needs_libreoffice
 def test_libreoffice_recalc_passes_every_forward_and_backward_block(built):
-    [report] = xlnet.check(built["backprop"], engine="libreoffice")
+    [report] = check(built["backprop"], engine="libreoffice")
     assert_every_block_checked(report, built["backprop"])
     checked = {b.op for b in report.blocks if b.status == "pass"}
     assert checked >= BACKWARD_OPS | {"conv2d", "relu", "max_pool2d", "linear", "cross_entropy_rows", "standardize"}
@@ -59,7 +59,7 @@ def test_libreoffice_recalc_passes_every_forward_and_backward_block(built):
 
 @needs_gnumeric
 def test_gnumeric_recalc_passes_every_block(built):
-    [report] = xlnet.check(built["backprop"], engine="gnumeric")
+    [report] = check(built["backprop"], engine="gnumeric")
     assert_every_block_checked(report, built["backprop"])
 
 
@@ -83,7 +83,7 @@ def test_editing_lr_a_pixel_and_a_weight_changes_every_later_step(copy_of):
     before = recalculated(path).tensors
     edit(path, {tensor_cell(path, "lr"): 0.2, tensor_cell(path, "images", 20): 1.0,
                 tensor_cell(path, "conv_w", 4): 0.9, tensor_cell(path, "hidden_w", 0): -0.5})
-    [report] = xlnet.check(path, engine="libreoffice")
+    [report] = check(path, engine="libreoffice")
     assert report.passed, report.text()
     after = recalculated(path).tensors
     assert after["images"].values.ravel()[20] == 1.0 and float(after["lr"].values) == 0.2
@@ -125,7 +125,7 @@ def test_a_max_pool_gradient_that_ignores_ties_fails_its_block(copy_of):
     assert formula.startswith("=IF(AND(") and grad.ravel()[flat] == 0
     book[sheet][cell] = "=IF(" + formula[len("=IF(AND("):].split(",", 1)[0] + "," + formula.rsplit(",", 2)[-2] + ",0)"
     book.save(path)
-    [report] = xlnet.check(path, engine="libreoffice")
+    [report] = check(path, engine="libreoffice")
     failed = [r for r in report.blocks if r.status == "fail"]
     assert [r.tensor for r in failed] == ["s1_drelu"] and failed[0].worst_cell == f"{sheet}!{cell}", report.text()
 
@@ -158,7 +158,7 @@ def test_random_sizes_train_as_torch(tmp_path, batch, kernel, filters, steps, se
                     sheet, cell = images.address(np.ravel_multi_index((b, 0, i, j), images.values.shape)).split("!")
                     changes[(sheet, cell)] = 0.75
         edit(path, changes)
-    [report] = xlnet.check(path, engine="libreoffice")
+    [report] = check(path, engine="libreoffice")
     assert_every_block_checked(report, path)
 
 

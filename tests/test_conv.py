@@ -6,12 +6,12 @@ from hypothesis import HealthCheck, Phase, assume, given, settings, strategies a
 
 import xlnet
 from xlnet.errors import InputError
-from conftest import assert_every_block_checked, edit, needs_gnumeric, needs_libreoffice, recalculated, statuses, tensor_cell
+from conftest import check, assert_every_block_checked, edit, needs_gnumeric, needs_libreoffice, recalculated, statuses, tensor_cell
 
 
 @needs_libreoffice
 def test_libreoffice_recalc_passes_every_block(built):
-    [report] = xlnet.check(built["conv"], engine="libreoffice")
+    [report] = check(built["conv"], engine="libreoffice")
     assert report.passed, report.text()
     blocks = statuses(report)
     assert len(blocks) >= 17 and set(blocks.values()) == {"pass"}
@@ -22,13 +22,13 @@ def test_libreoffice_recalc_passes_every_block(built):
 
 @needs_gnumeric
 def test_gnumeric_recalc_passes_every_block(built):
-    [report] = xlnet.check(built["conv"], engine="gnumeric")
+    [report] = check(built["conv"], engine="gnumeric")
     assert report.passed, report.text()
 
 
 def test_formulas_engine_passes_every_block(built):
     pytest.importorskip("formulas")
-    [report] = xlnet.check(built["conv"], engine="formulas")
+    [report] = check(built["conv"], engine="formulas")
     assert report.passed, report.text()
 
 
@@ -42,7 +42,7 @@ def test_edited_inputs_are_read_back_and_still_pass(copy_of):
     changes = {tensor_cell(path, "image", 0): 1.0, tensor_cell(path, "image", 9): 0.5,
                tensor_cell(path, "conv1_w", 4): 2.5, tensor_cell(path, "dropout_p", 0): 0.25}
     edit(path, changes)
-    [report] = xlnet.check(path, engine="libreoffice")
+    [report] = check(path, engine="libreoffice")
     assert report.passed, report.text()
     # the recalculated block is torch's convolution of the edited inputs, and differs from before
     t = recalculated(path).tensors
@@ -58,7 +58,7 @@ def test_a_broken_formula_fails_exactly_its_block_and_names_the_cell(copy_of):
     path = copy_of("conv")
     sheet, cell = tensor_cell(path, "conv2_pre", 5)
     edit(path, {(sheet, cell): "=1.5"})
-    [report] = xlnet.check(path, engine="libreoffice")
+    [report] = check(path, engine="libreoffice")
     assert not report.passed
     failed = [b for b in report.blocks if b.status == "fail"]
     assert [b.tensor for b in failed] == ["conv2_pre"]
@@ -72,7 +72,7 @@ def test_error_value_in_a_computed_block_fails_that_block_and_skips_its_readers(
     path = copy_of("conv")
     sheet, cell = tensor_cell(path, "logits", 3)
     edit(path, {(sheet, cell): "=1/0"})
-    [report] = xlnet.check(path, engine="libreoffice")
+    [report] = check(path, engine="libreoffice")
     by_tensor = statuses(report)
     assert by_tensor["logits"] == "fail"
     assert by_tensor["exps"] == "skip"
@@ -95,7 +95,7 @@ def test_random_shapes_equal_torch(tmp_path, size, kernel, stride, padding, filt
     except InputError as exc:  # a shape that leaves nothing after the second layer is refused
         assert "leaves nothing" in str(exc)
         assume(False)
-    [report] = xlnet.check(path, engine="libreoffice")
+    [report] = check(path, engine="libreoffice")
     assert_every_block_checked(report, path)
 
 

@@ -13,7 +13,7 @@ from xlnet.lessons import ratings
 from xlnet.ops.embedding import train
 from xlnet.cli import main
 from xlnet.errors import InputError
-from conftest import assert_every_block_checked, assert_edited_cell_refused, break_formula, edit, needs_gnumeric, needs_libreoffice, recalculated, tensor_cell
+from conftest import check, assert_every_block_checked, assert_edited_cell_refused, break_formula, edit, needs_gnumeric, needs_libreoffice, recalculated, tensor_cell
 
 
 def torch_training(book):
@@ -38,7 +38,7 @@ def assert_training_matches(book):
 
 @needs_libreoffice
 def test_libreoffice_every_block_matches_torch(built):
-    [report] = xlnet.check(built["embeddings"], engine="libreoffice")
+    [report] = check(built["embeddings"], engine="libreoffice")
     assert report.passed, report.text()
     ops = {b.op for b in report.blocks}
     assert {"collab_train", "embedding", "one_hot_ids", "matmul", "match", "sigmoid_range_mse_grad", "sgd_update",
@@ -69,7 +69,7 @@ def test_libreoffice_every_block_matches_torch(built):
 
 @needs_gnumeric
 def test_gnumeric_passes(built):
-    [report] = xlnet.check(built["embeddings"], engine="gnumeric")
+    [report] = check(built["embeddings"], engine="gnumeric")
     assert report.passed, report.text()
 
 
@@ -84,7 +84,7 @@ def test_editing_a_rating_a_factor_the_learning_rate_and_a_word_still_matches(co
                 tensor_cell(path, "user_factors", 4): 0.9,
                 tensor_cell(path, "train_lr", 0): 1.25,
                 tensor_cell(path, "sentence", 1): "dog"})
-    [report] = xlnet.check(path, engine="libreoffice")
+    [report] = check(path, engine="libreoffice")
     assert report.passed, report.text()
     after = recalculated(path)
     t = after.tensors
@@ -124,7 +124,7 @@ def test_random_sizes_factors_and_epochs_match_torch(tmp_path, seed, users, movi
     out = tmp_path / f"{seed}-{users}-{movies}-{factors}-{epochs}-{lr}"
     [path] = xlnet.build(["embeddings"], out=out, seed=seed, users=users, movies=movies, factors=factors,
                          epochs=epochs, lr=lr)
-    [report] = xlnet.check(path, engine="libreoffice")
+    [report] = check(path, engine="libreoffice")
     assert_every_block_checked(report, path)
     book = recalculated(path)
     assert book.tensors["ratings"].values.shape == (users, movies)
@@ -156,7 +156,7 @@ def test_a_movielens_file_keeps_the_most_active_users_and_most_rated_movies(tmp_
 def test_a_workbook_from_a_movielens_file_passes(tmp_path):
     source = write_movielens(tmp_path / "ratings.csv")
     [path] = xlnet.build(["embeddings"], out=tmp_path / "out", ratings=str(source), users=4, movies=5, epochs=2)
-    [report] = xlnet.check(path, engine="libreoffice")
+    [report] = check(path, engine="libreoffice")
     assert report.passed, report.text()
     book = recalculated(path)
     assert list(book.tensors["user_ids"].values) == [3, 4, 7, 12]
@@ -265,5 +265,5 @@ def test_a_learner_who_minimises_the_loss_with_a_solver_still_passes(copy_of):
         for k, v in enumerate(value.detach().numpy().ravel()):
             changes[tuple(t[name].address(k).split("!"))] = float(v)
     edit(path, changes)
-    [report] = xlnet.check(path, engine="libreoffice")
+    [report] = check(path, engine="libreoffice")
     assert_every_block_checked(report, path)

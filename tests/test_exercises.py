@@ -14,7 +14,7 @@ import xlnet
 from xlnet.workbook import read
 from xlnet.workbook.fillpatterns import moved, relative
 
-from conftest import needs_libreoffice, needs_warm_libreoffice
+from conftest import check, needs_libreoffice, needs_warm_libreoffice
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +113,7 @@ def test_grading_right_wrong_empty_half_done(books, tmp_path):
         "ln": fill(books["softmax"], tmp_path / "ln.xlsx", "log_probs"),
         "empty": conv,
     }
-    reports = {name: r for name, r in zip(files, xlnet.check(list(files.values())))}
+    reports = {name: r for name, r in zip(files, check(list(files.values())))}
     graded = {name: {e["tensor"]: e for e in r.exercises} for name, r in reports.items()}
 
     right = graded["right"]["conv1_out"]

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, Phase, given, settings, strategies as st
 import xlnet
 from xlnet.errors import InputError
 from xlnet.ops.optim import OPTIMIZERS
-from conftest import assert_every_block_checked, assert_edited_cell_refused, break_formula, edit, needs_gnumeric, needs_libreoffice, recalculated, tensor_cell
+from conftest import check, assert_every_block_checked, assert_edited_cell_refused, break_formula, edit, needs_gnumeric, needs_libreoffice, recalculated, tensor_cell
 
 PREFIX = {name: optimizer.prefix for name, optimizer in OPTIMIZERS.items()}
 
@@ -77,7 +77,7 @@ def assert_trajectories_match(book):
 
 @needs_libreoffice
 def test_libreoffice_every_optimizer_matches_torch_optim(built):
-    [report] = xlnet.check(built["graddesc"], engine="libreoffice")
+    [report] = check(built["graddesc"], engine="libreoffice")
     assert report.passed, report.text()
     runs = {b.title.split(":")[0] for b in report.blocks if b.op == "fit_line"}
     assert runs == set(OPTIMIZERS)
@@ -94,7 +94,7 @@ def test_libreoffice_every_optimizer_matches_torch_optim(built):
 
 @needs_gnumeric
 def test_gnumeric_passes(built):
-    [report] = xlnet.check(built["graddesc"], engine="gnumeric")
+    [report] = check(built["graddesc"], engine="gnumeric")
     assert report.passed, report.text()
 
 
@@ -104,7 +104,7 @@ def test_editing_the_learning_rate_beta_and_a_data_point_still_matches(copy_of):
     before = recalculated(path)
     edit(path, {tensor_cell(path, "sgd_lr"): 0.05, tensor_cell(path, "mom_beta"): 0.5,
                 tensor_cell(path, "adam_beta1"): 0.8, tensor_cell(path, "data_x", 3): 1.5})
-    [report] = xlnet.check(path, engine="libreoffice")
+    [report] = check(path, engine="libreoffice")
     assert report.passed, report.text()
     after = recalculated(path)
     assert float(after.tensors["sgd_lr"].values) == 0.05 and after.tensors["data_x"].values[3] == 1.5
@@ -117,7 +117,7 @@ def test_editing_the_learning_rate_beta_and_a_data_point_still_matches(copy_of):
 def test_a_smaller_h_brings_the_finite_differences_closer(copy_of):
     path = copy_of("graddesc")
     edit(path, {tensor_cell(path, "sgd_h"): 1e-6})
-    [report] = xlnet.check(path, engine="libreoffice")
+    [report] = check(path, engine="libreoffice")
     assert report.passed, report.text()
     book = recalculated(path)
     np.testing.assert_allclose(book.tensors["sgd_fd_a"].values, book.tensors["sgd_da"].values, atol=1e-4)
@@ -151,14 +151,14 @@ def test_random_settings_match_torch_optim(tmp_path, seed, points, batch_size, e
     out = tmp_path / f"{seed}-{points}-{batch_size}-{epochs}-{lr}-{adaptive_lr}-{beta}-{beta2}-{noise}"
     [path] = xlnet.build(["graddesc"], out=out, seed=seed, points=points, batch_size=batch_size, epochs=epochs,
                          lr=lr, adaptive_lr=adaptive_lr, beta=beta, beta1=beta, beta2=beta2, noise=noise)
-    [report] = xlnet.check(path, engine="libreoffice")
+    [report] = check(path, engine="libreoffice")
     assert_every_block_checked(report, path)
 
 
 @needs_libreoffice
 def test_mini_batches_with_a_smaller_last_batch(tmp_path):
     [path] = xlnet.build(["graddesc"], out=tmp_path, points=10, batch_size=4, epochs=3)
-    [report] = xlnet.check(path, engine="libreoffice")
+    [report] = check(path, engine="libreoffice")
     assert report.passed, report.text()
     book = recalculated(path)
     assert book.tensors["sgd_a"].values.size == 9  # 3 steps per epoch: rows 1-4, 5-8, 9-10

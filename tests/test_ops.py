@@ -17,7 +17,7 @@ from xlnet.checking import bridge
 from xlnet import lessons, manifest as manifest_mod, ops
 from xlnet.errors import LayoutError, ManifestError
 from xlnet.sheet.layout import Book
-from conftest import needs_libreoffice, recalculated
+from conftest import check, needs_libreoffice, recalculated
 
 
 def _pool_book(path, op=ops.AvgPool2d):
@@ -49,14 +49,14 @@ def test_a_new_op_is_written_recalculated_and_checked(tmp_path):
     path = _pool_book(tmp_path / "pool.xlsx")
     cell = openpyxl.load_workbook(path)["pool"]["H14"].value
     assert cell == "=AVERAGE(B14:C15)"
-    [report] = xlnet.check(path, engine="libreoffice")
+    [report] = check(path, engine="libreoffice")
     assert report.passed, report.text()
     assert [b.op for b in report.blocks] == ["conv2d", "avg_pool2d"]
     # an AVERAGE written as a MAX (the other pool) fails exactly that block, at that cell
     book = openpyxl.load_workbook(path)
     book["pool"]["H14"] = "=MAX(B14:C15)"
     book.save(path)
-    [report] = xlnet.check(path, engine="libreoffice")
+    [report] = check(path, engine="libreoffice")
     failed = [b for b in report.blocks if b.status == "fail"]
     assert [(b.tensor, b.worst_cell) for b in failed] == [("pooled", "pool!H14")], report.text()
 

@@ -13,7 +13,7 @@ from xlnet.workbook import read
 from xlnet.workbook.fillpatterns import relative
 from xlnet.lessons.graddesc import TABLE_ROW
 
-from conftest import ROOT, break_formula, edit, needs_libreoffice, recalculated, tensor_cell
+from conftest import check, ROOT, break_formula, edit, needs_libreoffice, recalculated, tensor_cell
 
 BOOKS = {name: ROOT / "workbooks" / f"{name}.xlsx" for name in ("conv", "softmax", "embeddings", "graddesc", "backprop")}
 
@@ -149,7 +149,7 @@ def test_fill_drag_friendly_predictions(opened):
 
 @needs_libreoffice
 def test_new_sheets_are_checked_against_torch(built, tmp_path):
-    [graddesc, conv] = xlnet.check([built["graddesc"], built["conv"]])
+    [graddesc, conv] = check([built["graddesc"], built["conv"]])
     assert graddesc.passed and conv.passed
     ops = {b.op: b for b in graddesc.blocks + conv.blocks}
     for op in ("exp_decay_lr", "moving_average", "ema_by_adam", "line_points", "drop_rate", "ewma", "bias_correct"):
@@ -179,7 +179,7 @@ def test_new_sheets_follow_their_edited_inputs(built, tmp_path):
     edit(graddesc, {tensor_cell(graddesc, "adaml_gamma"): 0.5, tensor_cell(graddesc, "ema_beta"): 0.6,
                     tensor_cell(graddesc, "ema_series", 4): 30.0})
     edit(conv, {tensor_cell(conv, "dropout_p"): 0.2})
-    reports = xlnet.check([graddesc, conv])
+    reports = check([graddesc, conv])
     assert all(r.passed for r in reports), "\n".join(r.text() for r in reports)
     book = recalculated(graddesc)
     assert book.tensors["adaml_lr_t"].values[-1] == pytest.approx(float(book.tensors["adaml_lr"].values) * 0.5 ** 7)

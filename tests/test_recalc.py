@@ -11,12 +11,12 @@ import xlnet
 from xlnet import engines
 from xlnet.engines import process
 from xlnet.workbook import read
-from conftest import needs_libreoffice, require_engine
+from conftest import check, needs_libreoffice, require_engine
 
 
 def test_cached_values_of_a_fresh_build_are_rejected_as_stale(built):
     with pytest.raises(xlnet.EngineError, match="sentinel .* reads -1"):
-        xlnet.check(built["conv"], engine="cached")
+        check(built["conv"], engine="cached")
 
 
 @needs_libreoffice
@@ -36,7 +36,7 @@ def test_libreoffice_without_forced_recalc_keeps_stale_values_and_the_sentinel_s
 @needs_libreoffice
 def test_cached_engine_passes_once_a_real_engine_has_saved_the_file(built, tmp_path):
     saved = engines.recalc([built["conv"]], "libreoffice", tmp_path)[0]
-    [report] = xlnet.check(saved, engine="cached")
+    [report] = check(saved, engine="cached")
     assert report.passed, report.text()
 
 
@@ -64,7 +64,7 @@ def test_the_users_file_is_never_modified(built, tmp_path, engine):
     path = tmp_path / "book.xlsx"
     shutil.copyfile(built["softmax"], path)
     before = (path.read_bytes(), path.stat().st_mtime_ns)
-    [report] = xlnet.check(path, engine=engine)
+    [report] = check(path, engine=engine)
     assert report.passed and len(report.blocks) > 20, report.text()
     assert (path.read_bytes(), path.stat().st_mtime_ns) == before
     assert list(tmp_path.iterdir()) == [path]  # nothing written beside it either
@@ -73,7 +73,7 @@ def test_the_users_file_is_never_modified(built, tmp_path, engine):
 @pytest.mark.skipif(sys.platform in ("win32", "darwin"), reason="Excel may be present")
 def test_excel_engine_says_clearly_that_excel_is_absent(built):
     with pytest.raises(xlnet.EngineError, match="needs Microsoft Excel"):
-        xlnet.check(built["conv"], engine="excel")
+        check(built["conv"], engine="excel")
 
 
 def test_engine_timeout_is_an_engine_error(tmp_path):
@@ -86,4 +86,4 @@ def test_cuda_request_without_a_gpu_is_a_clear_error(built):
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
     with pytest.raises(xlnet.DeviceError, match="no CUDA GPU"):
-        xlnet.check(built["conv"], engine="cached", device="cuda")
+        check(built["conv"], engine="cached", device="cuda")

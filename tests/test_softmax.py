@@ -7,12 +7,12 @@ from hypothesis import HealthCheck, Phase, given, settings, strategies as st
 import xlnet
 from xlnet import engines
 from xlnet.workbook import read
-from conftest import assert_every_block_checked, edit, needs_gnumeric, needs_libreoffice, recalculated, statuses, tensor_cell
+from conftest import check, assert_every_block_checked, edit, needs_gnumeric, needs_libreoffice, recalculated, statuses, tensor_cell
 
 
 @needs_libreoffice
 def test_libreoffice_passes_and_confirms_the_overflow(built, tmp_path):
-    [report] = xlnet.check(built["softmax"], engine="libreoffice")
+    [report] = check(built["softmax"], engine="libreoffice")
     assert report.passed, report.text()
     ops = {b.op for b in report.blocks}
     assert {"softmax", "log_softmax", "nll_loss", "cross_entropy", "ce_autograd", "sigmoid",
@@ -28,7 +28,7 @@ def test_libreoffice_passes_and_confirms_the_overflow(built, tmp_path):
 
 @needs_gnumeric
 def test_gnumeric_passes(built):
-    [report] = xlnet.check(built["softmax"], engine="gnumeric")
+    [report] = check(built["softmax"], engine="gnumeric")
     assert report.passed, report.text()
 
 
@@ -37,7 +37,7 @@ def test_a_number_where_the_overflow_should_be_fails(copy_of):
     path = copy_of("softmax")
     sheet, cell = tensor_cell(path, "naive_probs", 7)
     edit(path, {(sheet, cell): "=0.2"})
-    [report] = xlnet.check(path, engine="libreoffice")
+    [report] = check(path, engine="libreoffice")
     failed = [b for b in report.blocks if b.status == "fail"]
     assert [b.tensor for b in failed] == ["naive_probs"] and failed[0].worst_cell == f"{sheet}!{cell}"
 
@@ -46,7 +46,7 @@ def test_a_number_where_the_overflow_should_be_fails(copy_of):
 def test_editing_a_logit_and_the_temperature_still_passes(copy_of):
     path = copy_of("softmax")
     edit(path, {tensor_cell(path, "logits", 2): 4.5, tensor_cell(path, "T", 0): 2.5})
-    [report] = xlnet.check(path, engine="libreoffice")
+    [report] = check(path, engine="libreoffice")
     assert report.passed, report.text()
     book = recalculated(path)
     logits = book.tensors["logits"].values
@@ -64,7 +64,7 @@ def test_log_base_10_mistake_fails_exactly_the_log_block(copy_of):
     book = openpyxl.load_workbook(path)
     book[sheet][cell] = book[sheet][cell].value.replace("LN(", "LOG(")
     book.save(path)
-    [report] = xlnet.check(path, engine="libreoffice")
+    [report] = check(path, engine="libreoffice")
     by_tensor = statuses(report)
     assert by_tensor["log_probs"] == "fail"
     assert [t for t, s in by_tensor.items() if s == "fail"] == ["log_probs"]
@@ -83,7 +83,7 @@ def test_random_logits_including_extreme_ones(tmp_path, classes, batch, seed, te
     # softmax sheet, and an even larger one where the naive softmax is meant to overflow
     edit(path, {tensor_cell(path, "logits", 0): z * temperature,
                 tensor_cell(path, "big_logits", classes): huge})
-    [report] = xlnet.check(path, engine="libreoffice")
+    [report] = check(path, engine="libreoffice")
     assert_every_block_checked(report, path)
 
 
@@ -93,5 +93,5 @@ def test_saturated_sigmoid_and_bce_stay_finite(copy_of):
     path = copy_of("softmax")
     edit(path, {tensor_cell(path, "logits", 0): -2100.0, tensor_cell(path, "logits", 1): 40.0})
     for engine in ("libreoffice", "gnumeric"):
-        [report] = xlnet.check(path, engine=engine)
+        [report] = check(path, engine=engine)
         assert report.passed, report.text()

@@ -17,7 +17,7 @@ from xlnet.workbook.survey import survey
 from xlnet.errors import InputError
 
 import handmade
-from conftest import needs_gnumeric, needs_libreoffice
+from conftest import check, needs_gnumeric, needs_libreoffice
 
 
 def digest(path):
@@ -34,7 +34,7 @@ def blocks(report):
 def test_hand_made_books_pass_block_by_block_and_stay_untouched(tmp_path, make):
     path, spec = make(tmp_path)
     before = digest(path)
-    [report] = xlnet.check(path)  # the spec beside the workbook is found
+    [report] = check(path)  # the spec beside the workbook is found
     assert report.passed, report.text()
     expected = len(spec_mod.load(spec, survey(path).sheets).manifest["ops"])
     assert len(report.blocks) == expected >= 2
@@ -46,14 +46,14 @@ def test_hand_made_books_pass_block_by_block_and_stay_untouched(tmp_path, make):
 @needs_gnumeric
 def test_gnumeric_passes_the_array_formulas_too(tmp_path):
     path, _ = handmade.conv_book(tmp_path)
-    [report] = xlnet.check(path, engine="gnumeric")
+    [report] = check(path, engine="gnumeric")
     assert report.passed and len(report.blocks) == 2, report.text()
 
 
 @needs_libreoffice
 def test_log_for_ln_fails_exactly_the_cross_entropy_blocks(tmp_path):
     path, _ = handmade.cross_entropy_book(tmp_path, log="LOG")
-    [report] = xlnet.check(path)
+    [report] = check(path)
     found = blocks(report)
     assert found["softmax -> xent!A14:E17"].status == "pass"
     per_row = found["cross-entropy per row"]
@@ -65,7 +65,7 @@ def test_log_for_ln_fails_exactly_the_cross_entropy_blocks(tmp_path):
 @needs_libreoffice
 def test_a_missing_relu_is_named_by_its_cell(tmp_path):
     path, _ = handmade.conv_book(tmp_path, relu_cell="D13")
-    [report] = xlnet.check(path)
+    [report] = check(path)
     failed = [b for b in report.blocks if b.status == "fail"]
     assert [b.title for b in failed] == ["conv + ReLU"], report.text()
     assert failed[0].worst_cell == "'my conv'!D13"
@@ -74,12 +74,12 @@ def test_a_missing_relu_is_named_by_its_cell(tmp_path):
 @needs_libreoffice
 def test_adam_step_is_checked_against_torch_optim(tmp_path):
     path, spec = handmade.backprop_book(tmp_path, optimizer="adam")
-    [report] = xlnet.check(path)
+    [report] = check(path)
     assert blocks(report)["one adam step"].status == "pass", report.text()
     wb = openpyxl.load_workbook(path)
     wb["backprop"]["B18"] = wb["backprop"]["B18"].value.replace("$B$15", "$B$15*2", 1)  # twice the lr
     wb.save(path)
-    [report] = xlnet.check(path)
+    [report] = check(path)
     step = blocks(report)["one adam step"]
     assert step.status == "fail" and step.worst_cell == "backprop!B18"
 
@@ -87,7 +87,7 @@ def test_adam_step_is_checked_against_torch_optim(tmp_path):
 @needs_libreoffice
 def test_random_cells_are_reported_and_their_blocks_still_checked(tmp_path):
     path, _ = handmade.backprop_book(tmp_path, random_data=True)
-    [report] = xlnet.check(path)
+    [report] = check(path)
     assert report.passed, report.text()
     assert any("non-deterministic: 6 cell(s)" in n and "backprop!A2" in n for n in report.notes)
     assert "note: non-deterministic" in report.text()
@@ -111,7 +111,7 @@ def test_name_errors_in_an_output_fail_its_block_with_a_note(tmp_path):
     wb = openpyxl.load_workbook(path)
     wb["my conv"]["C21"] = "=_xlfn.NOSUCHFUNC(C14:D15)"
     wb.save(path)
-    [report] = xlnet.check(path)
+    [report] = check(path)
     pool = blocks(report)["max-pool"]
     assert pool.status == "fail" and pool.worst_cell == "'my conv'!C21" and "#NAME?" in pool.message
     assert any("#NAME? in 1 cell(s) ('my conv'!C21)" in n and "NOSUCHFUNC" in n for n in report.notes)
@@ -123,7 +123,7 @@ def test_pivot_caches_that_openpyxl_refuses_do_not_surface(tmp_path):
     handmade.with_pivot_cache(path)
     with pytest.raises(Exception):
         openpyxl.load_workbook(path)  # the full reader meets the damaged cache
-    [report] = xlnet.check(path)
+    [report] = check(path)
     assert report.passed and len(report.blocks) == 3, report.text()
 
 
@@ -132,7 +132,7 @@ def test_xlsm_workbooks_are_checked_and_annotated_with_their_vba_kept(tmp_path):
     path, _ = handmade.conv_book(tmp_path)
     xlsm, spec = handmade.as_xlsm(path)
     before = digest(xlsm)
-    [report] = xlnet.check(xlsm, spec=spec)
+    [report] = check(xlsm, spec=spec)
     assert report.passed and len(report.blocks) == 2, report.text()
     out = xlnet.annotate(xlsm, spec, tmp_path / "out" / "annotated.xlsm")
     with zipfile.ZipFile(xlsm) as a, zipfile.ZipFile(out) as b:
@@ -146,7 +146,7 @@ def test_legacy_xls_is_converted_by_the_engine(tmp_path):
     path, spec = handmade.cross_entropy_book(tmp_path)
     xls = handmade.as_xls(path)
     path.unlink()
-    [report] = xlnet.check(xls)
+    [report] = check(xls)
     assert report.passed and len(report.blocks) == 3, report.text()
 
 

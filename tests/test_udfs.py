@@ -11,7 +11,7 @@ import torch.nn.functional as F
 import xlnet
 from xlnet import engines, udfs
 from xlnet.workbook import read
-from conftest import needs_libreoffice, require_engine
+from conftest import check, needs_libreoffice, require_engine
 
 
 @pytest.fixture(scope="module")
@@ -46,11 +46,11 @@ def test_the_module_imports_without_xlwings_installed():
 def test_the_excel_engine_says_why_it_cannot_run_and_the_udfs_name_excel_errors(built):
     # without Excel the engine refuses with one line; with it, a check runs (Windows and macOS)
     if engines.available("excel"):
-        [report] = xlnet.check(built["conv"], engine="excel")
+        [report] = check(built["conv"], engine="excel")
         assert report.passed, report.text()
     else:
         with pytest.raises(xlnet.EngineError, match="needs Microsoft Excel"):
-            xlnet.check(built["conv"], engine="excel")
+            check(built["conv"], engine="excel")
     # every error value Excel can pass into a UDF is named as such, not called text
     for code in ("#DIV/0!", "#N/A", "#NAME?", "#NULL!", "#NUM!", "#REF!", "#VALUE!"):
         assert udfs.XLNET_RELU([[code]]) == f"xlnet: x row 1, column 1 holds the error {code}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ManifestError
+from . import exact
 from .base import Op, formula, register, torch
 
 
@@ -27,8 +28,7 @@ class Exp(Op):
         return formula(f"EXP({ins['x'].ref(ix)})")
 
     def cached(self, v, at):
-        with np.errstate(over="ignore"):
-            return np.exp(v["x"])
+        return exact.exp(v["x"])
 
     def reference(self, a, at):
         return torch.exp(a["x"])
@@ -117,7 +117,7 @@ class Normalize(Op):
 
     def cached(self, v, at):
         x = v["x"]
-        return x / x.sum() if x.ndim == 1 else x / x.sum(axis=at["dim"], keepdims=True)
+        return x / exact.fsum(x) if x.ndim == 1 else x / exact.fsum(x, axis=at["dim"], keepdims=True)
 
     def reference(self, a, at):
         return a["x"] / a["x"].sum(dim=at["dim"], keepdim=True)
@@ -140,7 +140,7 @@ class Sum(Op):
         return formula(f"SUM({_reduce_range(ins['x'], ix, at['dim'])})")
 
     def cached(self, v, at):
-        return v["x"].sum() if at["dim"] is None else v["x"].sum(at["dim"])
+        return exact.fsum(v["x"], at["dim"])
 
     def reference(self, a, at):
         return a["x"].sum() if at["dim"] is None else a["x"].sum(dim=at["dim"])
@@ -160,7 +160,7 @@ class Mean(Op):
         return formula(f"AVERAGE({ins['x'].whole()})")
 
     def cached(self, v, at):
-        return v["x"].mean()
+        return exact.mean(v["x"])
 
     def reference(self, a, at):
         return a["x"].mean()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from . import exact
 from .base import F, Op, Required, formula, register, torch, functional_optim
 from ..errors import ManifestError
 
@@ -61,7 +62,7 @@ class CrossEntropyRows(Op):
         return formula(f"-LN(INDEX({p.row(ix[0])},1,{target.ref(ix)}+1))")
 
     def cached(self, v, at):
-        return -np.log(v["p"][np.arange(len(v["target"])), v["target"].astype(int)])
+        return -exact.log(v["p"][np.arange(len(v["target"])), v["target"].astype(int)])
 
     def reference(self, a, at):
         # log p are logits whose softmax is p: cross_entropy of them is -log p[label]
@@ -162,7 +163,7 @@ class LinearGradInput(_LinearBackward):
         return formula(f"MMULT({ins['grad'].row(ix[0], absolute='col')},{ins['weight'].column(ix[1], absolute='row')})")
 
     def cached(self, v, at):
-        return v["grad"] @ v["weight"]
+        return exact.matmul(v["grad"], v["weight"])
 
 
 @register
@@ -179,7 +180,7 @@ class LinearGradWeight(_LinearBackward):
         return formula(f"SUMPRODUCT({ins['grad'].column(ix[0], absolute=True)},{ins['x'].column(ix[1], absolute=True)})")
 
     def cached(self, v, at):
-        return v["grad"].T @ v["x"]
+        return exact.matmul(v["grad"].T, v["x"])
 
 
 @register
@@ -196,7 +197,7 @@ class LinearGradBias(_LinearBackward):
         return formula(f"SUM({ins['grad'].column(ix[0], absolute=True)})")
 
     def cached(self, v, at):
-        return v["grad"].sum(axis=0)
+        return exact.fsum(v["grad"], axis=0)
 
 
 # ---- ReLU, max-pool and convolution gradients ----
@@ -301,7 +302,7 @@ class Conv2dGradWeight(_Conv2dBackward):
         x, grad = v["x"], v["grad"]
         kh, kw = v["weight"].shape[-2:]
         windows = sliding_window_view(x, (kh, kw), axis=(-2, -1))  # [B, C, OH, OW, kh, kw]
-        return np.einsum("bchwij,bohw->ocij", windows, grad)
+        return exact.einsum("bchwij,bohw->ocij", windows, grad)
 
 
 @register
@@ -319,7 +320,7 @@ class Conv2dGradBias(_Conv2dBackward):
         return formula(f"SUM({','.join(grad.whole((b, ix[0])) for b in range(grad.shape[0]))})")
 
     def cached(self, v, at):
-        return v["grad"].sum(axis=(0, 2, 3))
+        return exact.fsum(v["grad"], axis=(0, 2, 3))
 
 
 # ---- whole training runs ----
@@ -428,7 +429,7 @@ class Standardize(Op):
 
     def cached(self, v, at):
         x = v["x"]
-        return (x - x.mean(axis=0)) / x.std(axis=0)
+        return (x - exact.mean(x, axis=0)) / exact.std(x, axis=0)
 
     def reference(self, a, at):
         var, mean = torch.var_mean(a["x"], dim=0, correction=0)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from . import exact
 from .base import Required, F, Op, formula, register, torch
 
 
@@ -88,7 +89,7 @@ class Conv2d(Op):
         x = v["x"]
         if at["padding"]:
             x = Pad.cached({"x": x}, {"padding": at["padding"]})
-        y = np.einsum("...chwij,ocij->...ohw", _windows(x, v["weight"].shape[-2:], at["stride"]), v["weight"])
+        y = exact.einsum("...chwij,ocij->...ohw", _windows(x, v["weight"].shape[-2:], at["stride"]), v["weight"])
         if "bias" in v:
             y = y + v["bias"][:, None, None]
         return np.maximum(0, y) if at["relu"] else y
@@ -158,7 +159,7 @@ class AvgPool2d(_Pool):
     function = "AVERAGE"
 
     def cached(self, v, at):
-        return _windows(v["x"], at["kernel_size"], self._stride(at)).mean(axis=(-2, -1))
+        return exact.mean(_windows(v["x"], at["kernel_size"], self._stride(at)), axis=(-2, -1))
 
     def reference(self, a, at):
         return F.avg_pool2d(a["x"][None], at["kernel_size"], self._stride(at))[0]

@@ -3,6 +3,7 @@ of a row with a column; checked against ``F.linear`` and ``@``."""
 
 from __future__ import annotations
 
+from . import exact
 from .base import F, Op, formula, register
 
 
@@ -28,7 +29,7 @@ class Linear(Op):
         return formula(f"{expr}+{ins['bias'].ref(ix)}" if "bias" in ins else expr)
 
     def cached(self, v, at):
-        out = v["weight"] @ v["x"] if v["x"].ndim == 1 else v["x"] @ v["weight"].T
+        out = exact.matmul(v["weight"], v["x"]) if v["x"].ndim == 1 else exact.matmul(v["x"], v["weight"].T)
         return out + v["bias"] if "bias" in v else out
 
     def reference(self, a, at):
@@ -63,7 +64,7 @@ class Matmul(Op):
     def cached(self, v, at):
         a = v["a"].T if at["transpose_a"] else v["a"]
         b = v["b"].T if at["transpose_b"] else v["b"]
-        return a @ b
+        return exact.matmul(a, b)
 
     def reference(self, a, at):
         left = a["a"].T if at["transpose_a"] else a["a"]
@@ -85,7 +86,7 @@ class RowDot(Op):
         return formula(f"SUMPRODUCT({ins['a'].row(ix[0])},{ins['b'].row(ix[0])})")
 
     def cached(self, v, at):
-        return (v["a"] * v["b"]).sum(1)
+        return exact.fsum(v["a"] * v["b"], 1)
 
     def reference(self, a, at):
         return (a["a"] * a["b"]).sum(dim=1)

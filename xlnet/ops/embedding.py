@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 
+from . import exact
 from .base import Op, F, formula, register, torch, functional_optim
 
 PARAMETERS = ("user", "movie", "user_bias", "movie_bias")
@@ -75,7 +76,7 @@ class RatedDot(Op):
         return _if_rated(ins["ratings"].ref(ix), _rated_z(ins, ix, False))
 
     def cached(self, v, at):
-        return np.where(np.isnan(v["ratings"]), np.nan, v["user"] @ v["movie"])
+        return np.where(np.isnan(v["ratings"]), np.nan, exact.matmul(v["user"], v["movie"]))
 
     def reference(self, a, at):
         return _where_rated(a["ratings"], a["user"] @ a["movie"])
@@ -83,7 +84,7 @@ class RatedDot(Op):
 
 def sigmoid_range(z, low, high):
     """low + (high - low) * sigmoid(z), fastai's squashing of a prediction into (low, high)."""
-    return low + (high - low) / (1 + np.exp(-z))
+    return low + (high - low) / (1 + exact.exp(-z))
 
 
 @register
@@ -102,7 +103,7 @@ class RatedSigmoidRangeDot(Op):
         return _if_rated(ins["ratings"].ref(ix), expr)
 
     def cached(self, v, at):
-        z = v["user"] @ v["movie"] + v["user_bias"][:, None] + v["movie_bias"][None, :]
+        z = exact.matmul(v["user"], v["movie"]) + v["user_bias"][:, None] + v["movie_bias"][None, :]
         return np.where(np.isnan(v["ratings"]), np.nan, sigmoid_range(z, v["low"], v["high"]))
 
     def reference(self, a, at):
@@ -142,7 +143,8 @@ class MeanSquare(Op):
         return formula(f"SUMSQ({ins['x'].whole()})/{ins['n'].scalar()}")
 
     def cached(self, v, at):
-        return np.nansum(v["x"] ** 2) / v["n"]
+        x = v["x"][~np.isnan(v["x"])]
+        return exact.fsum(x * x) / v["n"]
 
     def reference(self, a, at):
         return torch.nansum(a["x"] * a["x"]) / a["n"]  # SUMSQ skips blank cells
@@ -316,8 +318,8 @@ class RowSquaredDistance(Op):
         return formula(expr)
 
     def cached(self, v, at):
-        out = ((v["a"] - v["b"]) ** 2).sum(1)
-        return out + ((v["c"] - v["d"]) ** 2).sum(1) if "c" in v else out
+        out = exact.fsum((v["a"] - v["b"]) ** 2, 1)
+        return out + exact.fsum((v["c"] - v["d"]) ** 2, 1) if "c" in v else out
 
     def reference(self, a, at):
         out = ((a["a"] - a["b"]) ** 2).sum(dim=1)
@@ -339,7 +341,7 @@ class MeanSquaredDifference(Op):
         return formula(f"SUMPRODUCT(({a}-{b})^2)/ROWS({a})")
 
     def cached(self, v, at):
-        return np.mean((v["a"] - v["b"]) ** 2)
+        return exact.mean((v["a"] - v["b"]) ** 2)
 
     def reference(self, a, at):
         return ((a["a"] - a["b"]) ** 2).mean()
@@ -358,16 +360,16 @@ def train_cached(user, movie, user_bias, movie_bias, ratings, low, high, lr, epo
     p = {"user": user, "movie": movie, "user_bias": user_bias, "movie_bias": movie_bias}
     out = []
     for e in range(epochs + 1):
-        z = p["user"] @ p["movie"] + p["user_bias"][:, None] + p["movie_bias"][None, :]
+        z = exact.matmul(p["user"], p["movie"]) + p["user_bias"][:, None] + p["movie_bias"][None, :]
         pred = sigmoid_range(z, low, high)
         error = pred - ratings
-        record = dict(p, pred=np.where(known, pred, np.nan), error=error, loss=np.nansum(error ** 2) / n)
+        record = dict(p, pred=np.where(known, pred, np.nan), error=error, loss=exact.fsum(error[known] ** 2) / n)
         out.append(record)
         if e == epochs:
             break
         dz = np.where(known, 2 * np.where(known, error, 0) / n * (pred - low) * (high - pred) / (high - low), 0.0)
-        grads = {"user": dz @ p["movie"].T, "movie": p["user"].T @ dz,
-                 "user_bias": dz.sum(axis=1), "movie_bias": dz.sum(axis=0)}
+        grads = {"user": exact.matmul(dz, p["movie"].T), "movie": exact.matmul(p["user"].T, dz),
+                 "user_bias": exact.fsum(dz, axis=1), "movie_bias": exact.fsum(dz, axis=0)}
         record["dz"] = dz
         record.update({f"grad_{k}": g for k, g in grads.items()})
         p = {k: p[k] - lr * grads[k] for k in p}

@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 
+from . import exact
 from .base import Required, Op, formula, register, torch, functional_optim
 
 # Engines save 15 significant digits: each value read back may be off by this much, relatively.
@@ -207,7 +208,7 @@ class MseForwardDifference(_PerStep):
             start, stop = at["batches"][t] if at["batches"] else (t, t + 1)
             a = v["a"][t] + (h if at["wrt"] == "a" else 0)
             b = v["b"][t] + (h if at["wrt"] == "b" else 0)
-            moved = ((a * v["x"][start:stop] + b - v["y"][start:stop]) ** 2).mean()
+            moved = exact.mean((a * v["x"][start:stop] + b - v["y"][start:stop]) ** 2)
             out.append((moved - v["loss"][t]) / h)
         return np.array(out)
 
@@ -275,7 +276,7 @@ class BiasCorrect(Op):
         return formula(f"{ins['m'].ref(ix)}/(1-{ins['beta'].scalar()}^{ins['t'].ref(ix)})")
 
     def cached(self, v, at):
-        return v["m"] / (1 - v["beta"] ** v["t"])
+        return v["m"] / (1 - exact.power(v["beta"], v["t"]))
 
     def reference(self, a, at):
         return a["m"] / (1 - a["beta"] ** a["t"])
@@ -384,7 +385,7 @@ class Rmse(Op):
         return formula(f"SQRT(SUMPRODUCT(({ins['a'].ref(ix)}*{x}+{ins['b'].ref(ix)}-{y})^2)/ROWS({x}))")
 
     def cached(self, v, at):
-        return np.sqrt(((v["a"][:, None] * v["x"] + v["b"][:, None] - v["y"]) ** 2).mean(1))
+        return np.sqrt(exact.mean((v["a"][:, None] * v["x"] + v["b"][:, None] - v["y"]) ** 2, 1))
 
     def reference(self, a, at):
         residual = a["a"][:, None] * a["x"][None, :] + a["b"][:, None] - a["y"][None, :]
@@ -414,7 +415,7 @@ class ExpDecayLr(Op):
         return formula(f"{ins['lr'].scalar()}*{ins['gamma'].scalar()}^INT(({ins['t'].ref(ix)}-1)/{at['steps_per_epoch']})")
 
     def cached(self, v, at):
-        return v["lr"] * v["gamma"] ** ((v["t"] - 1) // at["steps_per_epoch"])
+        return v["lr"] * exact.power(v["gamma"], (v["t"] - 1) // at["steps_per_epoch"])
 
     def reference(self, a, at):
         # the scheduler on an optimizer over a stand-in parameter: the learning rate each step uses
@@ -447,7 +448,8 @@ class MovingAverage(Op):
 
     def cached(self, v, at):
         w = at["window"]
-        return np.convolve(v["x"], np.ones(w) / w, mode="valid")
+        x = np.asarray(v["x"], dtype=np.float64)
+        return exact.fsum(np.lib.stride_tricks.sliding_window_view(x, w), axis=1) / w
 
     def reference(self, a, at):
         return torch.nn.functional.avg_pool1d(a["x"][None, None], at["window"], stride=1)[0, 0]

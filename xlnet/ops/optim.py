@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ManifestError
-from . import linefit
+from . import exact, linefit
 from .base import Required, Op, register, torch, functional_optim
 
 # Symbols an optimizer's column inputs use, resolved by the lesson: the parameter's own
@@ -240,8 +240,8 @@ class Adam(Optimizer):
 
     def step(self, p, g, state, t, hyper):
         b1, b2 = _averages(state, g, hyper)
-        state["mhat"] = state["m"] / (1 - b1 ** t)
-        state["vhat"] = state["v"] / (1 - b2 ** t)
+        state["mhat"] = state["m"] / (1 - exact.power(b1, t))
+        state["vhat"] = state["v"] / (1 - exact.power(b2, t))
         decay = 1 - hyper["lr"] * hyper["weight_decay"] if self.decoupled_decay else 1.0
         return p * decay - hyper["lr"] * state["mhat"] / (np.sqrt(state["vhat"]) + hyper["eps"])
 
@@ -253,8 +253,8 @@ class Adam(Optimizer):
         state = optimizer.state[param]
         t = float(state["step"])
         m, v = state["exp_avg"], state["exp_avg_sq"]
-        return {"m": m, "v": v, "mhat": m / (1 - float(hyper["beta1"]) ** t),
-                "vhat": v / (1 - float(hyper["beta2"]) ** t)}
+        return {"m": m, "v": v, "mhat": m / (1 - exact.power(float(hyper["beta1"]), t)),
+                "vhat": v / (1 - exact.power(float(hyper["beta2"]), t))}
 
 
 class AdamUncorrected(Optimizer):
@@ -316,7 +316,7 @@ class AdamAnnealed(Adam):
     update = (linefit.AdamUpdate, {"p": PARAM, "m": "mhat", "v": "vhat", "lr": "lr_t", "eps": "eps"})
 
     def step(self, p, g, state, t, hyper):
-        lr_t = hyper["lr"] * hyper["gamma"] ** ((t - 1) // hyper["steps_per_epoch"])
+        lr_t = hyper["lr"] * exact.power(hyper["gamma"], (t - 1) // hyper["steps_per_epoch"])
         state["lr_t"] = lr_t
         return Adam.step(self, p, g, state, t, dict(hyper, lr=lr_t))
 
@@ -353,8 +353,8 @@ def fit_line_cached(x, y, a0, b0, optimizer, hyper, steps):
     for t, (start, stop) in enumerate(steps, 1):
         xs, ys = x[start:stop], y[start:stop]
         r = p[0] * xs + p[1] - ys
-        g = np.array([2 * (r * xs).sum() / len(xs), 2 * r.sum() / len(xs)])
-        for k, v in (("a", p[0]), ("b", p[1]), ("loss", (r ** 2).sum() / len(xs)), ("da", g[0]), ("db", g[1])):
+        g = np.array([2 * exact.fsum(r * xs) / len(xs), 2 * exact.fsum(r) / len(xs)])
+        for k, v in (("a", p[0]), ("b", p[1]), ("loss", exact.fsum(r * r) / len(xs)), ("da", g[0]), ("db", g[1])):
             out[k].append(v)
         new = optimizer.step(p, g, state, t, hyper)
         for k, v in state.items():

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import exact
 from .base import Required, F, Op, formula, register, torch
 
 
@@ -161,7 +162,7 @@ class SubLogRows(Op):
         return formula(f"{ins['z'].ref(ix)}-LN({ins['s'].line_ref(ix[0])})")
 
     def cached(self, v, at):
-        return v["z"] - np.log(v["s"])[:, None]
+        return v["z"] - exact.log(v["s"])[:, None]
 
     def reference(self, a, at):
         return a["z"] - torch.log(a["s"])[:, None]
@@ -181,7 +182,7 @@ class NllRows(Op):
         return formula(f"-SUMPRODUCT({ins['y'].row(ix[0])},{ins['logp'].row(ix[0])})")
 
     def cached(self, v, at):
-        return -(v["y"] * v["logp"]).sum(1)
+        return -exact.fsum(v["y"] * v["logp"], 1)
 
     def reference(self, a, at):
         return -(a["y"] * a["logp"]).sum(dim=1)
@@ -219,7 +220,7 @@ class Sigmoid(Op):
         return formula(f"IF({z}>=0,1/(1+EXP(-{z})),EXP({z})/(1+EXP({z})))")
 
     def cached(self, v, at):
-        return 1 / (1 + np.exp(-v["x"]))
+        return 1 / (1 + exact.exp(-v["x"]))
 
     def reference(self, a, at):
         return torch.sigmoid(a["x"])
@@ -244,7 +245,7 @@ class BceWithLogits(Op):
 
     def cached(self, v, at):
         z = v["x"]
-        return np.maximum(z, 0) - z * v["y"] + np.log1p(np.exp(-np.abs(z)))
+        return np.maximum(z, 0) - z * v["y"] + exact.log1p(exact.exp(-np.abs(z)))
 
     def reference(self, a, at):
         return F.binary_cross_entropy_with_logits(a["x"], a["y"], reduction=at["reduction"])
@@ -286,7 +287,7 @@ class MseLoss(Op):
 
     def cached(self, v, at):
         sq = (v["x"] - v["y"]) ** 2
-        return sq if at["reduction"] == "none" else (sq.mean() if at["reduction"] == "mean" else sq.sum())
+        return sq if at["reduction"] == "none" else (exact.mean(sq) if at["reduction"] == "mean" else exact.fsum(sq))
 
     def reference(self, a, at):
         return F.mse_loss(a["x"], a["y"], reduction=at["reduction"])
