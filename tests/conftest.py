@@ -18,6 +18,8 @@ from xlnet.errors import InputError
 ROOT = Path(__file__).resolve().parent.parent
 
 # A check goes to `xlnet serve` when one is running: the tests start their own, or none.
+# Weights trained for a conv shape are kept in a cache folder: the suite's own, new each session.
+os.environ["XLNET_CACHE_DIR"] = tempfile.mkdtemp(prefix="xlnet-tests-cache-")
 os.environ["XLNET_SOCKET"] = str(Path(tempfile.gettempdir()) / f"xlnet-tests-{os.getpid()}" / "no-server.sock")
 
 # In CI (or with XLNET_REQUIRE_ENGINES=1) a test whose engine is missing fails: a suite that
@@ -114,6 +116,7 @@ class _SessionEngine:
 
 def pytest_sessionfinish(session):
     _SessionEngine.close()
+    shutil.rmtree(os.environ["XLNET_CACHE_DIR"], ignore_errors=True)
 
 
 def session_warm(engine="libreoffice"):

@@ -1,5 +1,7 @@
 """The convolution workbook: built, recalculated by real engines, checked block by block."""
 
+import hashlib
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, Phase, assume, given, settings, strategies as st
@@ -106,7 +108,8 @@ def test_user_image_from_csv_png_and_npy(tmp_path):
     np.save(tmp_path / "img.npy", img)
     matplotlib.image.imsave(tmp_path / "img.png", img, cmap="gray")
     for name in ("img.csv", "img.npy", "img.png"):
-        [path] = xlnet.build(["conv"], out=tmp_path / name.replace(".", "_"), image=str(tmp_path / name))
+        [path] = xlnet.build(["conv"], out=tmp_path / name.replace(".", "_"), image=str(tmp_path / name),
+                             untrained=True)  # reading the image is the point: no weights to train
         values = xlnet.load(path).tensors["image"].values
         assert values.shape == (1, 10, 10)
         assert values.max() == pytest.approx(1.0, abs=1e-3) and values.min() == pytest.approx(0.0, abs=1e-3)
@@ -159,13 +162,22 @@ def test_the_default_network_is_trained_and_reads_its_held_out_seven(built):
 
 
 def test_the_shipped_weights_are_what_the_training_script_makes():
-    """On this torch; the file is what keeps the default workbook the same on any other."""
-    import json
+    """On this torch; the file is what keeps the default workbook the same on any other. The
+    default shape is trained again here; the example's larger one is only matched by its shape."""
     from xlnet.lessons import conv, conv_training
     defaults = {o.name: o.default for o in conv.OPTIONS}
-    made = conv_training.train((8, 8), defaults)
-    shipped = json.loads(conv_training.WEIGHTS_FILE.read_text())
-    assert made == shipped
+    shipped = conv_training.shipped()
+    assert [e["shape"] for e in shipped] == [conv_training.shape_key(side, {**defaults, **changed})
+                                             for side, changed in conv_training.SHIPPED]
+    assert conv_training.train((8, 8), defaults) == shipped[0]
+
+
+def test_the_custom_example_builds_with_shipped_weights(tmp_path, monkeypatch):
+    from xlnet.lessons import conv_training
+    monkeypatch.setattr(conv_training, "train", lambda *a: pytest.fail("trained a shape whose weights ship"))
+    [path] = xlnet.build(["conv"], out=tmp_path, seed=7, digit=42, size=16, kernel_size=5, padding=2,
+                         filters1=4, filters2=3)
+    assert xlnet.load(path).tensors["conv1_w"].values.shape == (4, 1, 5, 5)
 
 
 def test_untrained_keeps_the_edge_filters(tmp_path):
@@ -176,12 +188,19 @@ def test_untrained_keeps_the_edge_filters(tmp_path):
     np.testing.assert_array_equal(t["conv1_w"].values, edge_kernels(2, 3, np.random.default_rng(0)))
 
 
-def test_another_shape_is_trained_when_built_and_deterministically(tmp_path):
+def test_another_shape_is_trained_when_built_deterministically_and_cached(tmp_path, monkeypatch):
+    import json
+    from xlnet.lessons import conv, conv_training
+    monkeypatch.setenv("XLNET_CACHE_DIR", str(tmp_path / "cache"))
     first = xlnet.build(["conv"], out=tmp_path / "a", filters1=3, filters2=4)[0]
-    second = xlnet.build(["conv"], out=tmp_path / "b", filters1=3, filters2=4)[0]
-    assert first.read_bytes() == second.read_bytes()
+    [cached] = (tmp_path / "cache").iterdir()
     t = xlnet.load(first).tensors
     assert t["conv1_w"].values.shape == (3, 1, 3, 3) and t["probs"].values.argmax() == 7
+    options = {**{o.name: o.default for o in conv.OPTIONS}, "filters1": 3, "filters2": 4}
+    assert conv_training.train((8, 8), options) == json.loads(cached.read_text())  # the same again
+    monkeypatch.setattr(conv_training, "train", lambda *a: pytest.fail("trained a shape already in the cache"))
+    second = xlnet.build(["conv"], out=tmp_path / "b", filters1=3, filters2=4)[0]
+    assert hashlib.sha256(first.read_bytes()).digest() == hashlib.sha256(second.read_bytes()).digest()
 
 
 def test_a_rectangular_image_gets_weights_trained_for_its_shape(tmp_path):
