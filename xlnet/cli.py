@@ -153,7 +153,7 @@ def main(argv=None):
             return _run(args)
     except XlnetError as exc:
         print("xlnet: error: " + " ".join(str(exc).split()), file=sys.stderr)
-        return getattr(exc, "code", 2)  # 3: a defect, reported by xlnet serve
+        return exc.exit_code
     except OSError as exc:  # a file system refusal not met on purpose: still one line
         where = exc.filename if exc.filename is not None else "a file"
         print(f"xlnet: error: {where}: {exc.strerror or type(exc).__name__}", file=sys.stderr)

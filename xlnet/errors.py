@@ -1,16 +1,31 @@
-"""One small tree of errors. Every message names the file, sheet, cell or block at fault,
-what was expected, and what to do; the CLI prints it as one line and exits with code 2."""
+"""One small tree of errors, classed by whose fault they are. Every message names the file,
+sheet, cell or block at fault, what was expected, and what to do; the CLI prints it as one
+line and exits with the class's ``exit_code``.
+
+- ``InputError`` (and ``ManifestError``, ``LayoutError``): the user's file, option or cell is
+  not what xlnet expects; fixing the input fixes it.
+- ``EngineError``, ``DeviceError``: this machine lacks or failed something (a spreadsheet
+  engine, a GPU); the input may be fine.
+"""
 
 
 class XlnetError(Exception):
-    """Base of every error xlnet raises on purpose."""
+    """Base of every error xlnet raises on purpose.
+
+    Attributes:
+        fault: ``input`` (the user's file or option) or ``environment`` (this machine).
+        exit_code: what the command line exits with.
+    """
+
+    fault = "input"
+    exit_code = 2
 
 
 class InputError(XlnetError):
     """A file, workbook, option or cell that is not what xlnet expects."""
 
 
-class LayoutError(XlnetError):
+class LayoutError(InputError):
     """A block that cannot be placed or named (overlap, bad name, sheet too small)."""
 
 
@@ -21,6 +36,10 @@ class ManifestError(InputError):
 class EngineError(XlnetError):
     """A spreadsheet engine is missing, failed, timed out, or did not recalculate."""
 
+    fault = "environment"
+
 
 class DeviceError(XlnetError):
     """The requested torch device is not available."""
+
+    fault = "environment"

@@ -102,16 +102,11 @@ def request_check(files, engine, device, timeout, spec, reference, limits, path=
 
 
 class _Remote(XlnetError):
-    """An error the server met, with the exit code the CLI gives it."""
+    """An error the server met, with the exit code the CLI gives it (3 for a defect of xlnet's)."""
 
     def __init__(self, message, code):
         super().__init__(message)
-        self.code = code
-
-
-def exit_code_of(error):
-    """The exit code of an error raised by ``request_check`` (2, or 3 for a defect)."""
-    return getattr(error, "code", 2)
+        self.exit_code = code
 
 
 class Server:
@@ -197,7 +192,7 @@ class Server:
                                     started="warm: xlnet serve")
                 return {"reports": [r.to_dict() for r in reports]}
             except XlnetError as exc:
-                return {"error": str(exc), "exit": 2}
+                return {"error": str(exc), "exit": exc.exit_code}
             except OSError as exc:
                 where = exc.filename if exc.filename is not None else "a file"
                 return {"error": f"{where}: {exc.strerror or type(exc).__name__}", "exit": 2}

@@ -1,10 +1,18 @@
-"""The check of workbooks against torch, stage by stage: prepare each file (read and trust what the
-file alone can prove, before any engine starts), recalculate it with a real engine, read the
-recalculated copy, verify what it must prove (the sentinel, no typed-over outputs, no external
-inputs), compare every block with torch on the sheet's own inputs, and report.
+"""The check of workbooks against torch, in stages, each with its own type:
 
-While the engine recalculates, the other core imports torch, scans the files' formulas, and
-runs the end-to-end torch passes from the raw inputs as saved.
+1. **prepared** (``prepare.Prepared``): each file opened once, its manifest or spec read and
+   validated, a copy made that an engine can recalculate with proof;
+2. **trusted** (``FileProof``): what the file as saved proves before any engine starts: the
+   sentinel is still xlnet's formula, no input reads another workbook, and which output cells
+   hold typed values where formulas belong;
+3. **recalculated**: a copy recalculated by a real engine (a warm one hands each book over as
+   soon as it is done);
+4. **read** (``read.Workbook``): every tensor of the copy, the sentinel proving the recalculation;
+5. **verified** (``report.Report``): every block compared with torch on the sheet's own inputs,
+   the end-to-end pass beside it.
+
+While the engine recalculates, the other core imports torch and runs the end-to-end torch passes
+from the raw inputs as saved.
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 from .. import engines, manifest as manifest_mod
@@ -20,6 +29,39 @@ from ..errors import EngineError, InputError
 from ..workbook import formulacells, read
 from . import opened, trust
 from .prepare import prepare
+
+
+@dataclass
+class FileProof:
+    """What a prepared file proves as saved, before any engine runs.
+
+    Attributes:
+        formulas: sheet -> {(row, col): formula text} of the file as saved.
+        saved: the file's tensors as saved (read.Workbook), the raw inputs of the run ahead.
+        typed: tensor name -> flat indices of output cells holding typed values.
+    """
+
+    formulas: dict
+    saved: object
+    typed: dict
+
+
+def trust_file(prep, trusted=None):
+    """Stage 2: refuse what the file alone shows to be wrong, and find its typed-over outputs.
+
+    Args:
+        prep: a prepare.Prepared.
+        trusted: a trust.Reference (the teacher's original), or None.
+
+    Returns:
+        A FileProof.
+    """
+    formulas = formulacells.formula_cells(prep.package, None)
+    trust.verify_sentinel(formulas, prep.source)
+    saved = read.read_workbook(prep.package, manifest=prep.manifest, strict_inputs=False, source=prep.source)
+    trust.refuse_external_inputs(saved.manifest, saved.tensors, formulas, prep.source)
+    return FileProof(formulas, saved, trust.typed_values(saved.manifest, saved.tensors, formulas, trusted))
+
 
 def engine_names(engine):
     """Expand ``all`` into the engines installed here (never ``cached``).
@@ -59,7 +101,7 @@ def check(paths, engine="libreoffice", device="auto", timeout=engines.DEFAULT_TI
     Returns:
         A list of report.Report, one per workbook and engine.
     """
-    from .device import check_name, pick_device
+    from .device import check_name
     from .. import limits as limits_mod
 
     if isinstance(paths, (str, Path)):
@@ -77,52 +119,53 @@ def check(paths, engine="libreoffice", device="auto", timeout=engines.DEFAULT_TI
         trusted = trust.load_reference(reference) if reference is not None else None
         for name in engine_names(engine):
             with engines.workspace() as workdir:
-                # every file is read, and every spec checked, before any engine runs
-                prepared = []
-                try:
-                    for p in paths:
-                        prepared.append(prepare(p, workdir, name, spec, timeout,
-                                                trusted=trusted.manifest if trusted else None))
-                except BaseException:
-                    for prep in prepared:
-                        prep.close()
-                    raise
-                # torch takes seconds to import, and the files' formulas seconds to scan: both run
-                # on the other core while the engine recalculates
-                threading.Thread(target=_import_torch, daemon=True).start()
-                formulas = _Background(lambda: [formulacells.formula_cells(p.package, None) for p in prepared])
-                chosen_engine = engines.get(name)
-                ahead = _Ahead(prepared, formulas, device, enabled=chosen_engine.recalculates)
-                hot = warm if chosen_engine.runs_warm else None
-                own = None
-                if chosen_engine.runs_warm and hot is None and chosen_engine.warm_available():
-                    # an engine started warm for this check: it starts sooner than a batch
-                    # conversion and hands over each book as soon as it is recalculated
-                    own = hot = chosen_engine.start_warm(start_timeout=min(timeout, START_TIMEOUT))
-                start = "" if not chosen_engine.recalculates else (started or ("warm" if warm is not None else "cold start"))
-                try:
-                    if hot is None:
-                        copies = engines.recalc([p.copy for p in prepared], name, workdir, timeout,
-                                                sources=[p.source for p in prepared])
-                        chosen = pick_device(device)  # a GPU asked for and absent: said before any file
-                        found = [_check_one(prep, copy, name, chosen, trusted, cells, ahead.take(k))
-                                 for k, (prep, copy, cells) in enumerate(zip(prepared, copies, formulas.result()))]
-                    else:
-                        found = _pipelined(prepared, name, hot, workdir, timeout, device, trusted, formulas, ahead)
-                finally:
-                    ahead.close()
-                    formulas.wait()
-                    if own is not None:
-                        own.close()
-                    for prep in prepared:
-                        prep.close()
-                for report in found:
-                    report.started = start
-                reports += found
+                reports += _check_with(name, paths, workdir, device, timeout, spec, trusted, warm, started)
     return reports
 
 
-def _pipelined(prepared, engine, hot, workdir, timeout, device, trusted, formulas, ahead):
+def _check_with(name, paths, workdir, device, timeout, spec, trusted, warm, started):
+    """Every file through the stages with one engine."""
+    from .device import pick_device
+
+    chosen_engine = engines.get(name)
+    prepared = []
+    try:
+        # stages 1 and 2 for every file before any engine runs
+        for p in paths:
+            prepared.append(prepare(p, workdir, name, spec, timeout, trusted=trusted.manifest if trusted else None))
+        proofs = [trust_file(prep, trusted) for prep in prepared]
+        # torch takes seconds to import: it does so on the other core while the engine recalculates
+        threading.Thread(target=_import_torch, daemon=True).start()
+        ahead = _Ahead(proofs, device, enabled=chosen_engine.recalculates)
+        hot = warm if chosen_engine.runs_warm else None
+        own = None
+        try:
+            if chosen_engine.runs_warm and hot is None and chosen_engine.warm_available():
+                # an engine started warm for this check: it starts sooner than a batch
+                # conversion and hands over each book as soon as it is recalculated
+                own = hot = chosen_engine.start_warm(start_timeout=min(timeout, START_TIMEOUT))
+            if hot is None:
+                copies = engines.recalc([p.copy for p in prepared], name, workdir, timeout,
+                                        sources=[p.source for p in prepared])
+                chosen = pick_device(device)  # a GPU asked for and absent: said before any file
+                found = [_check_one(prep, proof, copy, name, chosen, trusted, ahead.take(k))
+                         for k, (prep, proof, copy) in enumerate(zip(prepared, proofs, copies))]
+            else:
+                found = _pipelined(prepared, proofs, name, hot, workdir, timeout, device, trusted, ahead)
+        finally:
+            ahead.close()
+            if own is not None:
+                own.close()
+    finally:
+        for prep in prepared:
+            prep.close()
+    start = "" if not chosen_engine.recalculates else (started or ("warm" if warm is not None else "cold start"))
+    for report in found:
+        report.started = start
+    return found
+
+
+def _pipelined(prepared, proofs, engine, hot, workdir, timeout, device, trusted, ahead):
     """Recalculate book after book with a warm engine while the book before is checked
     on the other core; returns the reports in order."""
     from concurrent.futures import ThreadPoolExecutor
@@ -133,7 +176,7 @@ def _pipelined(prepared, engine, hot, workdir, timeout, device, trusted, formula
     def check(k, copy):
         if not chosen:
             chosen.append(pick_device(device))  # a GPU asked for and absent: said before any report
-        return _check_one(prepared[k], copy, engine, chosen[0], trusted, formulas.result()[k], ahead.take(k))
+        return _check_one(prepared[k], proofs[k], copy, engine, chosen[0], trusted, ahead.take(k))
 
     pool = ThreadPoolExecutor(1)
     try:
@@ -153,32 +196,6 @@ def _import_torch():
         importlib.import_module("torch")
 
 
-class _Background:
-    """A function run in a thread (on the other core while an engine recalculates); ``result``
-    waits for it and returns its value or raises its error."""
-
-    def __init__(self, function):
-        self._value, self._error = None, None
-        self._thread = threading.Thread(target=self._run, args=(function,), daemon=True)
-        self._thread.start()
-
-    def _run(self, function):
-        try:
-            self._value = function()
-        except BaseException as exc:  # handed to the caller of result()
-            self._error = exc
-
-    def wait(self):
-        """Wait until the function has returned or raised."""
-        self._thread.join()
-
-    def result(self):
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._value
-
-
 class _Ahead:
     """The end-to-end torch runs, started while the engine recalculates.
 
@@ -189,12 +206,11 @@ class _Ahead:
     inputs differ in any bit is thrown away and done again.
     """
 
-    def __init__(self, prepared, formulas, device, enabled=True):
+    def __init__(self, proofs, device, enabled=True):
         from concurrent.futures import ThreadPoolExecutor
 
         self._pool = ThreadPoolExecutor(1) if enabled else None
-        self._futures = [self._pool.submit(_run_ahead, prep, formulas, k, device)
-                         for k, prep in enumerate(prepared)] if enabled else []
+        self._futures = [self._pool.submit(_run_ahead, proof, device) for proof in proofs] if enabled else []
 
     def take(self, k):
         """Book k's (raw inputs, end-to-end results), or None: not started yet (then it never
@@ -211,12 +227,11 @@ class _Ahead:
             self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _run_ahead(prep, formulas, k, device):
+def _run_ahead(proof, device):
     from . import bridge
     from .device import pick_device
 
-    cells = formulas.result()[k]
-    book = read.read_workbook(prep.package, manifest=prep.manifest, strict_inputs=False, source=prep.source)
+    book, cells = proof.saved, proof.formulas
     raw = bridge.raw_inputs(book.manifest)
     if any((r, c) in cells.get(sheet, {}) for name in raw for sheet, r, c in book.tensors[name].coords):
         return None  # an input computed by a formula: only the recalculated value counts
@@ -239,25 +254,24 @@ def _same_inputs(used, book):
     return True
 
 
-def _check_one(prep, copy, engine, device, trusted, formulas, ahead=None):
-    """Read one recalculated copy, verify what it must prove, and compare it with torch.
+def _check_one(prep, proof, copy, engine, device, trusted, ahead=None):
+    """Stages 4 and 5 for one recalculated copy: read it, verify what it must prove, and
+    compare it with torch.
 
-    ``formulas``: the cells of the prepared (not recalculated) file that hold formulas, by sheet;
-    ``ahead``: (raw inputs, end-to-end results) of torch's run started before the recalculation."""
+    ``proof``: the FileProof of the file as saved; ``ahead``: (raw inputs, end-to-end results)
+    of torch's run started before the recalculation."""
     from . import bridge
 
     book = read.read_workbook(copy, manifest=prep.manifest, strict_inputs=False, source=prep.source)
-    trust.refuse_external_inputs(book.manifest, book.tensors, formulas, prep.source)
     _refuse_bad_inputs(book, prep)
-    trust.verify_sentinel(formulas, prep.source)
     assert_recalculated(book.sentinel, prep.source, engine)
-    typed = trust.typed_values(book.manifest, book.tensors, formulas, trusted)
     e2e = ahead[1] if ahead is not None and _same_inputs(ahead[0], book) else None
     formula_at = None
     if any("exercise" in info for info in book.manifest["tensors"].values()):
         from . import exercises
-        formula_at = exercises.formula_reader(prep.copy, book.tensors, formulas)
-    report = bridge.check_workbook(book, device, engine=engine, typed=typed, e2e=e2e, formula_at=formula_at)
+        formula_at = exercises.formula_reader(prep.copy, book.tensors, proof.formulas)
+    report = bridge.check_workbook(book, device, engine=engine, typed=proof.typed, e2e=e2e, formula_at=formula_at)
+    report.sentinel = "ok" if engines.get(engine).recalculates else "as saved"
     if not engines.get(engine).recalculates:
         report.notes.append("engine cached: the values are read as last saved; this proves the formulas "
                             "agree with torch, not that any engine recalculated them")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib
 import math
 
-import numpy as np
 
 from ..errors import ManifestError
 
@@ -303,8 +302,3 @@ def slice_shape(shape, index):
             out.append(len(range(*part.indices(n))))
     out.extend(shape[len(index):])
     return tuple(out)
-
-
-def rowwise(values):
-    """A float64 array of one number per step (for ops written one row at a time)."""
-    return np.asarray(values, dtype=np.float64)

@@ -43,7 +43,7 @@ class Report:
     engine: str
     device: str
     blocks: list = field(default_factory=list)
-    sentinel: str = "ok"
+    sentinel: str = ""  # "ok" once a recalculation here is proved; "as saved" when the engine reads saved values
     notes: list = field(default_factory=list)
     spec: str = ""
     started: str = ""
@@ -78,7 +78,9 @@ class Report:
     def text(self):
         """A table: one line per block, then a summary line."""
         engine = f"{self.engine}, {self.started}" if self.started else self.engine
-        lines = [f"{self.path}  (engine {engine}, device {self.device}, recalculated: sentinel {self.sentinel}"
+        proof = {"ok": "recalculated: sentinel ok",
+                 "as saved": "not recalculated here: sentinel ok as last saved"}.get(self.sentinel, "sentinel not read")
+        lines = [f"{self.path}  (engine {engine}, device {self.device}, {proof}"
                  + (f", spec {self.spec})" if self.spec else ")")]
         lines += [f"  note: {note}" for note in self.notes]
         header = f"  {'block':<44} {'op':<20} {'max abs':>9} {'max rel':>9}  {'result':<6} {'e2e':<4}  worst cell"
