@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from xlnet.checking import bridge
+from xlnet.checking import exercises, tolerance
 from xlnet import ops
 from xlnet.workbook.read import SheetTensor
 
@@ -48,20 +48,34 @@ def test_numpy_reference_equals_torch_conv_and_pool():
 def test_compare_names_the_worst_cell_and_applies_tolerance():
     values = np.array([[1.0, 2.0], [3.0, 4.0]])
     sheet = SheetTensor("t", values.copy(), {}, ["s!A1", "s!B1", "s!A2", "s!B2"])
-    ok = bridge.compare(sheet, values + 1e-12, [], bridge.DEFAULT_TOL)
+    ok = tolerance.compare(sheet, values + 1e-12, [], tolerance.DEFAULT_TOL)
     assert ok[0] is True
     sheet.values[1, 0] = 3.001
-    passed, max_abs, _, worst, message = bridge.compare(sheet, values, [], bridge.DEFAULT_TOL)
+    passed, max_abs, _, worst, message = tolerance.compare(sheet, values, [], tolerance.DEFAULT_TOL)
     assert not passed and worst == 2 and sheet.address(worst) == "s!A2"
     assert max_abs == pytest.approx(0.001)
 
 
 def test_compare_expected_errors():
     sheet = SheetTensor("t", np.array([np.nan, 0.5]), {0: "#NUM!"}, ["s!A1", "s!B1"])
-    assert bridge.compare(sheet, np.array([np.inf, 0.5]), [(0,)], bridge.DEFAULT_TOL)[0]
+    assert tolerance.compare(sheet, np.array([np.inf, 0.5]), [(0,)], tolerance.DEFAULT_TOL)[0]
     # an error where a number is expected fails, naming the code
-    result = bridge.compare(sheet, np.array([1.0, 0.5]), [], bridge.DEFAULT_TOL)
+    result = tolerance.compare(sheet, np.array([1.0, 0.5]), [], tolerance.DEFAULT_TOL)
     assert not result[0] and "#NUM!" in result[4]
     # a number where an overflow is expected fails too
     plain = SheetTensor("t", np.array([1.0, 0.5]), {}, ["s!A1", "s!B1"])
-    assert not bridge.compare(plain, np.array([np.inf, 0.5]), [(0,)], bridge.DEFAULT_TOL)[0]
+    assert not tolerance.compare(plain, np.array([np.inf, 0.5]), [(0,)], tolerance.DEFAULT_TOL)[0]
+
+
+def test_a_block_and_its_exercise_cells_are_judged_by_one_rule():
+    values = np.array([1.0, 2.0 + 1e-6, np.nan, np.nan, 5.0])
+    sheet = SheetTensor("t", values, errors={2: "#NUM!", 3: "blank"}, cells=[f"s!A{k + 1}" for k in range(5)])
+    torch_values = np.array([1.0, 2.0, np.inf, 3.0, 5.0 + 1e-12])
+    right, _, _ = tolerance.agreement(sheet, torch_values, [(2,)], tolerance.DEFAULT_TOL)
+    assert right.tolist() == [True, False, True, False, True]  # off by 1e-6; an overflow meant; empty
+    passed, *_ = tolerance.compare(sheet, torch_values, [(2,)], tolerance.DEFAULT_TOL)
+    graded = exercises.grade("t", "t", {"shape": [5]}, sheet, torch_values, tolerance.DEFAULT_TOL, lambda k: "", [(2,)])
+    assert not passed and graded.right == 3 and graded.first_cell == "s!A2"
+    loose = {"rtol": 1e-3, "atol": 1e-3}  # the same looser tolerance frees the same cell in both
+    assert tolerance.agreement(sheet, torch_values, [(2,)], loose)[0].tolist() == [True, True, True, False, True]
+    assert exercises.grade("t", "t", {"shape": [5]}, sheet, torch_values, loose, lambda k: "", [(2,)]).right == 4

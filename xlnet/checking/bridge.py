@@ -16,20 +16,7 @@ from .device import pick_device
 from ..errors import ManifestError
 from ..workbook.read import refuse_edited_layout
 from ..report import BlockResult, Report
-
-# The tolerance policy: a block against torch on its own inputs, and the looser end-to-end
-# pass, where rounding accumulates along the chain.
-DEFAULT_TOL = {"rtol": 1e-9, "atol": 1e-9}
-E2E_TOL = {"rtol": 1e-7, "atol": 1e-9}
-# No manifest, however edited, loosens a block further than this.
-LOOSEST = {"rtol": 1e-3, "atol": 1e-3}
-
-
-def block_tolerance(entry):
-    """The tolerance of one op: the policy's default, or the manifest's, clamped to LOOSEST."""
-    given = entry.get("tol", {})
-    return {key: min(float(given.get(key, DEFAULT_TOL[key])), LOOSEST[key]) for key in DEFAULT_TOL}
-
+from .tolerance import E2E_TOL, block_tolerance, compare, widen
 
 def _fetch(spec, values, device):
     import torch
@@ -57,69 +44,6 @@ def _run(entry, values, device):
         raise ManifestError(f"op {entry['op']} ({title[:60]}): torch refuses the inputs its manifest entry gives "
                             f"({' '.join(str(exc).split())[:160]})") from None
     return result if isinstance(result, dict) else {"out": result}
-
-
-def compare(sheet, reference, expected_errors, tol, overflow_may_be_finite=False):
-    """Compare the sheet's values of one tensor with torch's.
-
-    Args:
-        sheet: a read.SheetTensor.
-        reference: torch's float64 values as a numpy array of the same shape.
-        expected_errors: indices where the sheet is meant to show an error (torch: inf/nan).
-        tol: dict with rtol and atol.
-        overflow_may_be_finite: accept a number where an overflow error is expected (engines
-            that do not overflow); those cells are then not compared.
-
-    Returns:
-        (passed, max_abs, max_rel, worst flat index or None, message).
-    """
-    got = sheet.values.ravel()
-    want = np.asarray(reference, dtype=np.float64).ravel()
-    if got.shape != want.shape:
-        return False, math.inf, math.inf, None, f"shape {sheet.values.shape}, torch {np.shape(reference)}"
-    expected = np.zeros(got.shape, bool)
-    for ix in expected_errors:
-        expected[np.ravel_multi_index(tuple(ix), sheet.values.shape)] = True
-    is_error = np.zeros(got.shape, bool)
-    for k in sheet.errors:
-        is_error[k] = True
-
-    bad_expected = np.flatnonzero(expected & ~is_error)
-    if overflow_may_be_finite:
-        is_error |= expected  # not compared: torch overflowed where this engine did not
-        bad_expected = bad_expected[:0]
-    if bad_expected.size:
-        return False, math.inf, math.inf, int(bad_expected[0]), "a number where an error (overflow) is expected"
-    unexpected = np.flatnonzero(is_error & ~expected & np.isfinite(want))
-    if unexpected.size:
-        k = int(unexpected[0])
-        return False, math.inf, math.inf, k, f"holds {sheet.errors[k]}, torch {want[k]:.6g}"
-    both_nan = np.isnan(got) & np.isnan(want)
-    missing = np.flatnonzero(~is_error & ~np.isfinite(want) & ~both_nan)
-    if missing.size:
-        k = int(missing[0])
-        return False, math.inf, math.inf, k, f"holds {got[k]:.6g}, torch {want[k]}"
-    usable = ~is_error & np.isfinite(want) & ~both_nan
-    diff = np.zeros(got.shape)
-    diff[usable] = np.abs(got[usable] - want[usable])
-    scale = tol["atol"] + tol["rtol"] * np.abs(np.where(usable, want, 0))
-    ratio = np.where(usable, diff / scale, 0.0)
-    ratio[np.isnan(ratio)] = np.inf
-    max_abs = float(diff.max()) if diff.size else 0.0
-    rel = np.where(usable, diff / np.maximum(np.abs(np.where(usable, want, 0)), tol["atol"]), 0.0)
-    max_rel = float(np.nanmax(rel)) if rel.size else 0.0
-    worst = int(np.argmax(ratio)) if ratio.size else None
-    passed = bool(ratio.size == 0 or ratio.max() <= 1.0)
-    message = "" if passed else f"holds {got[worst]:.10g}, torch {want[worst]:.10g}"
-    return passed, max_abs, max_rel, worst, message
-
-
-def _widen(tol, outputs, key):
-    """The tolerance, with the absolute allowance an op reports for ill-conditioned cells."""
-    extra = outputs.get(f"atol:{key}")
-    if extra is None:
-        return tol
-    return dict(tol, atol=np.maximum(tol["atol"], extra.detach().cpu().numpy().ravel()))
 
 
 def _unexpected_errors(sheet, expected):
@@ -257,10 +181,10 @@ def check_workbook(book, device="auto", engine="?", typed=None, e2e=None, formul
             source, source_key = _end_to_end_source(manifest, provider, k, key, name)
             e2e_ref = e2e[source][source_key].detach().cpu().numpy()
             e2e_pass, e2e_abs, _, _, _ = compare(sheet, e2e_ref, expected,
-                                                 _widen(e2e_tol, e2e[source], source_key), lenient)
+                                                 widen(e2e_tol, e2e[source], source_key), lenient)
             if not e2e_pass and _measure_conditioning(e2e[source]):  # a recurrence: how far may it drift?
                 e2e_pass, e2e_abs, _, _, _ = compare(sheet, e2e_ref, expected,
-                                                     _widen(e2e_tol, e2e[source], source_key), lenient)
+                                                     widen(e2e_tol, e2e[source], source_key), lenient)
             if composite:
                 status, max_abs, max_rel, worst, message = "e2e", e2e_abs, math.nan, None, ""
             elif upstream:
@@ -269,12 +193,12 @@ def check_workbook(book, device="auto", engine="?", typed=None, e2e=None, formul
             else:
                 ref = block_out[key].detach().cpu().numpy()
                 passed, max_abs, max_rel, worst, message = compare(sheet, ref, expected,
-                                                                   _widen(tol, block_out, key), lenient)
+                                                                   widen(tol, block_out, key), lenient)
                 status = "pass" if passed else "fail"
                 if "exercise" in infos[name]:
                     at = formula_at(name) if formula_at else (lambda k: "")
                     graded.append(exercises.grade(name, entry.get("title", name), infos[name], sheet, ref,
-                                                  _widen(tol, block_out, key), at, expected))
+                                                  widen(tol, block_out, key), at, expected))
             if upstream and not composite and "exercise" in infos[name]:
                 graded.append(exercises.waiting(name, entry.get("title", name), sheet, upstream))
             if name in typed and not composite:

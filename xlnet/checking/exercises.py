@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..workbook import fillpatterns, refs
+from .tolerance import agreement
 
 
 @dataclass
@@ -85,17 +86,7 @@ def grade(name, title, info, sheet, reference, tol, formula_at, expected_errors=
     """
     got = sheet.values.ravel()
     want = np.asarray(reference, dtype=np.float64).ravel()
-    atol = np.broadcast_to(np.asarray(tol["atol"], dtype=np.float64), want.shape)
-    right = np.zeros(got.shape, bool)
-    meant = {int(np.ravel_multi_index(tuple(ix), sheet.values.shape)) for ix in expected_errors}
-    for k in range(got.size):
-        if k in sheet.errors:
-            right[k] = k in meant and sheet.errors[k] != "blank"
-            continue
-        if np.isnan(want[k]) or np.isnan(got[k]):  # blank where blank belongs (no rating to predict)
-            right[k] = bool(np.isnan(want[k]) and np.isnan(got[k]))
-            continue
-        right[k] = abs(got[k] - want[k]) <= atol[k] + tol["rtol"] * abs(want[k])
+    right, _, _ = agreement(sheet, reference, expected_errors, tol)
     empty = [k for k in range(got.size) if not right[k] and not formula_at(k) and _blank(sheet, k)]
     result = ExerciseResult(tensor=name, title=title, cells=int(got.size), right=int(right.sum()), empty=len(empty))
     wrong = np.flatnonzero(~right)

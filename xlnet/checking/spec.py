@@ -29,14 +29,13 @@ from pathlib import Path
 from .. import manifest as manifest_mod, ops
 from ..workbook import refs
 from ..errors import InputError, XlnetError
-from .bridge import LOOSEST
+from .tolerance import LOOSEST
 
 try:
     import tomllib
 except ImportError:  # Python 3.10
     import tomli as tomllib
 
-# A spec may loosen a block's tolerance, never past this: a looser check proves little.
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 

@@ -6,7 +6,7 @@ file's word for its own proof:
 - the sentinel must still be the formula xlnet wrote (``=6*7``), not a constant typed over it;
 - every cell an op computes must hold a formula, not a typed value (a value pasted over a
   formula reads the same once saved); such cells give a block the status ``values``;
-- tolerances in the manifest are clamped to the project's policy (``bridge.LOOSEST``);
+- tolerances in the manifest are clamped to the project's policy (``tolerance.LOOSEST``);
 - with ``--reference ORIGINAL.xlsx`` the ops, tolerances, layout and which cells must be
   formulas come from the original, so a learner's manifest is not even read.
 """
