@@ -102,7 +102,7 @@ def _dataset(side):
     """scikit-learn's digits as the sheet shows them (resized to ``side``, 4 decimals)."""
     from sklearn.datasets import load_digits
 
-    from .conv import resize
+    from .images import resize
     digits = load_digits()
     images = digits.images / 16.0
     if tuple(side) != images.shape[1:]:

@@ -26,7 +26,7 @@ from . import ratings as ratings_mod
 from ..ops.embedding import train_cached
 from ..errors import InputError
 from ..sheet.layout import Book
-from . import Option
+from .options import Option
 
 NAME = "embeddings"
 

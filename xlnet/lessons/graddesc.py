@@ -29,7 +29,7 @@ from ..ops.linefit import batches
 from ..ops.optim import GRAD, OPTIMIZERS, PARAM, SELF, STEP, fit_line_cached
 from ..errors import InputError
 from ..sheet.layout import HEAT_POSITIVE, Book, Tile
-from . import Option
+from .options import Option
 
 NAME = "graddesc"
 

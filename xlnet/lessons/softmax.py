@@ -16,7 +16,7 @@ import numpy as np
 from .. import ops
 from ..errors import InputError
 from ..sheet.layout import Book
-from . import Option
+from .options import Option
 
 NAME = "softmax"
 
