@@ -90,3 +90,22 @@ def test_the_same_settings_give_the_same_bytes_under_another_cpus_arithmetic(tmp
             built = hashlib.sha256((out / f"{lesson}.xlsx").read_bytes()).hexdigest()
             committed = hashlib.sha256((ROOT / "workbooks" / f"{lesson}.xlsx").read_bytes()).hexdigest()
             assert built == committed, f"{lesson}.xlsx has other bytes under {what}"
+
+
+def test_the_private_xlsxwriter_method_the_lessons_override_is_still_there_and_used(tmp_path):
+    import inspect
+    import zipfile
+
+    import xlsxwriter
+    from xlsxwriter.worksheet import Worksheet
+
+    from xlnet.sheet.worksheet import PortableWorksheet
+    assert list(inspect.signature(Worksheet._prepare_formula).parameters) == \
+        list(inspect.signature(PortableWorksheet._prepare_formula).parameters) == ["self", "formula", "expand_future_functions"]
+    path = tmp_path / "w.xlsx"
+    book = xlsxwriter.Workbook(str(path))
+    sheet = book.add_worksheet("s", worksheet_class=PortableWorksheet)
+    sheet.write_formula(0, 0, "=XLOOKUP(1,B1:B2,C1:C2)")  # XlsxWriter's own would write _xlfn.XLOOKUP
+    book.close()
+    xml = zipfile.ZipFile(path).read("xl/worksheets/sheet1.xml").decode()
+    assert "<f>XLOOKUP(1,B1:B2,C1:C2)</f>" in xml, xml

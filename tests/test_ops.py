@@ -16,7 +16,7 @@ import xlnet
 from xlnet.checking import bridge
 from xlnet import lessons, manifest as manifest_mod, ops
 from xlnet.errors import LayoutError, ManifestError
-from xlnet.sheet.layout import Book
+from xlnet.sheet.book import Book
 from conftest import check, needs_libreoffice, recalculated
 
 

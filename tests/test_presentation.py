@@ -8,7 +8,7 @@ import openpyxl
 import pytest
 
 import xlnet
-from xlnet.sheet import layout
+from xlnet.sheet import sheet as sheet_mod, styles
 from xlnet.workbook import read
 from xlnet.workbook.fillpatterns import relative
 from xlnet.lessons.graddesc import TABLE_ROW
@@ -43,7 +43,7 @@ def _contrast(a, b):
 
 def test_long_and_wide_sheets_keep_their_headers_in_view(opened):
     for book, ws in _sheets(opened):
-        if ws.max_row > layout.LONG_SHEET_ROWS + 10 or ws.max_column > layout.WIDE_SHEET_COLS + 2:
+        if ws.max_row > sheet_mod.LONG_SHEET_ROWS + 10 or ws.max_column > sheet_mod.WIDE_SHEET_COLS + 2:
             assert ws.freeze_panes, f"{book}!{ws.title} ({ws.max_row} rows) has no frozen panes"
             assert ws.print_title_rows, f"{book}!{ws.title} prints no title rows"
     sgd = opened["graddesc"]["sgd"]
@@ -61,7 +61,7 @@ def test_every_sheet_has_a_legend_and_editable_cells_read_well(opened):
     for address in ("G6", "K8", "L8", "M8"):  # an image pixel and a kernel row, under the heat map
         cell = conv[address]
         colour = (cell.font.color.rgb or "FF000000")[-6:]
-        for heat in layout.HEAT_DIVERGING + layout.HEAT_POSITIVE:
+        for heat in styles.HEAT_DIVERGING + styles.HEAT_POSITIVE:
             assert _contrast(colour, heat.lstrip("#")) >= dark, f"conv!{address}: {colour} on {heat}"
         assert cell.border.left.style == "medium" and cell.border.left.color.rgb.endswith("2F75B5")
     assert any("edit me" in str(c.value) for c in conv[1])
@@ -95,7 +95,7 @@ def test_text_fits(opened):
         if intro and len(intro) > 100:
             merged = next((r for r in ws.merged_cells.ranges if r.min_row == 2 and r.min_col == 1), None)
             assert merged is not None and ws["A2"].alignment.wrap_text, f"{book}!{ws.title}: the intro is one long line"
-            if len(intro) > layout.PARAGRAPH_WIDTH * 1.2:
+            if len(intro) > sheet_mod.PARAGRAPH_WIDTH * 1.2:
                 assert ws.row_dimensions[2].height and ws.row_dimensions[2].height > 15
         for row in (2, 3, 4):
             text = ws.cell(row, 1).value

@@ -33,7 +33,6 @@ def build(names=None, out=DEFAULT_OUT, seed=0, exercise=None, **options):
     names = list(names or lessons.all_lessons())
     chosen = [lessons.get(n) for n in names]
     sets = lessons.exercise_sets(chosen, exercise)
-    from .sheet import layout
     unknown = [k for k, v in options.items() if v is not None and k not in lessons.all_options()]
     if unknown:
         raise InputError(f"unknown lesson option(s): {', '.join(unknown)}")
@@ -44,8 +43,7 @@ def build(names=None, out=DEFAULT_OUT, seed=0, exercise=None, **options):
     for lesson, values, blocks in zip(chosen, resolved, sets):
         path = out / (f"{lesson.NAME}-exercise.xlsx" if blocks else f"{lesson.NAME}.xlsx")
         try:
-            with layout.exercises(blocks or {}):
-                lesson.build(path, seed=seed, **values)
+            lesson.build(path, seed=seed, exercises=blocks or None, **values)
         except OSError as exc:
             raise InputError(f"{path}: cannot be written ({exc.strerror or type(exc).__name__})") from None
         paths.append(path)

@@ -19,7 +19,8 @@ import numpy as np
 
 from .. import ops
 from ..errors import InputError
-from ..sheet.layout import Book
+from ..sheet.blocks import Look
+from ..sheet.book import Book
 from .options import Option
 
 NAME = "backprop"
@@ -92,7 +93,7 @@ def _formula_count(batch, options):
     return options["steps"] * (cnn + mlp) + 13 * rows
 
 
-def build(path, seed=0, **options):
+def build(path, seed=0, exercises=None, **options):
     """Build the backpropagation workbook at ``path``."""
     from sklearn.datasets import load_digits, load_wine
 
@@ -105,7 +106,8 @@ def build(path, seed=0, **options):
     digits = load_digits()
     images = (digits.images[indices] / 16.0)[:, None]  # [B, 1, 8, 8], exact in binary
     labels = digits.target[indices].astype(np.float64)
-    book = Book(NAME, dict(options, seed=seed, digits=",".join(map(str, indices)), batch_size=len(indices)))
+    book = Book(NAME, dict(options, seed=seed, digits=",".join(map(str, indices)), batch_size=len(indices)),
+                exercises=exercises)
     _cnn_sheet(book, images, labels, indices, options, rng)
     wine = load_wine()
     _mlp_sheet(book, wine, options, rng)
@@ -116,8 +118,8 @@ def build(path, seed=0, **options):
 
 def _scalars(sheet, blocks_and_captions, row, col):
     """Scalars one under the other, label then value."""
-    return [sheet.apply(call, name, row=row + k, col=col, caption=caption, number_format=fmt, heat=None,
-                        title=title)
+    return [sheet.apply(call, name, row=row + k, col=col, caption=caption, title=title,
+                        look=Look(number_format=fmt, heat=None))
             for k, (call, name, caption, fmt, title) in enumerate(blocks_and_captions)]
 
 
@@ -126,20 +128,25 @@ def _classifier_head(sheet, logits, labels, prefix, step, row, col):
     accuracy; returns the blocks."""
     out = {}
     out["exps"] = sheet.apply(ops.Exp(x=logits), f"{prefix}exps", row=row, col=col, caption="EXP(logit)",
-                              number_format="0.000", title=f"{step}: EXP of the logits")
+                              title=f"{step}: EXP of the logits",
+                              look=Look(number_format="0.000"))
     out["probs"] = sheet.apply(ops.Normalize(x=out["exps"], dim=1), f"{prefix}probs", row=row,
-                               col=out["exps"].right + 2, number_format="0.000",
-                               caption="p = EXP / row SUM (softmax)", title=f"{step}: probabilities")
+                               col=out["exps"].right + 2,
+                               caption="p = EXP / row SUM (softmax)",
+                               title=f"{step}: probabilities",
+                               look=Look(number_format="0.000"))
     col = out["probs"].right + 2
     out["loss_rows"] = sheet.apply(ops.CrossEntropyRows(p=out["probs"], target=labels), f"{prefix}losses", row=row,
-                                   col=col, orient="col", number_format="0.000", caption="-LN(p label)",
-                                   title=f"{step}: loss of each sample")
-    out["pred"] = sheet.apply(ops.Argmax(x=out["probs"]), f"{prefix}pred", row=row, col=col + 2, orient="col",
-                              number_format="0", heat=None, caption="predicted",
-                              title=f"{step}: predicted class (first maximum)")
+                                   col=col, caption="-LN(p label)",
+                                   title=f"{step}: loss of each sample",
+                                   look=Look(orient="col", number_format="0.000"))
+    out["pred"] = sheet.apply(ops.Argmax(x=out["probs"]), f"{prefix}pred", row=row, col=col + 2, caption="predicted",
+                              title=f"{step}: predicted class (first maximum)",
+                              look=Look(orient="col", number_format="0", heat=None))
     out["correct"] = sheet.apply(ops.Equal(a=out["pred"], b=labels), f"{prefix}correct", row=row, col=col + 4,
-                                 orient="col", number_format="0", heat=None, caption="right?",
-                                 title=f"{step}: prediction = label")
+                                 caption="right?",
+                                 title=f"{step}: prediction = label",
+                                 look=Look(orient="col", number_format="0", heat=None))
     loss, accuracy = _scalars(sheet, [
         (ops.Mean(x=out["loss_rows"]), f"{prefix}loss", "batch loss (mean)", "0.0000", f"step {step}: batch loss"),
         (ops.Mean(x=out["correct"]), f"{prefix}accuracy", "accuracy", "0%", f"step {step}: batch accuracy"),
@@ -153,17 +160,21 @@ def _dense_backward(sheet, x, weight, bias, grad, prefix, step, names, row, col,
     ``input_grad_at`` gives (row, col), of its input. Returns the blocks by name."""
     out = {}
     out["w"] = sheet.apply(ops.LinearGradWeight(x=x, weight=weight, bias=bias, grad=grad), f"{prefix}d{names[0]}",
-                           row=row, col=col, number_format=GRAD_FORMAT,
+                           row=row, col=col,
                            caption=f"dL/d{names[0]} = SUMPRODUCT(dL/dout column, input column): a sum over the batch",
-                           title=f"{step}: dL/d{names[0]}")
+                           title=f"{step}: dL/d{names[0]}",
+                           look=Look(number_format=GRAD_FORMAT))
     out["b"] = sheet.apply(ops.LinearGradBias(x=x, weight=weight, bias=bias, grad=grad), f"{prefix}d{names[1]}",
-                           row=row, col=out["w"].right + 2, orient="col", number_format=GRAD_FORMAT,
-                           caption=f"dL/d{names[1]} = SUM(column)", title=f"{step}: dL/d{names[1]}")
+                           row=row, col=out["w"].right + 2,
+                           caption=f"dL/d{names[1]} = SUM(column)",
+                           title=f"{step}: dL/d{names[1]}",
+                           look=Look(orient="col", number_format=GRAD_FORMAT))
     if input_grad_at:
         out["x"] = sheet.apply(ops.LinearGradInput(x=x, weight=weight, bias=bias, grad=grad), f"{prefix}d{names[2]}",
-                               row=input_grad_at[0], col=input_grad_at[1], number_format=GRAD_FORMAT,
+                               row=input_grad_at[0], col=input_grad_at[1],
                                caption=f"dL/d{names[2]} = MMULT(dL/dout row, {names[0]} column)",
-                               title=f"{step}: dL/d{names[2]}")
+                               title=f"{step}: dL/d{names[2]}",
+                               look=Look(number_format=GRAD_FORMAT))
     return out
 
 
@@ -172,8 +183,9 @@ def _updates(sheet, params, grads, lr, prefix, step, row, col):
     new = {}
     for key, param in params.items():
         new[key] = sheet.apply(ops.SgdUpdate(p=param, g=grads[key], lr=lr), f"{prefix}{key}", row=row, col=col,
-                               orient=param.orient, number_format="0.0000", caption=f"new {key} = {key} - lr x dL/d{key}",
-                               title=f"{step}: new {key}")
+                               caption=f"new {key} = {key} - lr x dL/d{key}",
+                               title=f"{step}: new {key}",
+                               look=Look(orient=param.orient, number_format="0.0000"))
         col = new[key].right + 2
     return new
 
@@ -196,12 +208,14 @@ def _history(book, sheet, bands, prefix, row, col, title):
         sheet.text(row + 2 + s, col, f"step {s + 1}", "label")
     loss = sheet.apply(ops.Stack(**{f"s{s + 1}": band["loss"] for s, band in enumerate(bands)},
                                  order=[f"s{s + 1}" for s in range(steps)]),
-                       f"{prefix}loss_history", row=row, col=col + 1, orient="col", number_format="0.0000",
-                       caption="loss", title="batch loss of every step")
+                       f"{prefix}loss_history", row=row, col=col + 1, caption="loss",
+                       title="batch loss of every step",
+                       look=Look(orient="col", number_format="0.0000"))
     accuracy = sheet.apply(ops.Stack(**{f"s{s + 1}": band["accuracy"] for s, band in enumerate(bands)},
                                      order=[f"s{s + 1}" for s in range(steps)]),
-                           f"{prefix}accuracy_history", row=row, col=col + 2, orient="col", number_format="0%",
-                           caption="accuracy", title="batch accuracy of every step")
+                           f"{prefix}accuracy_history", row=row, col=col + 2,
+                           caption="accuracy", title="batch accuracy of every step",
+                           look=Look(orient="col", number_format="0%"))
     first = loss.tiles[0].row
     book.chart(sheet, f"{prefix}training", "line", title,
                [("batch loss", loss), ("batch accuracy", accuracy)], row=row, col=col + 4,
@@ -236,16 +250,18 @@ def _cnn_sheet(book, images, labels, indices, options, rng):
                "gradient block sits under the forward block it belongs to, same shape and colours), and the "
                "update. The next band starts from the updated parameters.")
     lr = sheet.place("lr", (), row=4, col=1, role="hyper", values=options["lr"], caption="lr",
-                     number_format="0.000",
-                     allowed=(0, None, True, False, "Learning rate"))
+                     allowed=(0, None, True, False, "Learning rate"),
+                     look=Look(number_format="0.000"))
     sheet.text(4, 4, f"learning rate: new = old - lr x gradient.  Batch {batch}, {steps} steps: "
                f"set when the workbook is built (xlnet build backprop --batch-size {batch} --steps {steps}).")
     pitch = SIDE + 2
-    x = sheet.place("images", images.shape, row=6, col=1, role="input", values=images, pitch=pitch,
+    x = sheet.place("images", images.shape, row=6, col=1, role="input", values=images,
                     caption=f"Digits #{', #'.join(map(str, indices[:8]))}{' …' if batch > 8 else ''} "
-                            "(ink 0 to 1)")
+                            "(ink 0 to 1)",
+                    look=Look(pitch=pitch))
     target = sheet.place("labels", labels.shape, row=6, col=x.right + 2, role="input", values=labels,
-                         orient="col", number_format="0", heat=None, caption="label")
+                         caption="label",
+                         look=Look(orient="col", number_format="0", heat=None))
     col = target.right + 3
     w0 = np.round(rng.normal(0, np.sqrt(2 / k ** 2), (filters, 1, k, k)), 2)
     dw0 = np.round(rng.normal(0, np.sqrt(1 / features), (CLASSES, features)), 2)
@@ -258,8 +274,10 @@ def _cnn_sheet(book, images, labels, indices, options, rng):
     params["dense_w"] = sheet.place("dense_w", dw0.shape, row=params["conv_b"].bottom + 2, col=col,
                                     role="parameter", values=dw0,
                                     caption=f"Starting dense weights: 10 digits x {features} pooled features")
-    params["dense_b"] = sheet.place("dense_b", (CLASSES,), row=params["dense_w"].top, col=params["dense_w"].right + 2,
-                                    role="parameter", values=np.zeros(CLASSES), orient="col", caption="bias")
+    params["dense_b"] = sheet.place("dense_b", (CLASSES,), row=params["dense_w"].top,
+                                    col=params["dense_w"].right + 2,
+                                    role="parameter", values=np.zeros(CLASSES),
+                                    caption="bias", look=Look(orient="col"))
     history_at, row = _history_place(6, steps, [x, target, *params.values()])
     start, bands = dict(params), []
     for s in range(1, steps + 1):
@@ -282,12 +300,13 @@ def _cnn_band(book, sheet, x, target, params, lr, s, row, sizes):
     sheet.text(row, 2, f"Forward pass from {source}; backward pass; update.", "intro")
     row += 2
     z = sheet.apply(ops.Conv2d(x=x, weight=params["conv_w"], bias=params["conv_b"]), f"{p}conv", row=row, col=1,
-                    pitch=pitch, caption=f"z = SUMPRODUCT({k}x{k} window, kernel) + bias",
-                    title=f"step {s}: conv")
-    a = sheet.apply(ops.Relu(x=z), f"{p}relu", row=row, col=z.right + 2, pitch=pitch, caption="a = MAX(0, z)",
-                    title=f"step {s}: ReLU")
-    pooled = sheet.apply(ops.MaxPool2d(x=a, kernel_size=POOL), f"{p}pool", row=row, col=a.right + 2, pitch=pitch,
-                         caption=f"MAX of each {POOL}x{POOL} window", title=f"step {s}: max-pool")
+                    caption=f"z = SUMPRODUCT({k}x{k} window, kernel) + bias",
+                    title=f"step {s}: conv", look=Look(pitch=pitch))
+    a = sheet.apply(ops.Relu(x=z), f"{p}relu", row=row, col=z.right + 2, caption="a = MAX(0, z)",
+                    title=f"step {s}: ReLU", look=Look(pitch=pitch))
+    pooled = sheet.apply(ops.MaxPool2d(x=a, kernel_size=POOL), f"{p}pool", row=row, col=a.right + 2,
+                         caption=f"MAX of each {POOL}x{POOL} window",
+                         title=f"step {s}: max-pool", look=Look(pitch=pitch))
     features = filters * pooled_side ** 2
     row_back = max(z.bottom, pooled.bottom) + 2
     row_dense = 2 * row_back - row  # the backward strip is as tall as the forward one
@@ -299,31 +318,40 @@ def _cnn_band(book, sheet, x, target, params, lr, s, row, sizes):
     head = _classifier_head(sheet, logits, target, p, f"step {s}", row_dense, logits.right + 2)
     row_dback = max(flat.bottom, head["probs"].bottom, head["loss_rows"].bottom) + 2
     dlogits = sheet.apply(ops.CrossEntropyBackward(p=head["probs"], target=target), f"{p}dlogits", row=row_dback,
-                          col=logits.left, number_format=GRAD_FORMAT,
-                          caption=f"dL/dlogit = (p - one-hot label) / {batch}", title=f"step {s}: dL/dlogits")
+                          col=logits.left,
+                          caption=f"dL/dlogit = (p - one-hot label) / {batch}",
+                          title=f"step {s}: dL/dlogits",
+                          look=Look(number_format=GRAD_FORMAT))
     row_params = max(row_dback + 2 + batch, row_dback + 3) + 1
     dense = _dense_backward(sheet, flat, params["dense_w"], params["dense_b"], dlogits, p, f"step {s}",
                             ("dense_w", "dense_b", "flat"), row_params + k + 4, 1, input_grad_at=(row_dback, 1))
     dpooled = sheet.apply(ops.Reshape(x=dense["x"], shape=[batch, filters, pooled_side, pooled_side]), f"{p}dpool",
-                          row=row_back, col=pooled.left, pitch=pitch, number_format=GRAD_FORMAT,
-                          caption="dL/dpooled: dL/dflat back on the grid", title=f"step {s}: dL/dpooled")
+                          row=row_back, col=pooled.left,
+                          caption="dL/dpooled: dL/dflat back on the grid",
+                          title=f"step {s}: dL/dpooled",
+                          look=Look(number_format=GRAD_FORMAT, pitch=pitch))
     da = sheet.apply(ops.MaxPool2dBackward(x=a, grad=dpooled, kernel_size=POOL), f"{p}drelu", row=row_back,
-                     col=a.left, pitch=pitch, number_format=GRAD_FORMAT,
+                     col=a.left,
                      caption="dL/da: to the window's first maximum (row by row, as torch), else 0",
-                     title=f"step {s}: dL/da through max-pool")
-    dz = sheet.apply(ops.ReluBackward(x=z, grad=da), f"{p}dconv", row=row_back, col=1, pitch=pitch,
-                     number_format=GRAD_FORMAT, caption="dL/dz = IF(z > 0, dL/da, 0): the ReLU mask",
-                     title=f"step {s}: dL/dz through ReLU")
+                     title=f"step {s}: dL/da through max-pool",
+                     look=Look(number_format=GRAD_FORMAT, pitch=pitch))
+    dz = sheet.apply(ops.ReluBackward(x=z, grad=da), f"{p}dconv", row=row_back, col=1,
+                     caption="dL/dz = IF(z > 0, dL/da, 0): the ReLU mask",
+                     title=f"step {s}: dL/dz through ReLU",
+                     look=Look(number_format=GRAD_FORMAT, pitch=pitch))
     conv_grads = {
         "conv_w": sheet.apply(ops.Conv2dGradWeight(x=x, weight=params["conv_w"], bias=params["conv_b"], grad=dz),
-                              f"{p}dconv_w", row=row_params, col=1, number_format=GRAD_FORMAT,
+                              f"{p}dconv_w", row=row_params, col=1,
                               caption="dL/dkernel = sum of SUMPRODUCT(dL/dz, input window)",
-                              title=f"step {s}: dL/dkernel"),
+                              title=f"step {s}: dL/dkernel",
+                              look=Look(number_format=GRAD_FORMAT)),
     }
-    conv_grads["conv_b"] = sheet.apply(
-        ops.Conv2dGradBias(x=x, weight=params["conv_w"], bias=params["conv_b"], grad=dz), f"{p}dconv_b",
-        row=row_params, col=conv_grads["conv_w"].right + 4, number_format=GRAD_FORMAT,
-        caption="dL/dbias = SUM(dL/dz map)", title=f"step {s}: dL/dconv bias")
+    conv_grads["conv_b"] = sheet.apply(ops.Conv2dGradBias(x=x, weight=params["conv_w"], bias=params["conv_b"], grad=dz),
+                                       f"{p}dconv_b", row=row_params,
+                                       col=conv_grads["conv_w"].right + 4,
+                                       caption="dL/dbias = SUM(dL/dz map)",
+                                       title=f"step {s}: dL/dconv bias",
+                                       look=Look(number_format=GRAD_FORMAT))
     grads = {**conv_grads, "dense_w": dense["w"], "dense_b": dense["b"]}
     new_col = max(conv_grads["conv_b"].right + 4, dense["b"].right + 6)  # room for the bias gradients' captions
     new_conv = _updates(sheet, {k2: params[k2] for k2 in ("conv_w", "conv_b")}, grads, lr, f"{p}new_", f"step {s}",
@@ -364,17 +392,17 @@ def _mlp_sheet(book, wine, options, rng):
         label_width=12)
     sheet.text(2, 0, WINE_WHY)
     lr = sheet.place("mlp_lr", (), row=4, col=1, role="hyper", values=options["lr"], caption="lr",
-                     number_format="0.000",
-                     allowed=(0, None, True, False, "Learning rate"))
+                     allowed=(0, None, True, False, "Learning rate"),
+                     look=Look(number_format="0.000"))
     for j, name in enumerate(wine.feature_names):
         sheet.text(7, 1 + j, name.replace("od280/od315_of_diluted_wines", "od280/od315")[:14], "label")
     for i, index in enumerate(picked):
         sheet.text(8 + i, 0, f"wine #{index}", "label")
     raw = sheet.place("wine", (rows, features), row=6, col=1, role="input", values=wine.data[picked],
-                      caption="Measurements as scikit-learn ships them", heat=None)
+                      caption="Measurements as scikit-learn ships them", look=Look(heat=None))
     target = sheet.place("wine_class", (rows,), row=6, col=raw.right + 2, role="input",
-                         values=wine.target[picked].astype(np.float64), orient="col", number_format="0", heat=None,
-                         caption="class")
+                         values=wine.target[picked].astype(np.float64), caption="class",
+                         look=Look(orient="col", number_format="0", heat=None))
     x = sheet.apply(ops.Standardize(x=raw), "wine_std", row=raw.bottom + 2, col=1,
                     caption="Standardised: (x - AVERAGE(column)) / STDEVP(column)", title="standardised features")
     w1 = np.round(rng.normal(0, np.sqrt(2 / features), (hidden, features)), 2)
@@ -383,11 +411,13 @@ def _mlp_sheet(book, wine, options, rng):
     params = {"w1": sheet.place("hidden_w", w1.shape, row=top, col=1, role="parameter", values=w1,
                                 caption=f"Starting hidden weights ({hidden} x 13)")}
     params["b1"] = sheet.place("hidden_b", (hidden,), row=top, col=params["w1"].right + 2, role="parameter",
-                               values=np.zeros(hidden), orient="col", caption="b1")
+                               values=np.zeros(hidden), caption="b1",
+                               look=Look(orient="col"))
     params["w2"] = sheet.place("out_w", w2.shape, row=top, col=params["b1"].right + 2, role="parameter", values=w2,
                                caption="Starting output weights")
-    params["b2"] = sheet.place("out_b", (3,), row=top, col=params["w2"].right + 2, role="parameter", values=np.zeros(3),
-                               orient="col", caption="b2")
+    params["b2"] = sheet.place("out_b", (3,), row=top, col=params["w2"].right + 2, role="parameter",
+                               values=np.zeros(3), caption="b2",
+                               look=Look(orient="col"))
     history_at, row = _history_place(4, steps, [raw, target, x, *params.values()])
     start, bands = dict(params), []
     for s in range(1, steps + 1):
@@ -417,13 +447,17 @@ def _mlp_band(sheet, x, target, params, lr, s, row):
     head = _classifier_head(sheet, logits, target, p, f"mlp step {s}", row, logits.right + 2)
     back = z1.bottom + 2
     dlogits = sheet.apply(ops.CrossEntropyBackward(p=head["probs"], target=target), f"{p}dlogits", row=back,
-                          col=logits.left, number_format=GRAD_FORMAT,
-                          caption=f"dL/dlogit = (p - one-hot) / {x.shape[0]}", title=f"mlp step {s}: dL/dlogits")
+                          col=logits.left,
+                          caption=f"dL/dlogit = (p - one-hot) / {x.shape[0]}",
+                          title=f"mlp step {s}: dL/dlogits",
+                          look=Look(number_format=GRAD_FORMAT))
     grad_row = back + x.shape[0] + 3
     out = _dense_backward(sheet, h, params["w2"], params["b2"], dlogits, p, f"mlp step {s}", ("w2", "b2", "h"),
                           grad_row, 1, input_grad_at=(back, h.left))
-    dz1 = sheet.apply(ops.ReluBackward(x=z1, grad=out["x"]), f"{p}dz1", row=back, col=1, number_format=GRAD_FORMAT,
-                      caption="dL/dz1 = IF(z1 > 0, dL/dh, 0)", title=f"mlp step {s}: dL/dz1 through ReLU")
+    dz1 = sheet.apply(ops.ReluBackward(x=z1, grad=out["x"]), f"{p}dz1", row=back, col=1,
+                      caption="dL/dz1 = IF(z1 > 0, dL/dh, 0)",
+                      title=f"mlp step {s}: dL/dz1 through ReLU",
+                      look=Look(number_format=GRAD_FORMAT))
     hidden = _dense_backward(sheet, x, params["w1"], params["b1"], dz1, p, f"mlp step {s}", ("w1", "b1", "x"), grad_row,
                              out["b"].right + 6)
     grads = {"w1": hidden["w"], "b1": hidden["b"], "w2": out["w"], "b2": out["b"]}

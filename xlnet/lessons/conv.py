@@ -15,7 +15,8 @@ import numpy as np
 
 from .. import ops
 from ..errors import InputError
-from ..sheet.layout import Book
+from ..sheet.blocks import Look
+from ..sheet.book import Book
 from . import conv_training
 from .images import load_digit, load_image, resize
 from .options import Option
@@ -104,7 +105,7 @@ def _check_fits(shape, options):
                          "leaves nothing after pooling: use a larger image or smaller kernel/pool")
 
 
-def build(path, seed=0, **options):
+def build(path, seed=0, exercises=None, **options):
     """Build the convolution workbook at ``path``.
 
     Args:
@@ -117,7 +118,7 @@ def build(path, seed=0, **options):
     img, source, label = _input_image(options)
     _check_fits(img.shape, options)
     trained = None if options["untrained"] else conv_training.weights_for(img.shape, options)
-    book = Book(NAME, dict(options, seed=seed, source=source))
+    book = Book(NAME, dict(options, seed=seed, source=source), exercises=exercises)
     if trained:
         about = (f"The weights were trained on {trained['trained_on']:,} scikit-learn digits; on the "
                  f"{trained['held_out']} held out they read {trained['accuracy']:.1%} of the digits right.")
@@ -192,26 +193,30 @@ def _dense_and_softmax(book, sheet, flat, row, rng, trained, label, chart_col):
     dense_w = sheet.place("dense_w", wd.shape, row=row, col=2, role="parameter", values=wd,
                           caption=f"Dense layer: 10 x {nf} weights ({'trained' if trained else 'random, seeded'})")
     col = dense_w.right + 2
-    dense_b = sheet.place("dense_b", bd.shape, row=row, col=col, role="parameter", values=bd,
-                          orient="col", caption="bias")
+    dense_b = sheet.place("dense_b", bd.shape, row=row, col=col, role="parameter", values=bd, caption="bias",
+                          look=Look(orient="col"))
     logits = sheet.apply(ops.Linear(x=flat, weight=dense_w, bias=dense_b), "logits", row=row, col=col + 2,
-                         orient="col", caption="logit", title="dense layer")
-    exps = sheet.apply(ops.Exp(x=logits), "exps", row=row, col=col + 4, orient="col", caption="EXP(logit)",
-                       number_format="0.000", title="EXP of the logits")
+                         caption="logit", title="dense layer", look=Look(orient="col"))
+    exps = sheet.apply(ops.Exp(x=logits), "exps", row=row, col=col + 4, caption="EXP(logit)",
+                       title="EXP of the logits",
+                       look=Look(orient="col", number_format="0.000"))
     sheet.widen(col + 4, 10)  # a trained network's logits reach 8 or more: EXP is in the thousands
-    probs = sheet.apply(ops.Normalize(x=exps, dim=0), "probs", row=row, col=col + 6, orient="col",
-                        caption="probability", number_format="0.000", title="probabilities (exp / sum)")
+    probs = sheet.apply(ops.Normalize(x=exps, dim=0), "probs", row=row, col=col + 6, caption="probability",
+                        title="probabilities (exp / sum)",
+                        look=Look(orient="col", number_format="0.000"))
     sheet.text(dense_w.bottom + 1, 2, "logit = SUMPRODUCT(weights row, flat) + bias;   "
                "probability = EXP(logit) / SUM(EXP column): the softmax, which sums to 1.")
     book.composite(ops.Softmax(x=logits, dim=0), {"out": probs}, title="softmax (exp, then normalise)")
     below = probs.bottom + 2
-    predicted = sheet.apply(ops.Argmax(x=probs), "predicted", row=below, col=col + 5, number_format="0", heat=None,
-                            caption="predicted digit", title="predicted digit (the most probable)")
+    predicted = sheet.apply(ops.Argmax(x=probs), "predicted", row=below, col=col + 5, caption="predicted digit",
+                            title="predicted digit (the most probable)",
+                            look=Look(number_format="0", heat=None))
     if label is not None:
         truth = sheet.place("true_label", (), row=below + 1, col=col + 5, role="input", values=float(label),
-                            number_format="0", heat=None, caption="true label")
+                            caption="true label", look=Look(number_format="0", heat=None))
         sheet.apply(ops.Equal(a=predicted, b=truth), "prediction_right", row=below + 2, col=col + 5,
-                    number_format="0", heat=None, caption="right? (1: yes)", title="prediction = true label")
+                    caption="right? (1: yes)", title="prediction = true label",
+                    look=Look(number_format="0", heat=None))
     first = probs.tiles[0].row
     book.chart(sheet, "probabilities", "bar", "Predicted probability per digit", [("probability", probs)],
                row=3, col=chart_col, categories=[f"digit {c}" for c in range(CLASSES)], x_label="digit",
@@ -233,12 +238,13 @@ def _matmul_sheet(book, conv_in, kernel1, conv1, k, s, padded):
     flat = sheet.apply(ops.Flatten(x=conv_in[0, 0:ph, 0:pw]), "mm_flat", row=3, col=2,
                        caption=f"The {ph}x{pw} patch flattened row by row (=cell of the image)",
                        title="matmul: patch flattened")
-    matrix = sheet.apply(
-        ops.ConvMatrix(weight=kernel1[f, 0], in_h=ph, in_w=pw, stride=s), "mm_matrix", row=flat.bottom + 2, col=2,
-        number_format="0.00;-0.00;0", title="matmul: weight matrix",
-        caption="Weight matrix: one row per output cell; the kernel's weights shared along the diagonal, zeros elsewhere")
+    matrix = sheet.apply(ops.ConvMatrix(weight=kernel1[f, 0], in_h=ph, in_w=pw, stride=s), "mm_matrix",
+                         row=flat.bottom + 2, col=2, title="matmul: weight matrix",
+                         caption="Weight matrix: one row per output cell; the kernel's weights shared along the diagonal, zeros elsewhere",
+                         look=Look(number_format="0.00;-0.00;0"))
     out = sheet.apply(ops.Linear(x=flat, weight=matrix), "mm_out", row=matrix.top, col=matrix.right + 2,
-                      orient="col", caption="row . flat", title="matmul: matrix product")
+                      caption="row . flat", title="matmul: matrix product",
+                      look=Look(orient="col"))
     row = matrix.bottom + 2
     grid = sheet.apply(ops.Reshape(x=out, shape=[oh, ow]), "mm_map", row=row, col=2,
                        caption="The products put back on the grid", title="matmul: back on the grid")
@@ -247,8 +253,8 @@ def _matmul_sheet(book, conv_in, kernel1, conv1, k, s, padded):
                        caption="|matrix way - conv sheet|", title="matmul vs conv sheet")
     sheet.widen(diff.left + 4, 9)  # the largest difference, in scientific notation
     sheet.apply(ops.Amax(x=diff), "mm_maxdiff", row=diff.bottom + 2, col=diff.left + 3,
-                caption="largest difference (0: both ways agree)", number_format="0.0E+00",
-                title="largest difference")
+                caption="largest difference (0: both ways agree)", title="largest difference",
+                look=Look(number_format="0.0E+00"))
 
 
 def _dropout_sheet(book, conv1, p, rng):
@@ -266,10 +272,12 @@ def _dropout_sheet(book, conv1, p, rng):
                           allowed=(0, 1, False, True, "Drop probability p"))
     shape = conv1.shape[1:]
     u = sheet.place("dropout_u", shape, row=5, col=1, role="input", values=np.round(rng.random(shape), 3),
-                    number_format="0.000", caption="Random draws u (seeded constants)")
-    mask = sheet.apply(ops.KeepMask(u=u, p=p_block), "dropout_mask", row=5, col=u.right + 2, number_format="0",
-                       caption="keep = IF(u >= p, 1, 0)", title="dropout keep-mask")
+                    caption="Random draws u (seeded constants)", look=Look(number_format="0.000"))
+    mask = sheet.apply(ops.KeepMask(u=u, p=p_block), "dropout_mask", row=5, col=u.right + 2,
+                       caption="keep = IF(u >= p, 1, 0)", title="dropout keep-mask",
+                       look=Look(number_format="0"))
     sheet.apply(ops.Dropout(x=conv1[f], mask=mask, p=p_block), "dropout_out", row=5, col=mask.right + 2,
                 caption="conv1 x keep / (1 - p)", title="dropout")
-    sheet.apply(ops.DropRate(mask=mask), "drop_rate", row=3, col=mask.left + 2, number_format="0.0%", heat=None,
-                caption="measured drop rate = COUNTIF(mask, 0) / COUNT(mask)", title="measured drop rate")
+    sheet.apply(ops.DropRate(mask=mask), "drop_rate", row=3, col=mask.left + 2,
+                caption="measured drop rate = COUNTIF(mask, 0) / COUNT(mask)",
+                title="measured drop rate", look=Look(number_format="0.0%", heat=None))

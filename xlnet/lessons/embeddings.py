@@ -25,7 +25,8 @@ from .. import ops
 from . import ratings as ratings_mod
 from ..ops.embedding import train_cached
 from ..errors import InputError
-from ..sheet.layout import Book
+from ..sheet.blocks import Look
+from ..sheet.book import Book
 from .options import Option
 
 NAME = "embeddings"
@@ -77,7 +78,7 @@ def _words(sentence):
     return words
 
 
-def build(path, seed=0, **options):
+def build(path, seed=0, exercises=None, **options):
     """Build the embeddings workbook at ``path``; return its manifest."""
     _settings(options)
     words = _words(options["sentence"] or SENTENCE)
@@ -90,7 +91,8 @@ def build(path, seed=0, **options):
     user0 = np.round(rng.uniform(-INIT, INIT, (users, k)), 2)
     movie0 = np.round(rng.uniform(-INIT, INIT, (k, movies)), 2)
     # the settings stored in the workbook name the ratings file, not where it lay on this machine
-    book = Book(NAME, dict(options, seed=seed, ratings=Path(options["ratings"]).name if options["ratings"] else None))
+    book = Book(NAME, dict(options, seed=seed, ratings=Path(options["ratings"]).name if options["ratings"] else None),
+                exercises=exercises)
 
     rated = _ratings_sheet(book, data)
     factors = _dotprod_sheet(book, rated, data, user0, movie0)
@@ -126,14 +128,17 @@ def _ratings_sheet(book, data):
     sheet.text(row - 1, 2, "ratings (stars; blank: not rated)", "caption")
     sheet.text(row, 0, "user id / movie id", "label")
     movie_ids = sheet.place("movie_ids", (movies,), row=row, col=2, role="input", values=data.movie_ids,
-                            caption="movie id", number_format="0", heat=None, headers=False)
+                            caption="movie id",
+                            look=Look(number_format="0", heat=None, headers=False))
     user_ids = sheet.place("user_ids", (users,), row=row + 1, col=1, role="input", values=data.user_ids,
-                           orient="col", caption="user id", number_format="0", heat=None, headers=False)
+                           caption="user id",
+                           look=Look(orient="col", number_format="0", heat=None, headers=False))
     table = sheet.place("ratings", (users, movies), row=row + 1, col=2, role="input", values=data.table,
-                        caption="ratings", number_format="0.0", heat=("#FFFFFF", "#F4B183"), headers=False,
-                        blank="nan")
-    known = sheet.apply(ops.CountKnown(x=table), "known", row=4, col=0, caption="known ratings N", number_format="0",
-                        title="ratings: known ratings N = COUNT")
+                        caption="ratings", blank="nan",
+                        look=Look(number_format="0.0", heat=("#FFFFFF", "#F4B183"), headers=False))
+    known = sheet.apply(ops.CountKnown(x=table), "known", row=4, col=0, caption="known ratings N",
+                        title="ratings: known ratings N = COUNT",
+                        look=Look(number_format="0"))
     sheet.text(4, 3, "= COUNT(ratings): blank cells are not counted", "note")
     return {"table": table, "user_ids": user_ids, "movie_ids": movie_ids, "known": known}
 
@@ -172,12 +177,13 @@ def _dotprod_sheet(book, rated, data, user0, movie0):
     _grid_frame(sheet, data, top, k, 1, pred_col, pred_col - 1)
     _movie_header(sheet, top - 1, error_col, data)
     user = sheet.place("user_factors", (users, k), row=top, col=1, role="parameter", values=user0,
-                       caption="user factors", headers=False)
+                       caption="user factors", look=Look(headers=False))
     movie = sheet.place("movie_factors", (k, movies), row=7, col=pred_col, role="parameter", values=movie0,
-                        caption="movie factors", headers=False)
+                        caption="movie factors", look=Look(headers=False))
     prediction = sheet.apply(ops.RatedDot(user=user, movie=movie, ratings=rated["table"]), "dot_pred", row=top,
-                             col=pred_col, caption="prediction", headers=False, blank="nan",
-                             title="dotprod: prediction = user . movie")
+                             col=pred_col, caption="prediction", blank="nan",
+                             title="dotprod: prediction = user . movie",
+                             look=Look(headers=False))
     loss, rmse = _error_and_loss(book, sheet, "dot", prediction, rated, top, error_col, 4)
     return {"user": user, "movie": movie, "loss": loss, "rmse": rmse}
 
@@ -186,11 +192,14 @@ def _error_and_loss(book, sheet, prefix, prediction, rated, top, col, loss_row):
     """The error grid beside the predictions, the loss over the known ratings and its RMSE."""
     here = sheet.name
     error = sheet.apply(ops.RatedError(pred=prediction, ratings=rated["table"]), f"{prefix}_error", row=top, col=col,
-                        caption="error", headers=False, blank="nan", title=f"{here}: error = prediction - rating")
+                        caption="error", blank="nan",
+                        title=f"{here}: error = prediction - rating",
+                        look=Look(headers=False))
     loss = sheet.apply(ops.MeanSquare(x=error, n=rated["known"]), f"{prefix}_loss", row=loss_row, col=0,
-                       caption="loss (MSE)", number_format="0.0000", title=f"{here}: loss = SUMSQ(errors)/N")
+                       caption="loss (MSE)", title=f"{here}: loss = SUMSQ(errors)/N",
+                       look=Look(number_format="0.0000"))
     rmse = sheet.apply(ops.Sqrt(x=loss), f"{prefix}_rmse", row=loss_row + 1, col=0, caption="RMSE",
-                       number_format="0.0000", title=f"{here}: RMSE = SQRT(loss)")
+                       title=f"{here}: RMSE = SQRT(loss)", look=Look(number_format="0.0000"))
     return loss, rmse
 
 
@@ -205,8 +214,10 @@ def _biases_sheet(book, rated, data, factors):
     sheet.text(2, 0, "prediction = low + (high - low) / (1 + EXP(-(MMULT(user row, movie column) + user bias + "
                "movie bias))). The factors are the dotprod sheet's; the biases start at 0. Blank where not rated.",
                "note")
-    low = sheet.place("low", (), row=4, col=4, role="hyper", values=RANGE[0], caption="low", number_format="0.0")
-    high = sheet.place("high", (), row=5, col=4, role="hyper", values=RANGE[1], caption="high", number_format="0.0")
+    low = sheet.place("low", (), row=4, col=4, role="hyper", values=RANGE[0], caption="low",
+                      look=Look(number_format="0.0"))
+    high = sheet.place("high", (), row=5, col=4, role="hyper", values=RANGE[1], caption="high",
+                       look=Look(number_format="0.0"))
     top = 7 + k + 2
     pred_col = k + 3
     error_col = pred_col + movies + 1
@@ -216,18 +227,21 @@ def _biases_sheet(book, rated, data, factors):
     _grid_frame(sheet, data, top, k, 1, pred_col, pred_col - 1, bias=True)
     _movie_header(sheet, top - 1, error_col, data)
     user = sheet.apply(ops.Copy(x=src_user), "bias_user_factors", row=top, col=1, caption="user factors",
-                       headers=False, title="biases: user factors (from dotprod)")
+                       title="biases: user factors (from dotprod)", look=Look(headers=False))
     movie = sheet.apply(ops.Copy(x=src_movie), "bias_movie_factors", row=7, col=pred_col, caption="movie factors",
-                        headers=False, title="biases: movie factors (from dotprod)")
+                        title="biases: movie factors (from dotprod)",
+                        look=Look(headers=False))
     user_bias = sheet.place("user_bias", (users,), row=top, col=k + 1, role="parameter", values=np.zeros(users),
-                            orient="col", caption="user bias", headers=False)
+                            caption="user bias", look=Look(orient="col", headers=False))
     movie_bias = sheet.place("movie_bias", (movies,), row=7 + k, col=pred_col, role="parameter",
-                             values=np.zeros(movies), caption="movie bias", headers=False)
-    prediction = sheet.apply(
-        ops.RatedSigmoidRangeDot(user=user, movie=movie, user_bias=user_bias, movie_bias=movie_bias, low=low,
+                             values=np.zeros(movies), caption="movie bias",
+                             look=Look(headers=False))
+    prediction = sheet.apply(ops.RatedSigmoidRangeDot(user=user, movie=movie, user_bias=user_bias, movie_bias=movie_bias, low=low,
                                  high=high, ratings=rated["table"]),
-        "bias_pred", row=top, col=pred_col, caption="prediction", headers=False, blank="nan",
-        title="biases: prediction = sigmoid_range(dot + biases)")
+                             "bias_pred", row=top, col=pred_col, caption="prediction",
+                             blank="nan",
+                             title="biases: prediction = sigmoid_range(dot + biases)",
+                             look=Look(headers=False))
     _error_and_loss(book, sheet, "bias", prediction, rated, top, error_col, 4)
     return {"user": user, "movie": movie, "user_bias": user_bias, "movie_bias": movie_bias, "low": low,
             "high": high, "raw_user": src_user, "raw_movie": src_movie}
@@ -284,11 +298,13 @@ def _lookup_sheet(book, rated, data, factors):
                        "(lookup - one-hot)^2", fmt="0", title="lookup: (lookup - one-hot)^2")
     summary_col = movie_col + k + 5
     sheet.widen(summary_col + 1, 9)
-    sheet.apply(ops.Amax(x=diff), "largest_difference", row=6, col=summary_col, number_format="0",
-                caption="largest (lookup - one-hot)^2", title="lookup: largest difference (0: they are equal)")
+    sheet.apply(ops.Amax(x=diff), "largest_difference", row=6, col=summary_col,
+                caption="largest (lookup - one-hot)^2",
+                title="lookup: largest difference (0: they are equal)", look=Look(number_format="0"))
     sheet.apply(ops.MeanSquaredDifference(a=pred, b=rating), "long_loss", row=7, col=summary_col,
-                caption="loss over these rows", number_format="0.0000",
-                title="lookup: loss over the rows (= dotprod's loss)")
+                caption="loss over these rows",
+                title="lookup: loss over the rows (= dotprod's loss)",
+                look=Look(number_format="0.0000"))
     sheet.text(8, summary_col - 3, "The same loss as the dotprod sheet's: training works on rows like these.", "note")
 
 
@@ -298,8 +314,9 @@ def _one_hot_product(sheet, table, who, ids_block, ids, weights, long_ids, k):
     sheet.text(top, table.col, f"one-hot of the {who} id", "caption")
     _header_row(sheet, top + 1, table.col, [_id_text(i) for i in ids])
     onehot = sheet.apply(ops.OneHotIds(values=long_ids, ids=ids_block), f"{who}_onehot", row=top + 2, col=table.col,
-                         caption=f"one-hot {who}", number_format="0", heat=("#FFFFFF", "#A9D08E"), headers=False,
-                         title=f"lookup: one-hot {who} (F.one_hot)")
+                         caption=f"one-hot {who}",
+                         title=f"lookup: one-hot {who} (F.one_hot)",
+                         look=Look(number_format="0", heat=("#FFFFFF", "#A9D08E"), headers=False))
     table.col += len(ids) + 1
     return table.apply(f"{who}_onehot_product", ops.Matmul(a=onehot, b=weights), f"one-hot x {who} table",
                        width=k, heat="auto", title=f"lookup: one-hot x {who} table")
@@ -322,13 +339,14 @@ class _LongTable:
         """An input column of ids."""
         col = self._next(caption, None, gap)
         return self.sheet.place(name, (len(values),), row=self.top, col=col, role="input", values=values,
-                                caption=caption, orient="col", number_format="0", heat=None)
+                                caption=caption,
+                                look=Look(orient="col", number_format="0", heat=None))
 
     def apply(self, name, call, caption, title, width=None, fmt="0.00", heat=None, gap=1, values=None):
         """A computed column (or ``width`` columns)."""
         col = self._next(caption, width, gap)
-        return self.sheet.apply(call, name, row=self.top, col=col, caption=caption, orient="col",
-                                number_format=fmt, heat=heat, title=title, values=values)
+        return self.sheet.apply(call, name, row=self.top, col=col, caption=caption, title=title, values=values,
+                                look=Look(orient="col", number_format=fmt, heat=heat))
 
 
 def _train_sheet(book, rated, data, model, options):
@@ -346,10 +364,10 @@ def _train_sheet(book, rated, data, model, options):
     sheet.footer("Checked against PyTorch, epoch by epoch: nn.Embedding tables, autograd's gradients and "
                  "torch.optim.SGD(lr), from the parameters, the learning rate and the epochs read from these cells.")
     lr = sheet.place("train_lr", (), row=5, col=0, role="hyper", values=options["lr"], caption="learning rate",
-                     number_format="0.000",
-                     allowed=(0, None, True, False, "Learning rate"))
+                     allowed=(0, None, True, False, "Learning rate"),
+                     look=Look(number_format="0.000"))
     epochs_block = sheet.place("train_epochs", (), row=6, col=0, role="hyper", values=epochs, caption="epochs",
-                               number_format="0", fixed_by="epochs")
+                               fixed_by="epochs", look=Look(number_format="0"))
     sheet.text(7, 0, f"The epochs set how many bands the sheet has: change them with xlnet build embeddings "
                f"--epochs {epochs}.", "note")
     ref = train_cached(model["user"].cached, model["movie"].cached, np.zeros(users), np.zeros(movies),
@@ -367,10 +385,12 @@ def _train_sheet(book, rated, data, model, options):
     _header_col(sheet, table_top + 2, 0, [str(e) for e in range(epochs + 1)])
     order = [f"epoch{e}" for e in range(epochs + 1)]
     loss_table = sheet.apply(ops.Stack(**{f"epoch{e}": band["loss"] for e, band in enumerate(bands)}, order=order),
-                             "train_loss", row=table_top, col=1, orient="col", caption="loss",
-                             number_format="0.0000", title="train: loss of every epoch")
-    sheet.apply(ops.Sqrt(x=loss_table), "train_rmse", row=table_top, col=3, orient="col", caption="RMSE",
-                number_format="0.0000", heat=None, title="train: RMSE of every epoch")
+                             "train_loss", row=table_top, col=1, caption="loss",
+                             title="train: loss of every epoch",
+                             look=Look(orient="col", number_format="0.0000"))
+    sheet.apply(ops.Sqrt(x=loss_table), "train_rmse", row=table_top, col=3, caption="RMSE",
+                title="train: RMSE of every epoch",
+                look=Look(orient="col", number_format="0.0000", heat=None))
     book.chart(sheet, "loss", "line", "Loss after each epoch", [("loss", loss_table)], row=table_top, col=5,
                categories=[str(e) for e in range(epochs + 1)], x_label="epoch", y_label="mean squared error",
                category_cells=["train", table_top + 2, 0, table_top + 2 + epochs, 0], size=(620, 380))
@@ -404,19 +424,24 @@ def _band(book, sheet, data, model, rated, ref, e, top, lr, k, last, previous):
         else:
             call = ops.SgdUpdate(p=previous[key], g=previous[f"grad_{key}"], lr=lr)
             title = f"train: epoch {e} {what} = old - lr * gradient"
-        band[key] = sheet.apply(call, f"epoch{e}_{key}", row=row, col=col, orient=orient, caption=what,
-                                headers=False, values=ref[e][key], title=title)
-    band["pred"] = sheet.apply(
-        ops.RatedSigmoidRangeDot(**{p: band[p] for p in places}, low=model["low"], high=model["high"],
+        band[key] = sheet.apply(call, f"epoch{e}_{key}", row=row, col=col, caption=what, values=ref[e][key],
+                                title=title, look=Look(orient=orient, headers=False))
+    band["pred"] = sheet.apply(ops.RatedSigmoidRangeDot(**{p: band[p] for p in places}, low=model["low"], high=model["high"],
                                  ratings=rated["table"]),
-        f"epoch{e}_pred", row=grid, col=pred_col, caption="prediction", headers=False, blank="nan",
-        values=ref[e]["pred"], title=f"train: epoch {e} prediction")
+                               f"epoch{e}_pred", row=grid, col=pred_col,
+                               caption="prediction", blank="nan",
+                               values=ref[e]["pred"],
+                               title=f"train: epoch {e} prediction",
+                               look=Look(headers=False))
     band["error"] = sheet.apply(ops.RatedError(pred=band["pred"], ratings=rated["table"]), f"epoch{e}_error",
-                                row=grid, col=error_col, caption="error", headers=False, blank="nan",
-                                values=ref[e]["error"], title=f"train: epoch {e} error")
+                                row=grid, col=error_col, caption="error",
+                                blank="nan", values=ref[e]["error"],
+                                title=f"train: epoch {e} error",
+                                look=Look(headers=False))
     band["loss"] = sheet.apply(ops.MeanSquare(x=band["error"], n=rated["known"]), f"epoch{e}_loss", row=top,
-                               col=pred_col + 1, caption="loss", number_format="0.0000", values=ref[e]["loss"],
-                               title=f"train: epoch {e} loss")
+                               col=pred_col + 1, caption="loss",
+                               values=ref[e]["loss"], title=f"train: epoch {e} loss",
+                               look=Look(number_format="0.0000"))
     if not last:
         _band_gradients(sheet, data, model, rated, ref[e], band, e, top, k)
     return band
@@ -434,11 +459,12 @@ def _band_gradients(sheet, data, model, rated, ref, band, e, top, k):
     _movie_header(sheet, grid - 1, dz_col, data)
     _header_row(sheet, grid - 1, grad_col, factors)
     _header_col(sheet, top + 2, dz_col - 1, factors)
-    dz = band["dz"] = sheet.apply(
-        ops.SigmoidRangeMseGrad(error=band["error"], pred=band["pred"], n=rated["known"], low=model["low"],
+    dz = band["dz"] = sheet.apply(ops.SigmoidRangeMseGrad(error=band["error"], pred=band["pred"], n=rated["known"], low=model["low"],
                                 high=model["high"]),
-        f"epoch{e}_dz", row=grid, col=dz_col, caption="dL/dz", headers=False, number_format="0.0000",
-        values=ref["dz"], title=f"train: epoch {e} dL/dz (autograd)")
+                                  f"epoch{e}_dz", row=grid, col=dz_col,
+                                  caption="dL/dz", values=ref["dz"],
+                                  title=f"train: epoch {e} dL/dz (autograd)",
+                                  look=Look(number_format="0.0000", headers=False))
     title = f"train: epoch {e} dL/d"
     grads = {
         "user": (ops.Matmul(a=dz, b=band["movie"], transpose_b=True), (grid, grad_col, "row"),
@@ -449,9 +475,10 @@ def _band_gradients(sheet, data, model, rated, ref, band, e, top, k):
         "movie_bias": (ops.Sum(x=dz, dim=0), (top + 2 + k, dz_col, "row"), "movie bias = column sums"),
     }
     for key, (call, (row, col, orient), rule) in grads.items():
-        band[f"grad_{key}"] = sheet.apply(call, f"epoch{e}_grad_{key}", row=row, col=col, orient=orient,
-                                          caption=f"dL/d {key}", headers=False, number_format="0.0000",
-                                          values=ref[f"grad_{key}"], title=f"{title} {rule}")
+        band[f"grad_{key}"] = sheet.apply(call, f"epoch{e}_grad_{key}", row=row, col=col, caption=f"dL/d {key}",
+                                          values=ref[f"grad_{key}"],
+                                          title=f"{title} {rule}",
+                                          look=Look(orient=orient, number_format="0.0000", headers=False))
 
 
 def _words_sheet(book, words, rng):
@@ -472,15 +499,16 @@ def _words_sheet(book, words, rng):
     sheet.widen(1, 11)
     sheet.widen(d + 4, 10)
     vocabulary = sheet.place("vocabulary", (v,), row=top, col=1, role="input", values=np.array(vocab),
-                             orient="col", caption="vocabulary", heat=None)
+                             caption="vocabulary", look=Look(orient="col", heat=None))
     embedding = sheet.place("word_embedding", (v, d), row=top, col=2, role="parameter", values=weights,
                             caption="embedding matrix (one row per word)")
     col = d + 4
     _header_col(sheet, top + 2, col - 1, [f"word {i + 1}" for i in range(t)])
     sentence = sheet.place("sentence", (t,), row=top, col=col, role="input", values=np.array(words),
-                           orient="col", caption="sentence", heat=None)
+                           caption="sentence", look=Look(orient="col", heat=None))
     token_ids = sheet.apply(ops.Match(values=sentence, ids=vocabulary, base=0), "token_ids", row=top, col=col + 1,
-                            orient="col", caption="id", number_format="0", heat=None,
-                            title="words: id = MATCH(word, vocabulary) - 1")
+                            caption="id",
+                            title="words: id = MATCH(word, vocabulary) - 1",
+                            look=Look(orient="col", number_format="0", heat=None))
     sheet.apply(ops.Embedding(weight=embedding, rows=token_ids, base=0), "sentence_vectors", row=top, col=col + 3,
                 caption="the sentence as a matrix of vectors", title="words: vectors = nn.Embedding(ids)")

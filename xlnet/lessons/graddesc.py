@@ -28,7 +28,9 @@ from .. import ops
 from ..ops.linefit import batches
 from ..ops.optim import GRAD, OPTIMIZERS, PARAM, SELF, STEP, fit_line_cached
 from ..errors import InputError
-from ..sheet.layout import HEAT_POSITIVE, Book, Tile
+from ..sheet.blocks import Look, Tile
+from ..sheet.book import Book
+from ..sheet.styles import HEAT_POSITIVE
 from .options import Option
 
 NAME = "graddesc"
@@ -97,7 +99,7 @@ def _settings(options):
         raise InputError("--h 0: the finite-difference step must not be 0")
 
 
-def build(path, seed=0, **options):
+def build(path, seed=0, exercises=None, **options):
     """Build the gradient-descent workbook at ``path``."""
     _settings(options)
     rng = np.random.default_rng(seed)
@@ -105,7 +107,7 @@ def build(path, seed=0, **options):
     x = np.round(rng.uniform(-2, 2, n), 2)
     noise = np.round(rng.normal(0, options["noise"], n), 2) if options["noise"] > 0 else np.zeros(n)
     steps = batches(n, bs, epochs)
-    book = Book(NAME, dict(options, seed=seed))
+    book = Book(NAME, dict(options, seed=seed), exercises=exercises)
     data = _data_sheet(book, options, x, noise)
     runs = {name: _optimizer_sheet(book, data, optimizer, options, steps) for name, optimizer in OPTIMIZERS.items()}
     _fitted_lines(book, data, runs["sgd"], epochs)
@@ -120,18 +122,19 @@ def _data_sheet(book, options, x, noise):
                        "seed. Every optimizer starts from the same a and b and fits the line one step at a time.",
                        col_width=9, label_width=12)
     n = x.size
-    slope = sheet.place("slope", (), row=3, col=3, role="input", values=options["slope"],
-                        caption="true slope", number_format="0.00")
+    slope = sheet.place("slope", (), row=3, col=3, role="input", values=options["slope"], caption="true slope",
+                        look=Look(number_format="0.00"))
     intercept = sheet.place("intercept", (), row=4, col=3, role="input", values=options["intercept"],
-                            caption="true intercept", number_format="0.00")
-    start_a = sheet.place("start_a", (), row=3, col=7, role="parameter", values=START[0],
-                          caption="start a", number_format="0.00")
-    start_b = sheet.place("start_b", (), row=4, col=7, role="parameter", values=START[1],
-                          caption="start b", number_format="0.00")
+                            caption="true intercept", look=Look(number_format="0.00"))
+    start_a = sheet.place("start_a", (), row=3, col=7, role="parameter", values=START[0], caption="start a",
+                          look=Look(number_format="0.00"))
+    start_b = sheet.place("start_b", (), row=4, col=7, role="parameter", values=START[1], caption="start b",
+                          look=Look(number_format="0.00"))
     epochs = sheet.place("epochs", (), row=6, col=3, role="hyper", values=options["epochs"], caption="epochs",
-                         number_format="0", fixed_by="epochs")
+                         fixed_by="epochs", look=Look(number_format="0"))
     batch = sheet.place("batch_size", (), row=7, col=3, role="hyper", values=options["batch_size"],
-                        caption="batch size", number_format="0", fixed_by="batch_size")
+                        caption="batch size", fixed_by="batch_size",
+                        look=Look(number_format="0"))
     sheet.text(6, 5, "Epochs and batch size set how many rows the optimizer sheets have: change them with "
                f"xlnet build graddesc --epochs {options['epochs']} --batch-size {options['batch_size']}.")
     sheet.text(7, 5, f"Noise: normal, standard deviation {options['noise']:g}, rounded to 0.01; "
@@ -140,13 +143,14 @@ def _data_sheet(book, options, x, noise):
     sheet.text(row + 1, 0, "row", "label")
     for i in range(n):
         sheet.text(row + 2 + i, 0, str(i + 1), "label")
-    xb = sheet.place("data_x", (n,), row=row, col=1, role="input", values=x, orient="col", caption="x",
-                     heat=None)
-    nb = sheet.place("noise", (n,), row=row, col=2, role="input", values=noise, orient="col", caption="noise",
-                     heat=None)
+    xb = sheet.place("data_x", (n,), row=row, col=1, role="input", values=x, caption="x",
+                     look=Look(orient="col", heat=None))
+    nb = sheet.place("noise", (n,), row=row, col=2, role="input", values=noise, caption="noise",
+                     look=Look(orient="col", heat=None))
     yb = sheet.apply(ops.LineData(slope=slope, intercept=intercept, x=xb, noise=nb), "data_y", row=row, col=3,
-                     orient="col", heat=None, caption="y = slope * x + intercept + noise",
-                     title="data: y = slope*x + intercept + noise")
+                     caption="y = slope * x + intercept + noise",
+                     title="data: y = slope*x + intercept + noise",
+                     look=Look(orient="col", heat=None))
     return {"x": xb, "y": yb, "start_a": start_a, "start_b": start_b, "epochs": epochs, "batch_size": batch,
             "sheet": sheet}
 
@@ -174,8 +178,9 @@ def _optimizer_sheet(book, data, optimizer, options, steps):
     sheet.footer(optimizer.torch_note)
     sheet.freeze(TABLE_ROW + 2, 1, print_rows=(TABLE_ROW, TABLE_ROW + 1))  # the column headers stay in view
     hyper = {h.key: sheet.place(f"{optimizer.prefix}_{h.key}", (), row=3 + i, col=3, role="hyper",
-                                values=options[h.option], caption=h.caption, number_format=h.number_format,
-                                allowed=h.allowed)
+                                values=options[h.option], caption=h.caption,
+                                allowed=h.allowed,
+                                look=Look(number_format=h.number_format))
              for i, h in enumerate(optimizer.hypers)}
     values = dict({h.key: options[h.option] for h in optimizer.hypers}, steps_per_epoch=per_epoch)
     ref = fit_line_cached(data["x"].cached, data["y"].cached, *START, optimizer, values, steps)
@@ -213,17 +218,22 @@ class _StepTable:
         sheet.text(TABLE_ROW + 1, 0, "epoch", "label")
         for w in "ab":  # a step's parameters are the previous step's update, placed to their right
             self.blocks[f"new_{w}"] = sheet.reserve(f"{optimizer.prefix}_new_{w}", (len(steps),), row=TABLE_ROW,
-                                                    col=self.col_of[f"new_{w}"], orient="col")
+                                                    col=self.col_of[f"new_{w}"],
+                                                    look=Look(orient="col"))
 
     def place(self, key, caption, fmt="0.0000", heat=None, values=None):
         return self.sheet.place(f"{self.optimizer.prefix}_{key}", (len(self.steps),), row=TABLE_ROW,
-                                col=self.col_of[key], role="input", values=values, orient="col", caption=caption,
-                                number_format=fmt, heat=heat)
+                                col=self.col_of[key], role="input", values=values,
+                                caption=caption,
+                                look=Look(orient="col", number_format=fmt, heat=heat))
 
     def apply(self, key, call, caption, title, fmt="0.0000", heat=None, values=None):
-        self.blocks[key] = self.sheet.apply(
-            call, f"{self.optimizer.prefix}_{key}", row=TABLE_ROW, col=self.col_of[key], orient="col",
-            caption=caption, number_format=fmt, heat=heat, values=values, title=f"{self.sheet.name}: {title}")
+        self.blocks[key] = self.sheet.apply(call, f"{self.optimizer.prefix}_{key}", row=TABLE_ROW,
+                                            col=self.col_of[key],
+                                            caption=caption,
+                                            values=values,
+                                            title=f"{self.sheet.name}: {title}",
+                                            look=Look(orient="col", number_format=fmt, heat=heat))
         return self.blocks[key]
 
     def inputs(self, data, bs):
@@ -300,11 +310,12 @@ def _epoch_table(book, sheet, blocks, data, steps, epochs, p, col):
     out = {}
     for k, w in enumerate("ab"):
         out[w] = sheet.apply(ops.EpochEnds(start=data[f"start_{w}"], new=blocks[f"new_{w}"], steps=ends),
-                             f"{p}_epoch_{w}", row=TABLE_ROW, col=col + 1 + k, orient="col", caption=w,
-                             number_format="0.0000", heat=None, title=f"{here}: {w} after each epoch")
+                             f"{p}_epoch_{w}", row=TABLE_ROW, col=col + 1 + k,
+                             caption=w, title=f"{here}: {w} after each epoch",
+                             look=Look(orient="col", number_format="0.0000", heat=None))
     rmse = sheet.apply(ops.Rmse(a=out["a"], b=out["b"], x=data["x"], y=data["y"]), f"{p}_rmse", row=TABLE_ROW,
-                       col=col + 3, orient="col", caption="RMSE", number_format="0.000",
-                       title=f"{here}: RMSE over the data")
+                       col=col + 3, caption="RMSE", title=f"{here}: RMSE over the data",
+                       look=Look(orient="col", number_format="0.000"))
     return rmse, out
 
 
@@ -318,8 +329,9 @@ def _fitted_lines(book, data, run, epochs):
     for e in range(epochs + 1):
         sheet.text(10, col + e, f"epoch {e}", "label")
     fitted = sheet.apply(ops.LinePoints(x=data["x"], a=run["a"], b=run["b"]), "sgd_fitted", row=11, col=col,
-                         headers=False, heat=None, caption="a*x + b after each epoch",
-                         title="data: SGD's fitted line after each epoch")
+                         caption="a*x + b after each epoch",
+                         title="data: SGD's fitted line after each epoch",
+                         look=Look(heat=None, headers=False))
     shown = sorted({int(round(e)) for e in np.linspace(0, epochs, min(epochs + 1, 5))})
     series = [{"label": "data", "x": data["x"], "y": data["y"], "line": False}]
     series += [{"label": f"after epoch {e}" if e else "start", "x": data["x"], "y": fitted, "y_col": e}
@@ -344,24 +356,28 @@ def _ema_sheet(book, options, rng):
     sheet.footer("Checked against PyTorch: the EMA and its correction against torch.optim's Adam fed this series as "
                  "gradients (its exp_avg, and exp_avg / (1 - beta^step)); the moving average against F.avg_pool1d.")
     beta = sheet.place("ema_beta", (), row=3, col=2, role="hyper", values=options["beta"], caption="beta",
-                       number_format="0.000", allowed=(0, 1, False, True, "EMA beta"))
+                       allowed=(0, 1, False, True, "EMA beta"),
+                       look=Look(number_format="0.000"))
     top = 5
-    day = sheet.place("ema_day", (days,), row=top, col=1, role="input", values=t, orient="col", caption="day t",
-                      number_format="0", heat=None)
-    x = sheet.place("ema_series", (days,), row=top, col=2, role="input", values=series, orient="col",
-                    caption="value x", number_format="0.0", heat=None)
-    ema = sheet.apply(ops.Ewma(g=x, state=ops.base.OUT, beta=beta), "ema", row=top, col=3, orient="col",
-                      caption="EMA", number_format="0.00", heat=None, title="ema: beta*previous + (1-beta)*x")
+    day = sheet.place("ema_day", (days,), row=top, col=1, role="input", values=t, caption="day t",
+                      look=Look(orient="col", number_format="0", heat=None))
+    x = sheet.place("ema_series", (days,), row=top, col=2, role="input", values=series, caption="value x",
+                    look=Look(orient="col", number_format="0.0", heat=None))
+    ema = sheet.apply(ops.Ewma(g=x, state=ops.base.OUT, beta=beta), "ema", row=top, col=3, caption="EMA",
+                      title="ema: beta*previous + (1-beta)*x",
+                      look=Look(orient="col", number_format="0.00", heat=None))
     corrected = sheet.apply(ops.BiasCorrect(m=ema, beta=beta, t=day), "ema_corrected", row=top, col=4,
-                            orient="col", caption="corrected EMA", number_format="0.00", heat=None,
-                            title="ema: bias-corrected, EMA / (1 - beta^t)")
+                            caption="corrected EMA",
+                            title="ema: bias-corrected, EMA / (1 - beta^t)",
+                            look=Look(orient="col", number_format="0.00", heat=None))
     book.composite(ops.EmaByAdam(x=x, beta=beta), {"ema": ema, "corrected": corrected},
                    title="ema: torch.optim Adam's exp_avg and its correction")
     sheet.text(top, 5, f"{window}-day average", "caption")
     sheet.text(top + 1, 5, f"AVERAGE(last {window})", "label")
     average = sheet.apply(ops.MovingAverage(x=x, window=window), "moving_average", row=top + 2 + window - 1, col=5,
-                          orient="col", headers=False, caption=f"{window}-day average", number_format="0.00",
-                          heat=None, title=f"ema: {window}-day moving average")
+                          caption=f"{window}-day average",
+                          title=f"ema: {window}-day moving average",
+                          look=Look(orient="col", number_format="0.00", heat=None, headers=False))
     book.scatter(sheet, "ema", "A noisy series and its averages", [
         {"label": "series x", "x": day, "y": x, "line": False},
         {"label": f"EMA (beta {options['beta']:g})", "x": day, "y": ema},
@@ -377,7 +393,8 @@ def _compare_sheet(book, rmse, epochs):
                        col_width=8, label_width=18)
     names = list(rmse)
     table = sheet.apply(ops.Stack(**rmse, order=names), "rmse_all", row=3, col=1, caption="RMSE after each epoch",
-                        number_format="0.000", title="RMSE of every optimizer", heat=None)
+                        title="RMSE of every optimizer",
+                        look=Look(number_format="0.000", heat=None))
     # the colour scale leaves out epoch 0 (every optimizer's same start, far worse than any epoch after it)
     if epochs:
         tile = table.tiles[0]

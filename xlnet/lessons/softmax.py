@@ -15,7 +15,8 @@ import numpy as np
 
 from .. import ops
 from ..errors import InputError
-from ..sheet.layout import Book
+from ..sheet.blocks import Look
+from ..sheet.book import Book
 from .options import Option
 
 NAME = "softmax"
@@ -51,7 +52,7 @@ def _class_names(options):
     return (DEFAULT_CLASSES + [f"class {i}" for i in range(len(DEFAULT_CLASSES), n)])[:n]
 
 
-def build(path, seed=0, **options):
+def build(path, seed=0, exercises=None, **options):
     """Build the softmax and cross-entropy workbook at ``path``."""
     names = _class_names(options)
     c, b, t = options["classes"], options["batch"], options["temperature"]
@@ -60,7 +61,7 @@ def build(path, seed=0, **options):
     if not t > 0:
         raise InputError(f"--temperature {t}: expected a positive number")
     rng = np.random.default_rng(seed)
-    book = Book(NAME, dict(options, seed=seed))
+    book = Book(NAME, dict(options, seed=seed), exercises=exercises)
     logits = np.round(rng.normal(0, 2, (b, c)), 2)
     targets = rng.integers(0, c, b).astype(float)
     labels = (rng.random((b, c)) < 0.4).astype(float)
@@ -96,15 +97,16 @@ def _softmax_sheet(book, names, logits, t):
     _labels(sheet, 6, scaled.left, names)
     row = logit_block.bottom + 2
     _labels(sheet, row + 2, 0, examples, down=True)
-    exps = sheet.apply(ops.Exp(x=scaled), "exps", row=row, col=1, number_format="0.000",
-                       caption="EXP(logit / T)", title="EXP of each scaled logit")
-    sums = sheet.apply(ops.Sum(x=exps, dim=1), "exp_sums", row=row, col=exps.right + 2, orient="col",
-                       number_format="0.000", caption="row sum", title="row sums of EXP")
-    probs = sheet.apply(ops.DivRows(x=exps, s=sums), "probs", row=row, col=sums.right + 2, number_format="0.000",
-                        caption="probability = EXP / row sum", title="probabilities")
+    exps = sheet.apply(ops.Exp(x=scaled), "exps", row=row, col=1, caption="EXP(logit / T)",
+                       title="EXP of each scaled logit", look=Look(number_format="0.000"))
+    sums = sheet.apply(ops.Sum(x=exps, dim=1), "exp_sums", row=row, col=exps.right + 2, caption="row sum",
+                       title="row sums of EXP", look=Look(orient="col", number_format="0.000"))
+    probs = sheet.apply(ops.DivRows(x=exps, s=sums), "probs", row=row, col=sums.right + 2,
+                        caption="probability = EXP / row sum", title="probabilities",
+                        look=Look(number_format="0.000"))
     _labels(sheet, row + 1, probs.left, names)
-    sheet.apply(ops.Sum(x=probs, dim=1), "prob_sums", row=row, col=probs.right + 2, orient="col",
-                number_format="0.000", heat=None, caption="sums to 1", title="each row sums to 1")
+    sheet.apply(ops.Sum(x=probs, dim=1), "prob_sums", row=row, col=probs.right + 2, caption="sums to 1",
+                title="each row sums to 1", look=Look(orient="col", number_format="0.000", heat=None))
     book.composite(ops.Softmax(x=logit_block, t=temperature, dim=1), {"out": probs}, title="softmax(logits / T)")
     header = probs.tiles[0].row - 1
     book.chart(sheet, "example0", "bar", "Example 0: probability per class", [("example 0", probs, 0)],
@@ -125,28 +127,33 @@ def _stable_sheet(book, rng, c, names):
     rows = ["ordinary logits", "logits near 800"]
     _labels(sheet, 5, 0, rows, down=True)
     # one colour scale per row: 2.7 and 800 on one scale would leave the first row white
-    big = sheet.place("big_logits", x.shape, row=3, col=1, role="input", values=x, caption="logits", heat_rows=True)
+    big = sheet.place("big_logits", x.shape, row=3, col=1, role="input", values=x, caption="logits",
+                      look=Look(heat_rows=True))
     _labels(sheet, 4, 1, names)
-    naive_exps = sheet.apply(ops.Exp(x=big), "naive_exps", row=3, col=big.right + 2, number_format="0.00E+00",
-                             caption="naive: EXP(logit)", expected_errors=overflow_row, title="naive EXP (overflows)")
+    naive_exps = sheet.apply(ops.Exp(x=big), "naive_exps", row=3, col=big.right + 2, caption="naive: EXP(logit)",
+                             expected_errors=overflow_row,
+                             title="naive EXP (overflows)",
+                             look=Look(number_format="0.00E+00"))
     naive_sums = sheet.apply(ops.Sum(x=naive_exps, dim=1), "naive_sums", row=3, col=naive_exps.right + 2,
-                             orient="col", number_format="0.00E+00", caption="row sum", expected_errors=[(1,)],
-                             title="naive row sums")
+                             caption="row sum", expected_errors=[(1,)],
+                             title="naive row sums",
+                             look=Look(orient="col", number_format="0.00E+00"))
     sheet.apply(ops.DivRows(x=naive_exps, s=naive_sums), "naive_probs", row=3, col=naive_sums.right + 2,
-                number_format="0.000", caption="naive probabilities", expected_errors=overflow_row,
-                title="naive probabilities")
+                caption="naive probabilities", expected_errors=overflow_row,
+                title="naive probabilities", look=Look(number_format="0.000"))
     row = big.bottom + 3
     _labels(sheet, row + 2, 0, rows, down=True)
-    top = sheet.apply(ops.RowMax(x=big), "row_max", row=row, col=1, orient="col", caption="row max", heat=None,
-                      title="row maximum")
+    top = sheet.apply(ops.RowMax(x=big), "row_max", row=row, col=1, caption="row max", title="row maximum",
+                      look=Look(orient="col", heat=None))
     shifted = sheet.apply(ops.SubRows(x=big, s=top), "shifted", row=row, col=top.right + 2,
                           caption="logit - row max", title="logits minus row max")
-    exps = sheet.apply(ops.Exp(x=shifted), "stable_exps", row=row, col=shifted.right + 2, number_format="0.000",
-                       caption="EXP(shifted)", title="stable EXP")
-    sums = sheet.apply(ops.Sum(x=exps, dim=1), "stable_sums", row=row, col=exps.right + 2, orient="col",
-                       number_format="0.000", caption="row sum", title="stable row sums")
+    exps = sheet.apply(ops.Exp(x=shifted), "stable_exps", row=row, col=shifted.right + 2, caption="EXP(shifted)",
+                       title="stable EXP", look=Look(number_format="0.000"))
+    sums = sheet.apply(ops.Sum(x=exps, dim=1), "stable_sums", row=row, col=exps.right + 2, caption="row sum",
+                       title="stable row sums", look=Look(orient="col", number_format="0.000"))
     probs = sheet.apply(ops.DivRows(x=exps, s=sums), "stable_probs", row=row, col=sums.right + 2,
-                        number_format="0.000", caption="stable probabilities", title="stable probabilities")
+                        caption="stable probabilities", title="stable probabilities",
+                        look=Look(number_format="0.000"))
     book.composite(ops.Softmax(x=big, dim=1), {"out": probs}, title="softmax(big logits)")
 
 
@@ -160,27 +167,30 @@ def _xent_sheet(book, soft, targets, names):
                  "autograd takes of it.")
     logits, t = soft["logits"], soft["t"]
     _labels(sheet, 5, 0, [f"example {i}" for i in range(b)], down=True)
-    target = sheet.place("targets", (b,), row=3, col=1, role="input", values=targets, orient="col",
-                         number_format="0", heat=None, caption="target class")
+    target = sheet.place("targets", (b,), row=3, col=1, role="input", values=targets, caption="target class",
+                         look=Look(orient="col", number_format="0", heat=None))
     onehot = sheet.apply(ops.OneHot(target=target, num_classes=c), "onehot", row=3, col=target.right + 2,
-                         number_format="0", caption="one-hot = IF(target = class, 1, 0)", title="one-hot rows")
+                         caption="one-hot = IF(target = class, 1, 0)", title="one-hot rows",
+                         look=Look(number_format="0"))
     _labels(sheet, 4, onehot.left, [f"{k} {name}" for k, name in enumerate(names)])
     logp = sheet.apply(ops.SubLogRows(z=soft["scaled"], s=soft["sums"]), "log_probs", row=3, col=onehot.right + 2,
                        caption="log p = logit/T - LN(row sum of EXP)", title="log-probabilities")
     book.composite(ops.LogSoftmax(x=logits, t=t, dim=1), {"out": logp}, title="F.log_softmax(logits / T)")
-    losses = sheet.apply(ops.NllRows(y=onehot, logp=logp), "losses", row=3, col=logp.right + 2, orient="col",
-                         number_format="0.000", caption="-log p[target]", title="per-example loss")
+    losses = sheet.apply(ops.NllRows(y=onehot, logp=logp), "losses", row=3, col=logp.right + 2,
+                         caption="-log p[target]", title="per-example loss",
+                         look=Look(orient="col", number_format="0.000"))
     book.composite(ops.NllLoss(logp=logp, target=target, reduction="none"), {"out": losses},
                    title="F.nll_loss(log p, targets)")
-    loss = sheet.apply(ops.Mean(x=losses), "loss", row=losses.bottom + 2, col=losses.left - 2,
-                       number_format="0.0000", caption="mean loss", title="mean cross-entropy")
+    loss = sheet.apply(ops.Mean(x=losses), "loss", row=losses.bottom + 2, col=losses.left - 2, caption="mean loss",
+                       title="mean cross-entropy", look=Look(number_format="0.0000"))
     book.composite(ops.CrossEntropy(x=logits, t=t, target=target), {"out": loss},
                    title="F.cross_entropy(logits / T, targets)")
     row = max(target.bottom, loss.bottom) + 2
     _labels(sheet, row + 2, 0, [f"example {i}" for i in range(b)], down=True)
-    grad = sheet.apply(ops.CrossEntropyGrad(p=soft["probs"], y=onehot, t=t, target=target), "grad_logits",
-                       row=row, col=3, number_format="0.0000", title="gradient of the loss",
-                       caption="d loss / d logit = (p - one-hot) / (ROWS x T)")
+    grad = sheet.apply(ops.CrossEntropyGrad(p=soft["probs"], y=onehot, t=t, target=target), "grad_logits", row=row,
+                       col=3, title="gradient of the loss",
+                       caption="d loss / d logit = (p - one-hot) / (ROWS x T)",
+                       look=Look(number_format="0.0000"))
     book.composite(ops.CrossEntropyAutograd(x=logits, t=t, target=target), {"out": grad},
                    title="torch autograd gradient")
 
@@ -194,18 +204,20 @@ def _sigmoid_sheet(book, logits, labels, names):
     sheet.footer("Checked against PyTorch: torch.sigmoid and F.binary_cross_entropy_with_logits.")
     _labels(sheet, 5, 0, [f"example {i}" for i in range(b)], down=True)
     label_block = sheet.place("multi_labels", (b, c), row=3, col=1, role="input", values=labels,
-                              number_format="0", caption="labels (1: present)")
+                              caption="labels (1: present)",
+                              look=Look(number_format="0"))
     _labels(sheet, 4, 1, names)
     sig = sheet.apply(ops.Sigmoid(x=logits), "sigmoid_probs", row=3, col=label_block.right + 2,
-                      number_format="0.000", caption="sigmoid = 1/(1+EXP(-z))", title="sigmoid of the logits")
+                      caption="sigmoid = 1/(1+EXP(-z))", title="sigmoid of the logits",
+                      look=Look(number_format="0.000"))
     sheet.text(sig.bottom + 2, sig.left, "Why the cells hold IF(z>=0, 1/(1+EXP(-z)), EXP(z)/(1+EXP(z))): the same "
                "number either way, but EXP only ever sees a negative argument, so it cannot overflow for a large |z|.")
     bce = sheet.apply(ops.BceWithLogits(x=logits, y=label_block, reduction="none"), "bce", row=3, col=sig.right + 2,
-                      number_format="0.000", caption="BCE = MAX(z,0) - z y + LN(1+EXP(-|z|))",
-                      title="binary cross-entropy")
+                      caption="BCE = MAX(z,0) - z y + LN(1+EXP(-|z|))",
+                      title="binary cross-entropy", look=Look(number_format="0.000"))
     sheet.text(bce.bottom + 1, bce.left,
                "= -(y LN p + (1-y) LN(1-p)) with p = sigmoid(z), written so it never takes LN(0).", "note")
-    mean = sheet.apply(ops.Mean(x=bce), "bce_loss", row=bce.bottom + 3, col=bce.left, number_format="0.0000",
-                       caption="mean BCE", title="mean BCE")
+    mean = sheet.apply(ops.Mean(x=bce), "bce_loss", row=bce.bottom + 3, col=bce.left, caption="mean BCE",
+                       title="mean BCE", look=Look(number_format="0.0000"))
     book.composite(ops.BceWithLogits(x=logits, y=label_block), {"out": mean},
                    title="F.binary_cross_entropy_with_logits")
