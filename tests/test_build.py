@@ -105,7 +105,7 @@ def test_the_private_xlsxwriter_method_the_lessons_override_is_still_there_and_u
     path = tmp_path / "w.xlsx"
     book = xlsxwriter.Workbook(str(path))
     sheet = book.add_worksheet("s", worksheet_class=PortableWorksheet)
-X
+    sheet.write_formula(0, 0, "=CONCAT(A2,A3)")  # XlsxWriter's own would write _xlfn.CONCAT
     book.close()
     xml = zipfile.ZipFile(path).read("xl/worksheets/sheet1.xml").decode()
     assert "<f>CONCAT(A2,A3)</f>" in xml, xml
