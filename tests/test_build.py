@@ -100,10 +100,11 @@ def test_the_private_xlsxwriter_method_the_lessons_override_is_still_there_and_u
     from xlsxwriter.worksheet import Worksheet
 
     from xlnet.sheet.worksheet import PortableWorksheet
+    assert "_prepare_formula" in vars(PortableWorksheet)
     assert list(inspect.signature(Worksheet._prepare_formula).parameters) == \
         list(inspect.signature(PortableWorksheet._prepare_formula).parameters) == ["self", "formula", "expand_future_functions"]
     path = tmp_path / "w.xlsx"
-    book = xlsxwriter.Workbook(str(path))
+    book = xlsxwriter.Workbook(str(path), {"use_future_functions": True})
     sheet = book.add_worksheet("s", worksheet_class=PortableWorksheet)
     sheet.write_formula(0, 0, "=CONCAT(A2,A3)")  # XlsxWriter's own would write _xlfn.CONCAT
     book.close()
