@@ -76,18 +76,19 @@ def test_a_document_type_in_a_sheet_is_refused_before_it_is_parsed(built, tmp_pa
         read.open_values(path)
 
 
-def test_a_sheet_wider_than_the_cell_limit_is_refused(built, tmp_path, monkeypatch):
+@pytest.mark.parametrize("given", ["argument", "environment"])
+def test_a_sheet_wider_than_the_cell_limit_is_refused(built, tmp_path, monkeypatch, given):
+    from xlnet import limits
     path = _with_sheet1(built["conv"], tmp_path / "wide.xlsx",
                         _sheet_xml('<c r="A1"><v>1</v></c><c r="XFD1"><v>2</v></c>'))
-    monkeypatch.setenv("XLNET_MAX_CELLS", "1000")
-    from xlnet import limits
-    with limits.using(limits.Limits.from_env()):
-        book = read.open_values(path)
-        try:
-            with pytest.raises(InputError, match="16,384 cells"):
-                book.rows(book.sheetnames[0], 1)
-        finally:
-            book.close()
+    if given == "environment":
+        monkeypatch.setenv("XLNET_MAX_CELLS", "1000")
+    book = read.open_values(path, limits.Limits(cells=1000) if given == "argument" else None)
+    try:
+        with pytest.raises(InputError, match="16,384 cells"):
+            book.rows(book.sheetnames[0], 1)
+    finally:
+        book.close()
 
 
 # --- a warm LibreOffice --------------------------------------------------------------------

@@ -64,16 +64,17 @@ def _output_folder(out):
     return out
 
 
-def load(path):
+def load(path, limits=None):
     """Read a workbook as saved (cached values), validating its manifest and names.
 
     Args:
         path: an xlnet workbook.
+        limits: a limits.Limits (default: the environment's, see ``xlnet.limits``).
 
     Returns:
         read.Workbook.
     """
-    return read.read_workbook(path)
+    return read.read_workbook(path, limits=limits)
 
 
 def check(paths, engine="libreoffice", device="auto", timeout=engines.DEFAULT_TIMEOUT, spec=None,
@@ -150,20 +151,20 @@ def plot(path, out=".", engine="cached", charts_only=False, timeout=engines.DEFA
     Returns:
         The PNG paths written.
     """
-    from . import limits as limits_mod
     from .checking import pipeline
+    from .limits import given_or_env
     from .report import plots
 
     path, out = Path(path), Path(out)
     engines.check_timeout(timeout)
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: is a file; --out names the folder the plots go into")
-    with limits_mod.using(limits):
-        recalculates = engines.get(engine).recalculates
-        book = read.read_workbook(path, strict_inputs=not recalculates)
-        if recalculates:
-            with engines.workspace() as workdir:
-                copy = engines.recalc([path], engine, workdir, timeout)[0]
-                book = read.read_workbook(copy, manifest=book.manifest, source=path)
-                pipeline.assert_recalculated(book.sentinel, path, engine)
-        return plots.plot_workbook(book, out, path.stem, charts_only)
+    limits = given_or_env(limits)
+    recalculates = engines.get(engine).recalculates
+    book = read.read_workbook(path, strict_inputs=not recalculates, limits=limits)
+    if recalculates:
+        with engines.workspace() as workdir:
+            copy = engines.recalc([path], engine, workdir, timeout)[0]
+            book = read.read_workbook(copy, manifest=book.manifest, source=path, limits=limits)
+            pipeline.assert_recalculated(book.sentinel, path, engine)
+    return plots.plot_workbook(book, out, path.stem, charts_only)

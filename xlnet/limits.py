@@ -10,7 +10,6 @@ Each bound below has a default generous for teaching workbooks (the committed on
 
 from __future__ import annotations
 
-import contextlib
 import os
 from dataclasses import dataclass, replace
 
@@ -57,42 +56,25 @@ class Limits:
             changes[key] = value
         return replace(self, **changes)
 
+    def guard_cells(self, count, what):
+        """Refuse to read more than the cell limit at once.
+
+        Args:
+            count: the number of cells.
+            what: what holds them, for the message (``tensor w1 of book.xlsx``).
+        """
+        if count > self.cells:
+            raise InputError(f"{what} covers {count:,} cells; at most {self.cells:,} are read "
+                             "(raise with --max-cells)")
+
+
+def given_or_env(limits):
+    """``limits``, or the environment's when None."""
+    return limits if limits is not None else Limits.from_env()
+
 
 def _parse(text, kind, variable):
     try:
         return kind(text)
     except ValueError:
         raise InputError(f"environment variable {variable}={text!r} should be a positive number") from None
-
-
-_ACTIVE = [None]
-
-
-def active():
-    """The limits in force now (those of ``using``, else the environment's)."""
-    return _ACTIVE[0] or Limits.from_env()
-
-
-@contextlib.contextmanager
-def using(limits):
-    """Put ``limits`` in force for the body (None: leave them as they are)."""
-    saved = _ACTIVE[0]
-    if limits is not None:
-        _ACTIVE[0] = limits
-    try:
-        yield
-    finally:
-        _ACTIVE[0] = saved
-
-
-def guard_cells(count, what):
-    """Refuse to read more than the cell limit at once.
-
-    Args:
-        count: the number of cells.
-        what: what holds them, for the message (``tensor w1 of book.xlsx``).
-    """
-    limits = active()
-    if count > limits.cells:
-        raise InputError(f"{what} covers {count:,} cells; at most {limits.cells:,} are read "
-                         "(raise with --max-cells)")

@@ -156,7 +156,7 @@ def check_workbook(book, device="auto", engine="?", typed=None, e2e=None, formul
     device = pick_device(device)
     manifest, tensors = book.manifest, book.tensors
     typed = typed or {}
-    manifest_mod.validate(manifest, str(book.path))
+    manifest_mod.validate(manifest, str(book.path), book.limits)
     if not any(not entry.get("composite") for entry in manifest["ops"]):
         raise ManifestError(f"{book.path}: its manifest names no block to check; a check of nothing "
                             "would prove nothing (rebuild the workbook, or check it with --reference)")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import engines, limits, manifest as manifest_mod
+from .. import engines, manifest as manifest_mod
 from .prepare import prepare
 from ..workbook import refs
 from ..errors import EngineError, InputError
@@ -66,7 +66,7 @@ class OpenedBook:
                              f"the names are: {', '.join(sorted(self.names)) or 'none'}")
         if found.sheet not in self.grids:
             raise InputError(f"{self.path}: no sheet {found.sheet!r} (it has {', '.join(map(repr, self.sheetnames))})")
-        limits.guard_cells(found.shape[0] * found.shape[1], f"{self.path}: {key} ({found})")
+        self.survey.sheets.limits.guard_cells(found.shape[0] * found.shape[1], f"{self.path}: {key} ({found})")
         return found
 
     def cells(self, key):
@@ -118,8 +118,8 @@ class OpenedBook:
         return self.survey.formula(found.sheet, found.min_row, found.min_col)
 
 
-def _grids(path):
-    book = open_book(path)
+def _grids(path, limits):
+    book = open_book(path, limits=limits)
     try:
         return {ws.title: [tuple(r) for r in ws.iter_rows(values_only=True)] for ws in book.worksheets}
     except Exception as exc:
@@ -145,7 +145,7 @@ def notes_for(survey, name_errors, engine):
     return notes
 
 
-def open_workbooks(paths, engine="libreoffice", timeout=engines.DEFAULT_TIMEOUT, warm=None):
+def open_workbooks(paths, engine="libreoffice", timeout=engines.DEFAULT_TIMEOUT, warm=None, limits=None):
     """Open several workbooks with one engine run (one start-up for all of them).
 
     Args:
@@ -154,6 +154,7 @@ def open_workbooks(paths, engine="libreoffice", timeout=engines.DEFAULT_TIMEOUT,
             proves they are current, and ``recalculated`` says so).
         timeout: seconds allowed to the engine.
         warm: a warm.WarmLibreOffice that recalculates instead of a fresh LibreOffice.
+        limits: a limits.Limits (default: the environment's).
 
     Returns:
         A list of OpenedBook.
@@ -163,13 +164,14 @@ def open_workbooks(paths, engine="libreoffice", timeout=engines.DEFAULT_TIMEOUT,
     with engines.workspace() as workdir:
         prepared = []
         for p in paths:
-            prepared.append(prepare(p, workdir, engine, timeout=timeout, require_blocks=False, look_beside=False))
+            prepared.append(prepare(p, workdir, engine, timeout=timeout, require_blocks=False, look_beside=False,
+                                    limits=limits))
             prepared[-1].close()  # the copies are read once recalculated
         copies = engines.recalc([p.copy for p in prepared], engine, workdir, timeout,
                                 warm=warm if chosen.runs_warm else None)
         books = []
         for prep, copy in zip(prepared, copies):
-            grids = _grids(copy)
+            grids = _grids(copy, prep.limits)
             survey = prep.survey
             survey.formulas  # read now: an .xls's converted copy goes with the folder
             sentinel_row = grids.get(manifest_mod.SHEET, [])
@@ -189,15 +191,16 @@ def open_workbooks(paths, engine="libreoffice", timeout=engines.DEFAULT_TIMEOUT,
     return books
 
 
-def open_workbook(path, engine="libreoffice", timeout=engines.DEFAULT_TIMEOUT):
+def open_workbook(path, engine="libreoffice", timeout=engines.DEFAULT_TIMEOUT, limits=None):
     """Recalculate a copy of any workbook with a real engine and read it as tensors.
 
     Args:
         path: an .xlsx, .xlsm or .xls file; never modified, its macros never run.
         engine: libreoffice (default), gnumeric, formulas, excel, or cached.
         timeout: seconds allowed to the engine.
+        limits: a limits.Limits (default: the environment's).
 
     Returns:
         An OpenedBook: ``book["sheet!A1:C3"]``, ``book["name"]``, ``book.formula("sheet!B2")``.
     """
-    return open_workbooks([path], engine, timeout)[0]
+    return open_workbooks([path], engine, timeout, limits=limits)[0]

@@ -26,6 +26,7 @@ from pathlib import Path
 from .. import engines, manifest as manifest_mod
 from ..engines.warm import START_TIMEOUT
 from ..errors import EngineError, InputError
+from ..limits import given_or_env
 from ..workbook import formulacells, read
 from . import opened, trust
 from .prepare import prepare
@@ -102,7 +103,6 @@ def check(paths, engine="libreoffice", device="auto", timeout=engines.DEFAULT_TI
         A list of report.Report, one per workbook and engine.
     """
     from .device import check_name
-    from .. import limits as limits_mod
 
     if isinstance(paths, (str, Path)):
         paths = [paths]
@@ -114,16 +114,16 @@ def check(paths, engine="libreoffice", device="auto", timeout=engines.DEFAULT_TI
     engines.check_timeout(timeout)
     if reference is not None and spec is not None:
         raise InputError("give --reference or --spec, not both: the original's manifest says what to check")
+    limits = given_or_env(limits)
     reports = []
-    with limits_mod.using(limits):
-        trusted = trust.load_reference(reference) if reference is not None else None
-        for name in engine_names(engine):
-            with engines.workspace() as workdir:
-                reports += _check_with(name, paths, workdir, device, timeout, spec, trusted, warm, started)
+    trusted = trust.load_reference(reference, limits) if reference is not None else None
+    for name in engine_names(engine):
+        with engines.workspace() as workdir:
+            reports += _check_with(name, paths, workdir, device, timeout, spec, trusted, warm, started, limits)
     return reports
 
 
-def _check_with(name, paths, workdir, device, timeout, spec, trusted, warm, started):
+def _check_with(name, paths, workdir, device, timeout, spec, trusted, warm, started, limits):
     """Every file through the stages with one engine."""
     from .device import pick_device
 
@@ -132,7 +132,8 @@ def _check_with(name, paths, workdir, device, timeout, spec, trusted, warm, star
     try:
         # stages 1 and 2 for every file before any engine runs
         for p in paths:
-            prepared.append(prepare(p, workdir, name, spec, timeout, trusted=trusted.manifest if trusted else None))
+            prepared.append(prepare(p, workdir, name, spec, timeout, trusted=trusted.manifest if trusted else None,
+                                    limits=limits))
         proofs = [trust_file(prep, trusted) for prep in prepared]
         # torch takes seconds to import: it does so on the other core while the engine recalculates
         threading.Thread(target=_import_torch, daemon=True).start()
@@ -262,7 +263,8 @@ def _check_one(prep, proof, copy, engine, device, trusted, ahead=None):
     of torch's run started before the recalculation."""
     from . import bridge
 
-    book = read.read_workbook(copy, manifest=prep.manifest, strict_inputs=False, source=prep.source)
+    book = read.read_workbook(copy, manifest=prep.manifest, strict_inputs=False, source=prep.source,
+                              limits=prep.limits)
     _refuse_bad_inputs(book, prep)
     assert_recalculated(book.sentinel, prep.source, engine)
     e2e = ahead[1] if ahead is not None and _same_inputs(ahead[0], book) else None

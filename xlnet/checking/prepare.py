@@ -49,6 +49,7 @@ class Prepared:
         spec: the spec.Spec used, if any.
         xlsx: the file surveyed (the workbook itself, or an .xls converted).
         opened: the copy's package.Package, once opened (see ``package``).
+        limits: the limits.Limits every reading of the file keeps to.
     """
 
     source: Path
@@ -58,13 +59,14 @@ class Prepared:
     spec: object = None
     xlsx: Path = None
     opened: object = None
+    limits: object = None
 
     @property
     def package(self):
         """The copy's package, opened once for every reader of the file as prepared (its formulas,
         its raw inputs); ``close`` lets go of it."""
         if self.opened is None:
-            self.opened = open_package(self.copy)
+            self.opened = open_package(self.copy, self.limits)
         return self.opened
 
     def close(self):
@@ -78,12 +80,12 @@ class Prepared:
         """The Survey of the file as saved (sheets, used areas, defined names), read when first
         asked for: a workbook carrying its manifest is checked without it."""
         if self.found is None:
-            self.found = survey(self.xlsx, with_formulas=False)
+            self.found = survey(self.xlsx, with_formulas=False, limits=self.limits)
         return self.found
 
 
 def prepare(path, workdir, engine="libreoffice", spec=None, timeout=engines.DEFAULT_TIMEOUT, require_blocks=True,
-            look_beside=True, trusted=None):
+            look_beside=True, trusted=None, limits=None):
     """Make a recalculable, provable copy of any workbook.
 
     Args:
@@ -96,6 +98,7 @@ def prepare(path, workdir, engine="libreoffice", spec=None, timeout=engines.DEFA
         look_beside: use the spec beside the workbook when none is given.
         trusted: a manifest to check the workbook by (a teacher's original's), instead of any
             the file carries or a spec describes; the file's own manifest is never parsed.
+        limits: a limits.Limits (default: the environment's).
 
     Returns:
         A Prepared.
@@ -103,9 +106,11 @@ def prepare(path, workdir, engine="libreoffice", spec=None, timeout=engines.DEFA
     path = Path(path)
     workdir = Path(workdir)
     xlsx = as_xlsx(path, workdir, engine, timeout)
-    package = open_package(xlsx)
+    package = open_package(xlsx, limits)
     try:
-        return _prepare(path, workdir, xlsx, package, spec, require_blocks, look_beside, trusted)
+        prepared = _prepare(path, workdir, xlsx, package, spec, require_blocks, look_beside, trusted)
+        prepared.limits = package.limits
+        return prepared
     except BaseException:
         package.close()
         raise
@@ -126,7 +131,7 @@ def _prepare(path, workdir, xlsx, package, spec, require_blocks, look_beside, tr
             raise InputError(f"{path}: it carries its own xlnet manifest; check it without --spec")
         return Prepared(path, xlsx, read_structure(package), xlsx=xlsx, opened=package)
     package.close()
-    found = survey(xlsx, with_formulas=False)
+    found = survey(xlsx, with_formulas=False, limits=package.limits)
     if spec is None:
         if require_blocks:
             raise ManifestError(f"{path}: no xlnet manifest and no spec: write one ({beside.name} beside it, or "

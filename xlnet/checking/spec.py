@@ -256,7 +256,7 @@ class _Builder:
         manifest = {"version": manifest_mod.VERSION, "lesson": None, "source": "spec",
                     "tensors": self.tensors, "ops": self.ops, "charts": []}
         try:
-            manifest_mod.validate(manifest, str(self.path))
+            manifest_mod.validate(manifest, str(self.path), self.sheets.limits)
         except XlnetError as exc:
             raise SpecError(str(exc)) from None
         return Spec(self.path, manifest, self.block_lines, self.tensor_lines)

@@ -42,10 +42,11 @@ class Reference:
     formulas: dict
 
 
-def load_reference(path):
-    """Read a trusted original workbook (built by xlnet, or annotated) as a Reference."""
+def load_reference(path, limits=None):
+    """Read a trusted original workbook (built by xlnet, or annotated) as a Reference, within
+    ``limits`` (a limits.Limits; default: the environment's)."""
     path = Path(path)
-    book = read.open_values(path)
+    book = read.open_values(path, limits)
     try:
         manifest, _ = read.read_manifest(book, path)
         trusted = copy.deepcopy(manifest)

@@ -50,12 +50,13 @@ def write_sheet(workbook, manifest):
             ws.write_number(r, c, value)
 
 
-def parse_rows(rows, where):
+def parse_rows(rows, where, limits=None):
     """Rebuild the manifest from the hidden sheet's rows (tuples of cell values).
 
     Args:
         rows: the sheet's rows as value tuples, first row first.
         where: the file name, for messages.
+        limits: the limits.Limits the manifest must keep to (default: the environment's).
 
     Returns:
         (manifest dict, sentinel value as read).
@@ -76,7 +77,7 @@ def parse_rows(rows, where):
         raise ManifestError(f"{where}: the manifest on sheet {SHEET} is not valid JSON ({exc.msg})") from None
     except RecursionError:
         raise ManifestError(f"{where}: the manifest on sheet {SHEET} nests too deeply to be an xlnet manifest") from None
-    validate(manifest, where)
+    validate(manifest, where, limits)
     return manifest, rows[1][1]
 
 
@@ -112,7 +113,7 @@ def parse_spec(spec):
     return name, tuple(index)
 
 
-def validate(manifest, where):
+def validate(manifest, where, limits=None):
     """Raise ManifestError unless the manifest is well formed and its graph is sound.
 
     Every op is known to this xlnet, has its inputs and well-typed attributes, reads tensors
@@ -122,6 +123,7 @@ def validate(manifest, where):
     Args:
         manifest: the manifest dict.
         where: the file, for messages.
+        limits: the limits.Limits it must keep to (default: the environment's).
 
     Returns:
         The manifest.
@@ -132,7 +134,7 @@ def validate(manifest, where):
     if not isinstance(manifest, dict) or manifest.get("version") != VERSION:
         raise ManifestError(f"{where}: manifest version {manifest.get('version') if isinstance(manifest, dict) else None!r} "
                             f"is not {VERSION}; rebuild the workbook with this xlnet")
-    schema.check(manifest, where)
+    schema.check(manifest, where, limits)
     tensors, entries = manifest["tensors"], manifest["ops"]
     for name, info in tensors.items():
         shape = info.get("shape") if isinstance(info, dict) else None

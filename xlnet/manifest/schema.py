@@ -9,7 +9,7 @@ schema compiled to Python by fastjsonschema (a few milliseconds; the code is gen
 this module's constant schema, never from the file); only one it refuses goes to jsonschema,
 whose verdict and message are the ones given. The cross-references
 (ops reading tensors that exist, shapes the ops make) are checked afterwards by
-``manifest.validate``; the total number of cells by ``check_cells`` against ``limits``.
+``manifest.validate``; the total number of cells by ``check`` against the limits it is given.
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ from __future__ import annotations
 import math
 
 from ..errors import ManifestError
-from .. import limits
+from ..limits import MAX_ROWS, given_or_env
 
 MAX_NAME = 255  # a defined name in Excel is at most 255 characters
 MAX_TEXT = 2000
 MAX_TENSORS = 20_000
 MAX_OPS = 20_000
 MAX_RANK = 6
-MAX_DIM = limits.MAX_ROWS
+MAX_DIM = MAX_ROWS
 
 _NAME = {"type": "string", "minLength": 1, "maxLength": MAX_NAME}
 _TEXT = {"type": "string", "maxLength": MAX_TEXT}
@@ -159,16 +159,18 @@ def _field(path):
     return text
 
 
-def check(manifest, where):
+def check(manifest, where, limits=None):
     """Raise ManifestError, naming the field, unless the manifest fits the schema and the cell
     limit.
 
     Args:
         manifest: the decoded JSON.
         where: the file, for messages.
+        limits: the limits.Limits whose cell limit applies (default: the environment's).
     """
     import jsonschema
 
+    bounds = given_or_env(limits)
     error = None if _valid_fast(manifest) else jsonschema.exceptions.best_match(_validator().iter_errors(manifest))
     if error is not None:
         message = " ".join(error.message.split())
@@ -179,6 +181,6 @@ def check(manifest, where):
     for name, info in manifest["tensors"].items():
         cells = math.prod(info["shape"])
         total += cells
-        if cells > limits.active().cells or total > limits.active().cells:
+        if cells > bounds.cells or total > bounds.cells:
             raise ManifestError(f"{where}: manifest.tensors.{name[:60]}.shape: {info['shape']} makes the manifest "
-                                f"declare {total:,} cells in all, over the limit of {limits.active().cells:,}")
+                                f"declare {total:,} cells in all, over the limit of {bounds.cells:,}")

@@ -4,7 +4,7 @@
 is ``hidden_sheet``'s job). It opens the file once and, before any entry is expanded:
 
 - measures the zip directory: the number of entries, the total inflated size and each large
-  entry's compression ratio, against ``limits.active()``;
+  entry's compression ratio, against the limits it is given (``xlnet.limits``);
 - parses the package relationships, the workbook part and its relationships with defusedxml
   (no document type, so no entity, is ever expanded), once: the sheets in workbook order, the
   part of each sheet, and the workbook-level defined names;
@@ -27,7 +27,7 @@ from pathlib import Path
 
 from defusedxml import ElementTree as SafeET
 
-from .. import limits
+from ..limits import given_or_env
 from ..errors import InputError
 
 MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
@@ -51,10 +51,12 @@ class Package:
         sheet_parts: sheet name -> its worksheet part inside the zip.
         names: workbook-level defined name -> the text it is defined as (``conv!$B$2:$I$9``).
         workbook_part: the workbook part's name (``xl/workbook.xml``).
+        limits: the limits.Limits it was measured by, which its readers keep to.
     """
 
-    def __init__(self, path, handle, archive):
+    def __init__(self, path, handle, archive, limits):
         self.path = Path(path)
+        self.limits = limits
         self._handle, self._zip = handle, archive
         self._lock = threading.Lock()  # readers on several threads share one file position
         self._members = set(archive.namelist())
@@ -113,11 +115,12 @@ class Package:
         self.close()
 
 
-def open_package(path):
+def open_package(path, limits=None):
     """Open a workbook package, measured and indexed (see the module's docstring).
 
     Args:
         path: an .xlsx or .xlsm file.
+        limits: a limits.Limits (default: the environment's).
 
     Returns:
         A Package (close it when done, or use it as a context manager).
@@ -140,9 +143,10 @@ def open_package(path):
         except (OSError, ValueError, EOFError) as exc:
             raise InputError(f"{path}: not a readable .xlsx workbook: it is truncated or damaged "
                              f"({type(exc).__name__})") from None
-        _guard(archive.infolist(), path)
+        limits = given_or_env(limits)
+        _guard(archive.infolist(), path, limits)
         try:
-            return Package(path, handle, archive)
+            return Package(path, handle, archive, limits)
         except InputError:
             raise
         except Exception as exc:  # zipfile, XML parsers and defusedxml raise many kinds
@@ -168,9 +172,8 @@ def readable(path):
         raise InputError(f"{path}: cannot be read ({exc.strerror or type(exc).__name__})") from None
 
 
-def _guard(entries, path):
+def _guard(entries, path, bounds):
     """Refuse a package that would inflate past the limits, from its zip directory alone."""
-    bounds = limits.active()
     if len(entries) > MAX_ENTRIES:
         raise InputError(f"{path}: its zip archive has {len(entries):,} entries; a workbook has tens")
     total = sum(e.file_size for e in entries)

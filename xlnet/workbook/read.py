@@ -49,15 +49,17 @@ class SheetTensor:
 
 @dataclass
 class Workbook:
-    """What ``read_workbook`` returns: the manifest, the sentinel as read, and the tensors."""
+    """What ``read_workbook`` returns: the manifest, the sentinel as read, the tensors, and the
+    limits.Limits it was read within."""
 
     path: Path
     manifest: dict
     sentinel: object
     tensors: dict
+    limits: object = None
 
 
-def open_book(path, data_only=True):
+def open_book(path, data_only=True, limits=None):
     """Open a workbook with openpyxl (for hand-made books: array formulas, sheet dimensions),
     once its package is known to be within the limits, turning every way it can be unreadable
     into one line.
@@ -65,6 +67,7 @@ def open_book(path, data_only=True):
     Args:
         path: the file.
         data_only: read the values (True) or the formulas (False).
+        limits: a limits.Limits (default: the environment's).
 
     Returns:
         An openpyxl read-only workbook.
@@ -72,7 +75,7 @@ def open_book(path, data_only=True):
     import openpyxl
 
     path = Path(path)
-    open_package(path).close()  # measured and parsed safely before openpyxl inflates anything
+    open_package(path, limits).close()  # measured and parsed safely before openpyxl inflates anything
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -81,20 +84,21 @@ def open_book(path, data_only=True):
         raise InputError(f"{path}: not a readable .xlsx workbook: {unreadable_reason(exc)}") from None
 
 
-def open_values(source):
+def open_values(source, limits=None):
     """Open a workbook for its values (see ``sheetvalues``): one pass per sheet, every way the
     file can be unreadable as one line.
 
     Args:
         source: a path (its package is opened here and closed with the book) or an open
             package.Package (left open when the book is closed).
+        limits: for a path, a limits.Limits (default: the environment's).
 
     Returns:
         A sheetvalues.Book (close it when done).
     """
     if isinstance(source, Package):
         return sheetvalues.Book(source)
-    package = open_package(source)
+    package = open_package(source, limits)
     try:
         return sheetvalues.Book(package, owns_package=True)
     except BaseException:
@@ -109,10 +113,10 @@ def read_manifest(book, path):
                             "this is not a workbook built by `xlnet build`")
     head = _rows(book, manifest_mod.SHEET, manifest_mod.FIRST_CHUNK_ROW, 3)
     if len(head) < 3 or head[0][:1] != (manifest_mod.HEADER,):
-        return manifest_mod.parse_rows(head, str(path))  # says what is wrong with it
+        return manifest_mod.parse_rows(head, str(path), book.package.limits)  # says what is wrong with it
     count = manifest_mod.chunk_count([tuple(r) + (None, None) for r in head], str(path))
     rows = _rows(book, manifest_mod.SHEET, manifest_mod.FIRST_CHUNK_ROW + count, 3)
-    return manifest_mod.parse_rows(rows, str(path))
+    return manifest_mod.parse_rows(rows, str(path), book.package.limits)
 
 
 def read_sentinel(book, path):
@@ -228,7 +232,7 @@ def read_structure(package):
     return manifest
 
 
-def read_workbook(path, manifest=None, strict_inputs=True, source=None):
+def read_workbook(path, manifest=None, strict_inputs=True, source=None, limits=None):
     """Read every tensor of an xlnet workbook.
 
     Args:
@@ -237,11 +241,12 @@ def read_workbook(path, manifest=None, strict_inputs=True, source=None):
         strict_inputs: raise InputError when an input cell holds no number; False when only
             the file's structure is being validated (its values are about to be recalculated).
         source: the user's file that ``path`` is a copy of, named in messages (default: path).
+        limits: for a path, a limits.Limits (default: the environment's; a package keeps its own).
 
     Returns:
         A Workbook with float64 tensors keyed by name.
     """
-    book = open_values(path)
+    book = open_values(path, limits)
     path = book.path
     shown = Path(source) if source is not None else path
     try:
@@ -296,7 +301,7 @@ def _read_tensors(book, path, shown, manifest, strict_inputs):
                     flat.append(value)
         values = np.array(flat, dtype=object if info.get("text") else np.float64).reshape(shape)
         tensors[name] = SheetTensor(name, values, errors, cells, coords)
-    return Workbook(shown, manifest, sentinel, tensors)
+    return Workbook(shown, manifest, sentinel, tensors, book.package.limits)
 
 
 def _quote(sheet):

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import re
 
-from .. import limits
 from ..errors import InputError
 from . import refs
 from .package import unreadable_reason
@@ -69,7 +68,7 @@ class Book:
         try:
             found = self._reader().get_sheet_by_name(sheet)
             height, width = found.end if found.end is not None else (-1, -1)
-            limits.guard_cells(min(max_row, height + 1) * (width + 1), f"{self.path}: sheet {sheet}")
+            self.package.limits.guard_cells(min(max_row, height + 1) * (width + 1), f"{self.path}: sheet {sheet}")
             return found.to_python(skip_empty_area=False, nrows=max_row)
         except InputError:
             raise

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import manifest as manifest_mod
+from ..limits import given_or_env
 from ..errors import InputError
 from . import refs
 from .package import open_package
@@ -26,11 +27,13 @@ class Sheets:
         path: the workbook.
         extent: sheet name -> (last used row, last used column).
         names: defined name -> refs.Range.
+        limits: the limits.Limits the workbook was read within, which reading a range keeps to.
     """
 
     path: Path
     extent: dict
     names: dict = field(default_factory=dict)
+    limits: object = None
 
 
 @dataclass
@@ -53,7 +56,7 @@ class Survey:
     def formulas(self):
         """sheet -> {(row, col) from 1: formula text}, read on first use (one pass over every sheet)."""
         if self._formulas is None:
-            self._formulas = survey(self.path, with_formulas=True)._formulas
+            self._formulas = survey(self.path, with_formulas=True, limits=self.sheets.limits)._formulas
         return self._formulas
 
     def formula(self, sheet, row, col):
@@ -62,7 +65,7 @@ class Survey:
 
     def random_cells(self):
         """Addresses of cells whose formulas draw random numbers or read the clock."""
-        if self._formulas is None and not _mentions(self.path, _RANDOM):
+        if self._formulas is None and not _mentions(self.path, _RANDOM, self.sheets.limits):
             return []  # the common case, told from the raw sheets without parsing a cell
         return [f"{refs.quote_sheet(s)}!{refs.a1(r, c)}" for s, cells in self.formulas.items()
                 for (r, c), text in cells.items() if _RANDOM.search(text)]
@@ -74,9 +77,9 @@ class Survey:
         return sorted({m.upper() for m in _XLFN.findall(text)})
 
 
-def _mentions(path, pattern):
+def _mentions(path, pattern, limits):
     """True when any worksheet of the package contains ``pattern`` (raw XML, unparsed)."""
-    with open_package(path) as package:
+    with open_package(path, limits) as package:
         return any(pattern.search(package.read(part).decode("utf-8", "replace"))
                    for part in package.sheet_parts.values() if package.has(part))
 
@@ -95,18 +98,20 @@ def _formula_text(value):
     return None
 
 
-def survey(path, with_formulas=True):
+def survey(path, with_formulas=True, limits=None):
     """Read a workbook's sheets, used areas, defined names and (optionally) every formula.
 
     Args:
         path: an .xlsx or .xlsm file.
         with_formulas: also read every formula (one more pass over every sheet).
+        limits: a limits.Limits (default: the environment's).
 
     Returns:
         A Survey.
     """
     path = Path(path)
-    book = open_book(path, data_only=False)
+    limits = given_or_env(limits)
+    book = open_book(path, data_only=False, limits=limits)
     try:
         extent, names, formulas = {}, {}, {}
         for ws in book.worksheets:
@@ -127,7 +132,7 @@ def survey(path, with_formulas=True):
         raise InputError(f"{path}: cannot be read ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})") from None
     finally:
         book.close()
-    return Survey(path, Sheets(path, extent, names), formulas if with_formulas else None, has_manifest)
+    return Survey(path, Sheets(path, extent, names, limits), formulas if with_formulas else None, has_manifest)
 
 
 def _formulas(ws):
