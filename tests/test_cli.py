@@ -3,6 +3,9 @@
 import json
 import re
 
+import pytest
+
+import xlnet
 from xlnet.cli import _parser, main
 from conftest import ROOT, needs_libreoffice
 
@@ -69,3 +72,11 @@ def test_module_entry_point():
     import sys
     result = subprocess.run([sys.executable, "-m", "xlnet", "list"], capture_output=True, text=True)
     assert result.returncode == 0 and "conv" in result.stdout
+
+
+def test_the_command_line_names_its_flags_where_the_api_names_its_parameters(built, capsys):
+    with pytest.raises(xlnet.InputError) as info:
+        xlnet.build(["conv"], out=built["conv"].parent / "never", kernel_size=0)
+    assert str(info.value).startswith("kernel_size 0:")
+    assert main(["build", "conv", "--kernel-size", "0", "--out", str(built["conv"].parent / "never")]) == 2
+    assert capsys.readouterr().err.startswith("xlnet: error: --kernel-size 0:")

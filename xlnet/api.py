@@ -9,7 +9,7 @@ from pathlib import Path
 from . import engines, lessons
 from .atomic import atomic_path
 from .checking.prepare import prepare
-from .errors import InputError
+from .errors import InputError, option
 from .workbook import read
 
 DEFAULT_OUT = lessons.DEFAULT_OUT
@@ -54,13 +54,13 @@ def _output_folder(out):
     """The output folder, created if needed; one line when it cannot be a writable folder."""
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: is a file; --out names the folder the workbooks go into")
+        raise InputError(f"{out}: is a file; {option('out')} names the folder the workbooks go into")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"{out}: cannot be created ({exc.strerror or type(exc).__name__})") from None
     if not os.access(out, os.W_OK | os.X_OK):
-        raise InputError(f"{out}: is not writable; choose another --out")
+        raise InputError(f"{out}: is not writable; choose another {option('out')}")
     return out
 
 
@@ -158,7 +158,7 @@ def plot(path, out=".", engine="cached", charts_only=False, timeout=engines.DEFA
     path, out = Path(path), Path(out)
     engines.check_timeout(timeout)
     if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: is a file; --out names the folder the plots go into")
+        raise InputError(f"{out}: is a file; {option('out')} names the folder the plots go into")
     limits = given_or_env(limits)
     recalculates = engines.get(engine).recalculates
     book = read.read_workbook(path, strict_inputs=not recalculates, limits=limits)

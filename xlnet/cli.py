@@ -152,7 +152,7 @@ def main(argv=None):
         with _signals_as_interrupts():
             return _run(args)
     except XlnetError as exc:
-        print("xlnet: error: " + " ".join(str(exc).split()), file=sys.stderr)
+        print("xlnet: error: " + " ".join(exc.command_line().split()), file=sys.stderr)
         return exc.exit_code
     except OSError as exc:  # a file system refusal not met on purpose: still one line
         where = exc.filename if exc.filename is not None else "a file"

@@ -6,7 +6,19 @@ line and exits with the class's ``exit_code``.
   not what xlnet expects; fixing the input fixes it.
 - ``EngineError``, ``DeviceError``: this machine lacks or failed something (a spreadsheet
   engine, a GPU); the input may be fine.
+
+A message names a parameter with ``option("batch_size")``: to the Python API it reads
+``batch_size``, and on the command line (``command_line()``) ``--batch-size``.
 """
+
+import re
+
+_OPTION = re.compile("\x1f([A-Za-z0-9_]+)\x1f")
+
+
+def option(name):
+    """A parameter named in a message: ``timeout`` to the API, ``--timeout`` on the command line."""
+    return f"\x1f{name}\x1f"
 
 
 class XlnetError(Exception):
@@ -19,6 +31,13 @@ class XlnetError(Exception):
 
     fault = "input"
     exit_code = 2
+
+    def __str__(self):
+        return _OPTION.sub(lambda m: m.group(1), super().__str__())
+
+    def command_line(self):
+        """The message as the command line says it: parameters as their flags."""
+        return _OPTION.sub(lambda m: "--" + m.group(1).replace("_", "-"), super().__str__())
 
 
 class InputError(XlnetError):

@@ -65,7 +65,7 @@ class Limits:
         """
         if count > self.cells:
             raise InputError(f"{what} covers {count:,} cells; at most {self.cells:,} are read "
-                             "(raise with --max-cells)")
+                             "(raise the cells limit: --max-cells, XLNET_MAX_CELLS or limits.Limits(cells=...))")
 
 
 def given_or_env(limits):

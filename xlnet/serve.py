@@ -192,7 +192,7 @@ class Server:
                                     started="warm: xlnet serve")
                 return {"reports": [r.to_dict() for r in reports]}
             except XlnetError as exc:
-                return {"error": str(exc), "exit": exc.exit_code}
+                return {"error": exc.command_line(), "exit": exc.exit_code}  # the client is the command line
             except OSError as exc:
                 where = exc.filename if exc.filename is not None else "a file"
                 return {"error": f"{where}: {exc.strerror or type(exc).__name__}", "exit": 2}

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import InputError, XlnetError
+from .errors import InputError, XlnetError, option
 
 SETTLE = 0.3
 
@@ -38,7 +38,7 @@ def watch(path, engine="libreoffice", device="auto", timeout=600, interval=0.5, 
     package.readable(path)
     engines.check_timeout(timeout)
     if not 0.05 <= interval <= 3600:
-        raise InputError(f"--interval should be from 0.05 to 3600 seconds, not {interval!r}")
+        raise InputError(f"{option('interval')} should be from 0.05 to 3600 seconds, not {interval!r}")
     own = None
     how = "cold start each time"
     chosen = engines.get(engine)
@@ -83,7 +83,7 @@ def _check_once(path, engine, device, timeout, own):
             reports = api.check([path], engine=engine, device=device, timeout=timeout, warm=own,
                                 started="warm: its own LibreOffice" if own is not None else None)
     except XlnetError as exc:
-        return f"{stamp}  {path.name}: error: {' '.join(str(exc).split())}"
+        return f"{stamp}  {path.name}: error: {' '.join(exc.command_line().split())}"
     seconds = time.monotonic() - started
     lines = []
     for report in reports:

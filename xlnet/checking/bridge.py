@@ -13,7 +13,7 @@ import numpy as np
 from .. import engines, manifest as manifest_mod, ops
 from . import exercises
 from .device import pick_device
-from ..errors import ManifestError
+from ..errors import ManifestError, option
 from ..workbook.read import refuse_edited_layout
 from ..report import BlockResult, Report
 from .tolerance import E2E_TOL, block_tolerance, compare, widen
@@ -159,7 +159,7 @@ def check_workbook(book, device="auto", engine="?", typed=None, e2e=None, formul
     manifest_mod.validate(manifest, str(book.path), book.limits)
     if not any(not entry.get("composite") for entry in manifest["ops"]):
         raise ManifestError(f"{book.path}: its manifest names no block to check; a check of nothing "
-                            "would prove nothing (rebuild the workbook, or check it with --reference)")
+                            f"would prove nothing (rebuild the workbook, or check it with {option('reference')})")
     refuse_edited_layout(book)
     infos = manifest["tensors"]
     sheet_values = {n: t.values for n, t in tensors.items()}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import DeviceError
+from ..errors import DeviceError, option
 
 
 def pick_device(device="auto"):
@@ -23,11 +23,11 @@ def pick_device(device="auto"):
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
-        raise DeviceError("--device cuda: torch sees no CUDA GPU here; use --device cpu")
+        raise DeviceError(f"{option('device')} cuda: torch sees no CUDA GPU here; use {option('device')} cpu")
     return torch.device(device)
 
 
 def check_name(device):
     """Raise DeviceError unless ``device`` is auto, cpu or cuda (no torch needed)."""
     if device not in (None, "auto", "cpu", "cuda"):
-        raise DeviceError(f"--device {device}: expected cpu, cuda or auto")
+        raise DeviceError(f"{option('device')} {device}: expected cpu, cuda or auto")

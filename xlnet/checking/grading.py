@@ -16,7 +16,7 @@ import multiprocessing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import EngineError, InputError, XlnetError
+from ..errors import EngineError, InputError, XlnetError, option
 
 MAX_JOBS = 64
 
@@ -67,7 +67,7 @@ def _check(paths, options):
     try:
         return [Graded(str(paths[0]), api.check(paths, warm=_WORKER.get("warm"), **options))]
     except XlnetError as exc:
-        return [Graded(str(paths[0]), error=" ".join(str(exc).split()))]
+        return [Graded(str(paths[0]), error=" ".join(exc.command_line().split()))]
 
 
 def _check_batch(paths, options):
@@ -95,7 +95,7 @@ def check_files(paths, jobs, engine="libreoffice", **options):
     from .. import engines
 
     if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= MAX_JOBS:
-        raise InputError(f"--jobs should be a whole number from 1 to {MAX_JOBS}, not {jobs!r}")
+        raise InputError(f"{option('jobs')} should be a whole number from 1 to {MAX_JOBS}, not {jobs!r}")
     paths = [Path(p) for p in paths]
     options = dict(options, engine=engine)
     chosen = engines.get(engine)
@@ -116,7 +116,7 @@ def check_files(paths, jobs, engine="libreoffice", **options):
                     results[graded.path] = graded
         except concurrent.futures.process.BrokenProcessPool:
             raise EngineError("a grading worker stopped unexpectedly (could its LibreOffice not start?); "
-                              "try --jobs 1") from None
+                              f"try {option('jobs')} 1") from None
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)
             raise

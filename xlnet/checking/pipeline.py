@@ -25,7 +25,7 @@ from pathlib import Path
 
 from .. import engines, manifest as manifest_mod
 from ..engines.warm import START_TIMEOUT
-from ..errors import EngineError, InputError
+from ..errors import EngineError, InputError, option
 from ..limits import given_or_env
 from ..workbook import formulacells, read
 from . import opened, trust
@@ -113,7 +113,7 @@ def check(paths, engine="libreoffice", device="auto", timeout=engines.DEFAULT_TI
         check_name(device)  # an unknown device is bad input before anything runs
     engines.check_timeout(timeout)
     if reference is not None and spec is not None:
-        raise InputError("give --reference or --spec, not both: the original's manifest says what to check")
+        raise InputError(f"give {option('reference')} or {option('spec')}, not both: the original's manifest says what to check")
     limits = given_or_env(limits)
     reports = []
     trusted = trust.load_reference(reference, limits) if reference is not None else None

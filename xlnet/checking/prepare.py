@@ -14,7 +14,7 @@ from pathlib import Path
 from .. import engines, manifest as manifest_mod
 from ..workbook import hidden_sheet
 from . import spec as spec_mod
-from ..errors import InputError, ManifestError
+from ..errors import InputError, ManifestError, option
 from ..workbook.package import open_package, readable
 from ..workbook.read import read_structure
 from ..workbook.survey import survey
@@ -128,14 +128,14 @@ def _prepare(path, workdir, xlsx, package, spec, require_blocks, look_beside, tr
         spec = beside
     if has_manifest:
         if spec is not None and Path(spec) != beside:
-            raise InputError(f"{path}: it carries its own xlnet manifest; check it without --spec")
+            raise InputError(f"{path}: it carries its own xlnet manifest; check it without {option('spec')}")
         return Prepared(path, xlsx, read_structure(package), xlsx=xlsx, opened=package)
     package.close()
     found = survey(xlsx, with_formulas=False, limits=package.limits)
     if spec is None:
         if require_blocks:
             raise ManifestError(f"{path}: no xlnet manifest and no spec: write one ({beside.name} beside it, or "
-                                "--spec FILE; see \"Check your own spreadsheet\" in the README)")
+                                f"{option('spec')} FILE; see \"Check your own spreadsheet\" in the README)")
         loaded, manifest = None, EMPTY_MANIFEST
     else:
         loaded = spec_mod.load(spec, found.sheets)

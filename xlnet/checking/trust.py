@@ -22,7 +22,7 @@ import numpy as np
 
 from ..workbook import formulacells, read, refs
 from .. import manifest as manifest_mod, ops
-from ..errors import InputError
+from ..errors import InputError, option
 
 SENTINEL_TEXT = manifest_mod.SENTINEL_FORMULA.lstrip("=")
 
@@ -72,7 +72,7 @@ def verify_sentinel(formulas, source):
         found = "a typed value" if text is None else f"the formula ={text[:40]}"
         raise InputError(f"{source}: the recalculation sentinel {manifest_mod.SENTINEL_CELL} holds {found}, not "
                          f"{manifest_mod.SENTINEL_FORMULA}: nothing can prove this file's values were recalculated; "
-                         "rebuild it, or check it with --reference ORIGINAL.xlsx")
+                         f"rebuild it, or check it with {option('reference')} ORIGINAL.xlsx")
 
 
 def _input_shapes(manifest, entry):

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..errors import EngineError
+from ..errors import EngineError, option
 from . import cached, excel, formulas, gnumeric, libreoffice
 from .base import DEFAULT_TIMEOUT, Engine  # noqa: F401 (part of this package's interface)
 from .process import defer_signal  # noqa: F401 (the CLI's signal handlers ask it)
@@ -53,7 +53,7 @@ MAX_TIMEOUT = 24 * 3600
 def check_timeout(timeout):
     """Refuse a timeout that is not a number of seconds from 1 to a day."""
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 1 <= timeout <= MAX_TIMEOUT:
-        raise EngineError(f"--timeout should be a number of seconds from 1 to {MAX_TIMEOUT}, not {timeout!r}")
+        raise EngineError(f"{option('timeout')} should be a number of seconds from 1 to {MAX_TIMEOUT}, not {timeout!r}")
 
 
 @contextlib.contextmanager

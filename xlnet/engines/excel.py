@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 import threading
 
-from ..errors import EngineError
+from ..errors import EngineError, option
 from .base import Engine
 
 ERROR_CODES = ("#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A", "#GETTING_DATA")
@@ -52,7 +52,7 @@ def convert(copies, out, timeout):
     app_class_found = app_class()
     if app_class_found is None:
         raise EngineError("the excel engine needs Microsoft Excel on Windows or macOS, driven by "
-                          "xlwings; none is here: use --engine libreoffice or gnumeric")
+                          f"xlwings; none is here: use {option('engine')} libreoffice or gnumeric")
     results = []
     with app_class_found(visible=False, add_book=False) as app:
         watchdog = threading.Timer(timeout, app.kill)  # Excel runs out of process: stop it whole

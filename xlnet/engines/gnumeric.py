@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 
-from ..errors import EngineError
+from ..errors import EngineError, option
 from .base import Engine
 from .process import run
 
@@ -12,7 +12,7 @@ def convert(copies, out, timeout):
     ssconvert = shutil.which("ssconvert")
     if ssconvert is None:
         raise EngineError("Gnumeric is not installed (no ssconvert on PATH): "
-                          "install it with apt-get install gnumeric, or use --engine libreoffice")
+                          f"install it with apt-get install gnumeric, or use {option('engine')} libreoffice")
     results = []
     for copy in copies:
         target = out / (copy.stem + ".xlsx")

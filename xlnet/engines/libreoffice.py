@@ -11,7 +11,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ..errors import EngineError
+from ..errors import EngineError, option
 from .base import Engine
 from .process import run
 
@@ -34,7 +34,7 @@ def convert(copies, out, timeout):
     soffice_path = soffice()
     if soffice_path is None:
         raise EngineError("LibreOffice is not installed (no soffice on PATH): "
-                          "install it with apt-get install libreoffice-calc, or use --engine gnumeric")
+                          f"install it with apt-get install libreoffice-calc, or use {option('engine')} gnumeric")
     profile = Path(tempfile.mkdtemp(prefix="lo-profile-", dir=out.parent))
     (profile / "user").mkdir()
     (profile / "user" / "registrymodifications.xcu").write_text(PROFILE)

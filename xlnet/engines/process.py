@@ -12,7 +12,7 @@ import subprocess
 import threading
 import time
 
-from ..errors import EngineError
+from ..errors import EngineError, option
 
 
 def run(cmd, timeout, what, env=None, tmpdir=None):
@@ -33,7 +33,7 @@ def run(cmd, timeout, what, env=None, tmpdir=None):
         kill_group(proc)
         proc.communicate()
         raise EngineError(f"{what} did not finish within {timeout} s and was stopped "
-                          "(raise --timeout for a large workbook)") from None
+                          f"(raise {option('timeout')} for a large workbook)") from None
     finally:
         if proc is not None:
             kill_group(proc)

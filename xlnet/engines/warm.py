@@ -21,7 +21,7 @@ import threading
 import time
 from pathlib import Path
 
-from ..errors import EngineError
+from ..errors import EngineError, option
 from . import libreoffice, process
 from .base import DEFAULT_TIMEOUT
 
@@ -115,7 +115,7 @@ class WarmLibreOffice:
         except queue.Empty:
             self._stop()
             raise EngineError(f"LibreOffice did not finish within {timeout:g} s and was stopped "
-                              f"(while {what}; raise --timeout for a large workbook)") from None
+                              f"(while {what}; raise {option('timeout')} for a large workbook)") from None
         if line is None:
             code = self._proc.wait()
             self._stop()

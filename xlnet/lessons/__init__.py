@@ -1,7 +1,7 @@
 """The lesson registry: one module per workbook, each exposing NAME, DESCRIPTION, OPTIONS and
 ``build(path, seed, **options)``. Adding a lesson means adding its module here."""
 
-from ..errors import InputError
+from ..errors import InputError, option
 from .options import Option
 
 
@@ -19,16 +19,16 @@ def _registry():
 
 
 def _merge_options(lessons):
-    """Every lesson option by name; two lessons may share a name only with the same type."""
+    """Every lesson opt by name; two lessons may share a name only with the same type."""
     merged = {}
     for lesson in lessons.values():
-        for option in lesson.OPTIONS:
-            first = merged.setdefault(option.name, [option])[0]
-            if option is not first:
-                if option.type is not first.type:
-                    raise TypeError(f"lesson option --{option.name.replace('_', '-')} is a {first.type.__name__} "
-                                    f"in one lesson and a {option.type.__name__} in another: rename one")
-                merged[option.name].append(option)
+        for opt in lesson.OPTIONS:
+            first = merged.setdefault(opt.name, [opt])[0]
+            if opt is not first:
+                if opt.type is not first.type:
+                    raise TypeError(f"lesson opt --{opt.name.replace('_', '-')} is a {first.type.__name__} "
+                                    f"in one lesson and a {opt.type.__name__} in another: rename one")
+                merged[opt.name].append(opt)
     return merged
 
 
@@ -75,14 +75,14 @@ def exercise_sets(chosen, exercise):
         return [None] * len(chosen)
     names = [n.strip() for n in (exercise.split(",") if isinstance(exercise, str) else exercise)]
     if not names or any(not n for n in names):
-        raise InputError(f"--exercise {exercise!r}: expected all, or block names separated by commas")
+        raise InputError(f"{option('exercise')} {exercise!r}: expected all, or block names separated by commas")
     if names == ["all"]:
         empty = [lesson.NAME for lesson in chosen if not getattr(lesson, "EXERCISES", None)]
         if empty:
-            raise InputError(f"--exercise all: lesson {empty[0]} has no exercise set; name its blocks instead")
+            raise InputError(f"{option('exercise')} all: lesson {empty[0]} has no exercise set; name its blocks instead")
         return [dict(lesson.EXERCISES) for lesson in chosen]
     if len(chosen) != 1:
-        raise InputError(f"--exercise {','.join(names)}: name one lesson to leave these blocks in "
-                         "(or use --exercise all)")
+        raise InputError(f"{option('exercise')} {','.join(names)}: name one lesson to leave these blocks in "
+                         f"(or use {option('exercise')} all)")
     offered = getattr(chosen[0], "EXERCISES", {})
     return [{n: offered.get(n) for n in names}]

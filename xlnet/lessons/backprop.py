@@ -18,7 +18,7 @@ The whole run is also checked end to end: an ``nn.Module`` of the same shape tra
 import numpy as np
 
 from .. import ops
-from ..errors import InputError
+from ..errors import InputError, option
 from ..sheet.blocks import Look
 from ..sheet.book import Book
 from .options import Option
@@ -64,16 +64,16 @@ def _digit_indices(options):
     try:
         indices = [int(part) for part in str(text).split(",") if part.strip()]
     except ValueError:
-        raise InputError(f"--digits {text!r}: expected whole numbers separated by commas, e.g. 0,1,2,3") from None
+        raise InputError(f"{option('digits')} {text!r}: expected whole numbers separated by commas, e.g. 0,1,2,3") from None
     if not indices:
-        raise InputError(f"--digits {text!r}: name at least one digit index")
+        raise InputError(f"{option('digits')} {text!r}: name at least one digit index")
     bad = [i for i in indices if not 0 <= i < count]
     if bad:
-        raise InputError(f"--digits {text!r}: index {bad[0]} is outside 0 to {count - 1}")
+        raise InputError(f"{option('digits')} {text!r}: index {bad[0]} is outside 0 to {count - 1}")
     if len(indices) > 64:
-        raise InputError(f"--digits names {len(indices)} digits; a batch holds at most 64")
+        raise InputError(f"{option('digits')} names {len(indices)} digits; a batch holds at most 64")
     if options["batch_size"] is not None and options["batch_size"] != len(indices):
-        raise InputError(f"--batch-size {options['batch_size']} but --digits names {len(indices)} digits: "
+        raise InputError(f"{option('batch_size')} {options['batch_size']} but {option('digits')} names {len(indices)} digits: "
                          "give one of them, or both agreeing")
     return indices
 
@@ -101,7 +101,7 @@ def build(path, seed=0, exercises=None, **options):
     count = _formula_count(len(indices), options)
     if count > MAX_FORMULAS:
         raise InputError(f"these settings make about {count:,} formulas; keep it under {MAX_FORMULAS:,} "
-                         "(fewer --steps, a smaller --batch-size, --filters, --hidden or --wine-rows)")
+                         f"(fewer {option('steps')}, a smaller {option('batch_size')}, {option('filters')}, {option('hidden')} or {option('wine_rows')})")
     rng = np.random.default_rng(seed)
     digits = load_digits()
     images = (digits.images[indices] / 16.0)[:, None]  # [B, 1, 8, 8], exact in binary

@@ -14,7 +14,7 @@ import os
 import numpy as np
 
 from .. import ops
-from ..errors import InputError
+from ..errors import InputError, option
 from ..sheet.blocks import Look
 from ..sheet.book import Book
 from . import conv_training
@@ -71,9 +71,9 @@ def _settings(options):
         if options[key] < 1:
             raise InputError(f"--{key.replace('_', '-')} {options[key]}: expected a positive integer")
     if options["padding"] < 0:
-        raise InputError(f"--padding {options['padding']}: expected 0 or more")
+        raise InputError(f"{option('padding')} {options['padding']}: expected 0 or more")
     if not 0 <= options["dropout_p"] < 1:
-        raise InputError(f"--dropout-p {options['dropout_p']}: expected 0 <= p < 1")
+        raise InputError(f"{option('dropout_p')} {options['dropout_p']}: expected 0 <= p < 1")
 
 
 def _input_image(options):
@@ -88,11 +88,11 @@ def _input_image(options):
         source = f"scikit-learn handwritten digit #{options['digit']} (a {label}{seen})"
     if options["size"]:
         if not 2 <= options["size"] <= MAX_SIDE:
-            raise InputError(f"--size {options['size']}: expected 2 to {MAX_SIDE}")
+            raise InputError(f"{option('size')} {options['size']}: expected 2 to {MAX_SIDE}")
         img = resize(img, options["size"])
     img = np.round(img, 4)
     if max(img.shape) > MAX_SIDE:
-        raise InputError(f"image is {img.shape[0]}x{img.shape[1]}; a sheet shows at most {MAX_SIDE}x{MAX_SIDE}: use --size")
+        raise InputError(f"image is {img.shape[0]}x{img.shape[1]}; a sheet shows at most {MAX_SIDE}x{MAX_SIDE}: use {option('size')}")
     return img, source, label
 
 

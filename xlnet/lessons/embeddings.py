@@ -24,7 +24,7 @@ import numpy as np
 from .. import ops
 from . import ratings as ratings_mod
 from ..ops.embedding import train_cached
-from ..errors import InputError
+from ..errors import InputError, option
 from ..sheet.blocks import Look
 from ..sheet.book import Book
 from .options import Option
@@ -63,7 +63,7 @@ def _settings(options):
         if not low <= options[key] <= high:
             raise InputError(f"--{key} {options[key]}: expected {low} to {high}")
     if not options["lr"] > 0:
-        raise InputError(f"--lr {options['lr']}: expected a positive number")
+        raise InputError(f"{option('lr')} {options['lr']}: expected a positive number")
     u, m, k, e = (options[key] for key in ("users", "movies", "factors", "epochs"))
     formulas = (e + 1) * (3 * u * m + 2 * (u + m) * (k + 1))
     if formulas > MAX_FORMULAS:
@@ -74,7 +74,7 @@ def _settings(options):
 def _words(sentence):
     words = re.findall(r"[a-z0-9']+", sentence.lower())
     if not 2 <= len(words) <= 60:
-        raise InputError(f"--sentence {sentence!r}: expected 2 to 60 words (letters, digits, apostrophes)")
+        raise InputError(f"{option('sentence')} {sentence!r}: expected 2 to 60 words (letters, digits, apostrophes)")
     return words
 
 

@@ -27,7 +27,7 @@ import numpy as np
 from .. import ops
 from ..ops.linefit import batches
 from ..ops.optim import GRAD, OPTIMIZERS, PARAM, SELF, STEP, fit_line_cached
-from ..errors import InputError
+from ..errors import InputError, option
 from ..sheet.blocks import Look, Tile
 from ..sheet.book import Book
 from ..sheet.styles import HEAT_POSITIVE
@@ -77,11 +77,11 @@ FD_LEGEND = "~ dL/da = (loss at a+h - loss) / h"
 def _settings(options):
     n, e, bs = options["points"], options["epochs"], options["batch_size"]
     if not 2 <= n <= 1000:
-        raise InputError(f"--points {n}: expected 2 to 1000")
+        raise InputError(f"{option('points')} {n}: expected 2 to 1000")
     if not 1 <= e <= 500:
-        raise InputError(f"--epochs {e}: expected 1 to 500")
+        raise InputError(f"{option('epochs')} {e}: expected 1 to 500")
     if not 1 <= bs <= n:
-        raise InputError(f"--batch-size {bs}: expected 1 to the number of points ({n})")
+        raise InputError(f"{option('batch_size')} {bs}: expected 1 to the number of points ({n})")
     steps = -(-n // bs) * e
     if steps > 5000:
         raise InputError(f"{e} epochs of {-(-n // bs)} steps make {steps} rows per sheet; keep it to 5000")
@@ -92,11 +92,11 @@ def _settings(options):
         if not options[key] > 0:
             raise InputError(f"--{key.replace('_', '-')} {options[key]}: expected a positive number")
     if not 0 < options["gamma"] <= 1:
-        raise InputError(f"--gamma {options['gamma']}: expected 0 < gamma <= 1")
+        raise InputError(f"{option('gamma')} {options['gamma']}: expected 0 < gamma <= 1")
     if options["weight_decay"] < 0 or options["noise"] < 0:
-        raise InputError("--weight-decay and --noise: expected numbers >= 0")
+        raise InputError(f"{option('weight_decay')} and {option('noise')}: expected numbers >= 0")
     if options["h"] == 0:
-        raise InputError("--h 0: the finite-difference step must not be 0")
+        raise InputError(f"{option('h')} 0: the finite-difference step must not be 0")
 
 
 def build(path, seed=0, exercises=None, **options):

@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, option
 
 
 def load_digit(index):
@@ -13,7 +13,7 @@ def load_digit(index):
     from sklearn.datasets import load_digits
     digits = load_digits()
     if not 0 <= index < len(digits.images):
-        raise InputError(f"--digit {index}: expected an index from 0 to {len(digits.images) - 1}")
+        raise InputError(f"{option('digit')} {index}: expected an index from 0 to {len(digits.images) - 1}")
     return digits.images[index] / 16.0, int(digits.target[index])
 
 

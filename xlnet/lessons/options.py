@@ -3,7 +3,7 @@
 import math
 from dataclasses import dataclass
 
-from ..errors import InputError
+from ..errors import InputError, option
 
 
 @dataclass(frozen=True)
@@ -49,9 +49,9 @@ class Option:
             return value
         if self.type is bool:
             if not isinstance(value, bool):
-                raise InputError(f"{self.flag} {value!r}: {lesson} expects True or False")
+                raise InputError(f"{option(self.name)} {value!r}: {lesson} expects True or False")
             return value
-        where = f"{self.flag} {value!r}"
+        where = f"{option(self.name)} {value!r}"
         if self.type is int and (isinstance(value, bool) or not isinstance(value, int)):
             raise InputError(f"{where}: {lesson} expects a whole number ({self.range_text})")
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):

@@ -14,7 +14,7 @@ Sheets:
 import numpy as np
 
 from .. import ops
-from ..errors import InputError
+from ..errors import InputError, option
 from ..sheet.blocks import Look
 from ..sheet.book import Book
 from .options import Option
@@ -43,11 +43,11 @@ OPTIONS = [
 def _class_names(options):
     n = options["classes"]
     if not 2 <= n <= 50:
-        raise InputError(f"--classes {n}: expected 2 to 50")
+        raise InputError(f"{option('classes')} {n}: expected 2 to 50")
     if options["class_names"]:
         names = [c.strip() for c in options["class_names"].split(",")]
         if len(names) != n or not all(names):
-            raise InputError(f"--class-names: expected {n} non-empty comma-separated names, got {len(names)}")
+            raise InputError(f"{option('class_names')}: expected {n} non-empty comma-separated names, got {len(names)}")
         return names
     return (DEFAULT_CLASSES + [f"class {i}" for i in range(len(DEFAULT_CLASSES), n)])[:n]
 
@@ -57,9 +57,9 @@ def build(path, seed=0, exercises=None, **options):
     names = _class_names(options)
     c, b, t = options["classes"], options["batch"], options["temperature"]
     if not 1 <= b <= 100:
-        raise InputError(f"--batch {b}: expected 1 to 100")
+        raise InputError(f"{option('batch')} {b}: expected 1 to 100")
     if not t > 0:
-        raise InputError(f"--temperature {t}: expected a positive number")
+        raise InputError(f"{option('temperature')} {t}: expected a positive number")
     rng = np.random.default_rng(seed)
     book = Book(NAME, dict(options, seed=seed), exercises=exercises)
     logits = np.round(rng.normal(0, 2, (b, c)), 2)

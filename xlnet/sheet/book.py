@@ -15,7 +15,7 @@ import xlsxwriter
 
 from .. import manifest as manifest_mod
 from ..atomic import atomic_path
-from ..errors import InputError, LayoutError, XlnetError
+from ..errors import InputError, LayoutError, XlnetError, option
 from ..workbook.refs import quote_sheet
 from .styles import CELL_STYLES, LEGEND, TEXT_STYLES
 from .blocks import TensorBlock, TensorRef
@@ -305,7 +305,7 @@ class Book:
             raise LayoutError(f"block {next(iter(self.reserved))} was reserved but never placed")
         unknown = [n for n in self.exercises if n not in self.exercises_placed]
         if unknown:
-            raise InputError(f"--exercise {unknown[0]}: lesson {self.lesson} has no block of that name to fill; "
+            raise InputError(f"{option('exercise')} {unknown[0]}: lesson {self.lesson} has no block of that name to fill; "
                              f"blocks it can leave to the learner: {', '.join(self.eligible)}")
         if self.exercises:
             self.settings["exercises"] = list(self.exercises_placed)

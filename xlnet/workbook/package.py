@@ -179,13 +179,14 @@ def _guard(entries, path, bounds):
     total = sum(e.file_size for e in entries)
     if total > bounds.unzipped_mb * 1e6:
         raise InputError(f"{path}: inflates to {total / 1e6:,.0f} MB, over the limit of {bounds.unzipped_mb:,.0f} MB "
-                         "(a zip bomb?); raise it with --max-unzipped-mb if the file is genuine")
+                         "(a zip bomb?); if the file is genuine, raise the limit: --max-unzipped-mb, XLNET_MAX_UNZIPPED_MB "
+                         "or limits.Limits(unzipped_mb=...)")
     for e in entries:
         ratio = e.file_size / max(e.compress_size, 1)
         if e.file_size > _RATIO_FLOOR and ratio > bounds.ratio:
             raise InputError(f"{path}: entry {e.filename[:80]} inflates {ratio:,.0f}-fold ({e.compress_size:,} bytes to "
                              f"{e.file_size:,}), over the limit of {bounds.ratio:,.0f} (a zip bomb?); raise it with "
-                             "--max-ratio if the file is genuine")
+                             "--max-ratio, XLNET_MAX_RATIO or limits.Limits(ratio=...) if the file is genuine")
 
 
 def _workbook_part(package):
