@@ -50,10 +50,6 @@ needs_gnumeric = pytest.mark.engine("gnumeric")
 needs_warm_libreoffice = pytest.mark.engine("libreoffice-uno")
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "engine(name): the test recalculates with this spreadsheet engine")
-
-
 def pytest_runtest_setup(item):
     for mark in item.iter_markers("engine"):
         require_engine(mark.args[0])

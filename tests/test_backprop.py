@@ -143,6 +143,7 @@ def test_max_pool_gradient_goes_to_the_first_of_tied_maxima_as_torch():
 @needs_libreoffice
 @settings(deadline=None, phases=[Phase.explicit, Phase.generate],
           suppress_health_check=[HealthCheck.function_scoped_fixture])
+@pytest.mark.slow
 @given(batch=st.integers(1, 5), kernel=st.integers(1, 5), filters=st.integers(1, 3), steps=st.integers(1, 3),
        seed=st.integers(0, 1000), ties=st.booleans())
 def test_random_sizes_train_as_torch(tmp_path, batch, kernel, filters, steps, seed, ties):

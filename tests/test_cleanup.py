@@ -14,6 +14,8 @@ import pytest
 
 from conftest import needs_libreoffice, require_engine
 
+pytestmark = pytest.mark.slow  # processes and engines started per case
+
 
 def _processes_mentioning(text):
     """Pids of live processes whose command line contains ``text``."""

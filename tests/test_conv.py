@@ -85,6 +85,7 @@ def test_error_value_in_a_computed_block_fails_that_block_and_skips_its_readers(
 @needs_libreoffice
 @settings(deadline=None, phases=[Phase.explicit, Phase.generate],
           suppress_health_check=[HealthCheck.function_scoped_fixture])
+@pytest.mark.slow
 @given(size=st.integers(6, 14), kernel=st.integers(1, 3), stride=st.integers(1, 2),
        padding=st.integers(0, 1), filters1=st.integers(1, 3), filters2=st.integers(1, 3),
        seed=st.integers(0, 1000))

@@ -118,6 +118,7 @@ def test_an_edited_epoch_count_is_refused_with_the_cell(copy_of):
 @needs_libreoffice
 @settings(deadline=None, phases=[Phase.explicit, Phase.generate],
           suppress_health_check=[HealthCheck.function_scoped_fixture])
+@pytest.mark.slow
 @given(seed=st.integers(0, 10_000), users=st.integers(2, 7), movies=st.integers(2, 7), factors=st.integers(1, 4),
        epochs=st.integers(1, 4), lr=st.sampled_from([0.1, 1.0, 3.0]))
 def test_random_sizes_factors_and_epochs_match_torch(tmp_path, seed, users, movies, factors, epochs, lr):

@@ -3,7 +3,11 @@
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT, needs_libreoffice
+
+pytestmark = pytest.mark.slow  # processes and engines started per case
 
 
 @needs_libreoffice

@@ -141,6 +141,7 @@ def test_an_edited_epoch_count_is_refused_with_the_cell(copy_of):
 @needs_libreoffice
 @settings(deadline=None, phases=[Phase.explicit, Phase.generate],
           suppress_health_check=[HealthCheck.function_scoped_fixture])
+@pytest.mark.slow
 @given(seed=st.integers(0, 10_000), points=st.integers(3, 12), batch_size=st.integers(1, 4),
        epochs=st.integers(1, 4), lr=st.sampled_from([0.001, 0.05, 0.2]),
        adaptive_lr=st.sampled_from([0.01, 0.3, 2.0]), beta=st.sampled_from([0.0, 0.5, 0.95]),

@@ -27,6 +27,8 @@ from xlnet.errors import InputError, XlnetError
 import hostile
 from conftest import ROOT, require_engine
 
+pytestmark = pytest.mark.slow  # processes and engines started per case
+
 PEAK_MB = 2000  # torch's import alone is about 500 MB; the 1 GiB zip bomb once peaked at 5.2 GB
 TALLY = {}
 

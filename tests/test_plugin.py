@@ -5,9 +5,13 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 
+import pytest
+
 import handmade
 import hostile
 from conftest import needs_libreoffice
+
+pytestmark = pytest.mark.slow  # a pytest in a child process per test
 
 TEST_WITH_FIXTURE = '''
 import torch

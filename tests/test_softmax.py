@@ -2,6 +2,7 @@
 
 import numpy as np
 import openpyxl
+import pytest
 from hypothesis import HealthCheck, Phase, given, settings, strategies as st
 
 import xlnet
@@ -73,6 +74,7 @@ def test_log_base_10_mistake_fails_exactly_the_log_block(copy_of):
 @needs_libreoffice
 @settings(deadline=None, phases=[Phase.explicit, Phase.generate],
           suppress_health_check=[HealthCheck.function_scoped_fixture])
+@pytest.mark.slow
 @given(classes=st.integers(2, 8), batch=st.integers(1, 6), seed=st.integers(0, 10_000),
        temperature=st.sampled_from([0.05, 0.5, 1.0, 3.0]), z=st.sampled_from([-700.0, -50.0, 50.0, 700.0]),
        huge=st.sampled_from([900.0, 5000.0]))
