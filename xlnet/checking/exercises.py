@@ -9,63 +9,12 @@ compares and reads formulas, and knows nothing of torch.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from ..workbook import fillpatterns, refs
+from ..report import ExerciseResult
 from .tolerance import agreement
-
-
-@dataclass
-class ExerciseResult:
-    """One exercise block, graded.
-
-    Attributes:
-        tensor: the block's name.
-        title: its name in the report.
-        cells: how many cells the learner had to fill (the worked cell included).
-        right: how many agree with torch.
-        empty: how many are still empty.
-        first_cell: the first cell (row by row) that is wrong or empty, '' when all are right.
-        expected: torch's value there.
-        found: what the cell holds (a number, an error, ``empty``).
-        formula: the learner's formula there ('' when none).
-        hint: what the mistake looks like, when it can be told apart.
-    """
-
-    tensor: str
-    title: str
-    cells: int
-    right: int
-    empty: int
-    first_cell: str = ""
-    expected: float | None = None
-    found: str = ""
-    formula: str = ""
-    hint: str = ""
-
-    @property
-    def done(self):
-        return self.right == self.cells
-
-    def to_dict(self):
-        return dict(asdict(self), done=self.done)
-
-    def text(self):
-        """Two lines at most: the count and the first wrong cell, then the hint."""
-        head = f"exercise {self.tensor}: {self.right} of {self.cells} cells right"
-        if self.done:
-            return head + " - done"
-        if not self.first_cell:
-            return head + f"; {self.found}" + (f"\n      hint: {self.hint}" if self.hint else "")
-        if self.empty:
-            head += f", {self.empty} empty"
-        expected = "-" if self.expected is None else f"{self.expected:.6g}"
-        head += f"; first to fix {self.first_cell}: expected {expected}, found {self.found}"
-        if self.formula:
-            head += f" ({self.formula[:80]})"
-        return head + (f"\n      hint: {self.hint}" if self.hint else "")
 
 
 def grade(name, title, info, sheet, reference, tol, formula_at, expected_errors=()):

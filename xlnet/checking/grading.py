@@ -60,21 +60,21 @@ def _start_worker(engine, use_warm):
 
 def _check(paths, options):
     """One file with the worker's warm LibreOffice, or a share of them in one engine run."""
-    from .. import api
+    from . import pipeline
 
     if len(paths) > 1:
         return _check_batch(paths, options)
     try:
-        return [Graded(str(paths[0]), api.check(paths, warm=_WORKER.get("warm"), **options))]
+        return [Graded(str(paths[0]), pipeline.check(paths, warm=_WORKER.get("warm"), **options))]
     except XlnetError as exc:
         return [Graded(str(paths[0]), error=" ".join(exc.command_line().split()))]
 
 
 def _check_batch(paths, options):
-    from .. import api
+    from . import pipeline
 
     try:
-        reports = api.check(paths, **options)
+        reports = pipeline.check(paths, **options)
     except XlnetError:  # find which: one by one
         return [g for p in paths for g in _check([p], options)]
     per_engine = len(reports) // len(paths)

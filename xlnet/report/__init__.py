@@ -1,10 +1,61 @@
-"""Check results: one row per block, as a text table or JSON, and the exit code."""
+"""Check results: one row per block and one per exercise, as a text table or JSON, and the exit code."""
 
 from __future__ import annotations
 
 import json
 import math
 from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class ExerciseResult:
+    """One exercise block, graded.
+
+    Attributes:
+        tensor: the block's name.
+        title: its name in the report.
+        cells: how many cells the learner had to fill (the worked cell included).
+        right: how many agree with torch.
+        empty: how many are still empty.
+        first_cell: the first cell (row by row) that is wrong or empty, '' when all are right.
+        expected: torch's value there.
+        found: what the cell holds (a number, an error, ``empty``).
+        formula: the learner's formula there ('' when none).
+        hint: what the mistake looks like, when it can be told apart.
+    """
+
+    tensor: str
+    title: str
+    cells: int
+    right: int
+    empty: int
+    first_cell: str = ""
+    expected: float | None = None
+    found: str = ""
+    formula: str = ""
+    hint: str = ""
+
+    @property
+    def done(self):
+        return self.right == self.cells
+
+    def to_dict(self):
+        return dict(asdict(self), done=self.done)
+
+    def text(self):
+        """Two lines at most: the count and the first wrong cell, then the hint."""
+        head = f"exercise {self.tensor}: {self.right} of {self.cells} cells right"
+        if self.done:
+            return head + " - done"
+        if not self.first_cell:
+            return head + f"; {self.found}" + (f"\n      hint: {self.hint}" if self.hint else "")
+        if self.empty:
+            head += f", {self.empty} empty"
+        expected = "-" if self.expected is None else f"{self.expected:.6g}"
+        head += f"; first to fix {self.first_cell}: expected {expected}, found {self.found}"
+        if self.formula:
+            head += f" ({self.formula[:80]})"
+        return head + (f"\n      hint: {self.hint}" if self.hint else "")
 
 
 @dataclass
@@ -108,7 +159,6 @@ class Report:
 
 def exercise_text(data):
     """One exercise's lines, from its ``to_dict``."""
-    from ..checking.exercises import ExerciseResult
     return ExerciseResult(**{k: v for k, v in data.items() if k != "done"}).text()
 
 
