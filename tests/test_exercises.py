@@ -11,6 +11,7 @@ import openpyxl
 import pytest
 
 import xlnet
+from xlnet.cli import main
 from xlnet.workbook import read
 from xlnet.workbook.fillpatterns import moved, relative
 
@@ -80,23 +81,21 @@ def test_exercise_book_leaves_blocks_for_the_learner(books):
     assert manifest["settings"]["exercises"] == ["conv1_out", "pool_out", "probs"]
 
 
-def test_unknown_exercise_block_is_one_line(tmp_path):
-    run = subprocess.run([sys.executable, "-m", "xlnet", "build", "conv", "--exercise", "conv9", "--out", str(tmp_path)],
-                         capture_output=True, text=True)
-    assert run.returncode == 2 and run.stdout == ""
-    assert run.stderr.count("\n") == 1 and "--exercise conv9" in run.stderr and "conv1_out" in run.stderr
+def test_unknown_exercise_block_is_one_line(tmp_path, capsys):
+    assert main(["build", "conv", "--exercise", "conv9", "--out", str(tmp_path)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and "--exercise conv9" in err and "conv1_out" in err
     assert list(tmp_path.iterdir()) == [], "no half-written file"
-    two = subprocess.run([sys.executable, "-m", "xlnet", "build", "conv", "softmax", "--exercise", "exps",
-                          "--out", str(tmp_path)], capture_output=True, text=True)
-    assert two.returncode == 2 and "name one lesson" in two.stderr
+    assert main(["build", "conv", "softmax", "--exercise", "exps", "--out", str(tmp_path)]) == 2
+    assert "name one lesson" in capsys.readouterr().err
 
 
-def test_list_exercises():
-    run = subprocess.run([sys.executable, "-m", "xlnet", "list", "--exercises"], capture_output=True, text=True)
-    assert run.returncode == 0
+def test_list_exercises(capsys):
+    assert main(["list", "--exercises"]) == 0
+    out = capsys.readouterr().out
     for lesson in ("conv", "softmax", "embeddings", "graddesc", "backprop"):
-        assert f"xlnet build {lesson} --exercise all" in run.stdout
-    assert "conv1_out" in run.stdout and "log_probs" in run.stdout and "dot_pred" in run.stdout
+        assert f"xlnet build {lesson} --exercise all" in out
+    assert "conv1_out" in out and "log_probs" in out and "dot_pred" in out
 
 
 @needs_libreoffice

@@ -1,8 +1,9 @@
 """What an op is, in one place: its signature, its output shape, the formula of one output
 cell, its cached value, and its reference computation written with torch's own API.
 
-An op is a class registered with ``@register``; the decorator returns its only instance, so a
-lesson writes ``sheet.apply(ops.MaxPool2d, x=relu2, kernel_size=2)``. Torch is imported only
+An op is a class registered with ``@register``; the decorator returns its only instance, and
+calling it binds inputs and attributes, so a lesson writes
+``sheet.apply(ops.MaxPool2d(x=relu2, kernel_size=2), "pool_out", row=20, col=1, caption=...)``. Torch is imported only
 when a reference runs (``torch`` and ``F`` below are lazy), so building a workbook imports no
 torch.
 """
