@@ -80,3 +80,11 @@ def test_the_command_line_names_its_flags_where_the_api_names_its_parameters(bui
     assert str(info.value).startswith("kernel_size 0:")
     assert main(["build", "conv", "--kernel-size", "0", "--out", str(built["conv"].parent / "never")]) == 2
     assert capsys.readouterr().err.startswith("xlnet: error: --kernel-size 0:")
+
+
+@needs_libreoffice
+def test_check_with_every_engine_installed(built, capsys):
+    from xlnet import engines
+    assert main(["check", str(built["conv"]), "--engine", "all", "--json"]) == 0
+    reports = json.loads(capsys.readouterr().out)
+    assert [r["engine"] for r in reports] == engines.installed() and all(r["passed"] for r in reports)

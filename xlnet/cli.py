@@ -218,7 +218,7 @@ def _check(args):
             print("\n\n".join(texts + [grading.summary(graded)]))
         return grading.exit_code(graded)
     reports = None
-    if engines.get(args.engine).runs_warm and not args.cold:  # `xlnet serve` keeps such an engine warm
+    if engines.keeps_warm(args.engine) and not args.cold:  # `xlnet serve` keeps such an engine warm
         from . import serve
         engines.check_timeout(args.timeout)
         reports = serve.request_check(args.files, args.engine, args.device, args.timeout, args.spec,

@@ -87,9 +87,8 @@ class _Session:
         """The session's warm LibreOffice, started at the first need (None: cold runs)."""
         if self._warm is None and self.keep_warm:
             from . import engines
-            chosen = engines.get(self.engine)
-            if chosen.runs_warm and chosen.warm_available():
-                self._warm = chosen.start_warm()
+            if engines.keeps_warm(self.engine) and engines.get(self.engine).warm_available():
+                self._warm = engines.get(self.engine).start_warm()
         return self._warm
 
     def close(self):

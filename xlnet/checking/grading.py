@@ -98,8 +98,7 @@ def check_files(paths, jobs, engine="libreoffice", **options):
         raise InputError(f"{option('jobs')} should be a whole number from 1 to {MAX_JOBS}, not {jobs!r}")
     paths = [Path(p) for p in paths]
     options = dict(options, engine=engine)
-    chosen = engines.get(engine)
-    use_warm = chosen.runs_warm and chosen.warm_available()
+    use_warm = engines.keeps_warm(engine) and engines.get(engine).warm_available()
     jobs = min(jobs, len(paths))
     if use_warm:
         tasks = [[p] for p in paths]

@@ -311,7 +311,7 @@ def assert_recalculated(sentinel, path, engine):
     if sentinel == manifest_mod.SENTINEL_VALUE:
         return
     hint = ("its cached values are stale: open and save it in Excel or LibreOffice first, or use "
-            "--engine libreoffice") if not engines.get(engine).recalculates else "the engine kept the cached values"
+            f"{option('engine')} libreoffice") if not engines.get(engine).recalculates else "the engine kept the cached values"
     raise EngineError(f"{path}: no recalculation happened with engine {engine} (sentinel "
                       f"{manifest_mod.SENTINEL_CELL} reads {sentinel!r}, expected "
                       f"{manifest_mod.SENTINEL_VALUE}); {hint}")

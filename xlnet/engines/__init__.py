@@ -37,6 +37,12 @@ def get(name):
         raise EngineError(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)} or all") from None
 
 
+def keeps_warm(name):
+    """True when the engine called ``name`` can be kept running between workbooks (``all``, which
+    names every installed engine, cannot)."""
+    return name != "all" and get(name).runs_warm
+
+
 def available(engine):
     """Return True when ``engine`` (a name) can run on this machine."""
     return get(engine).available()
