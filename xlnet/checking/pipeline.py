@@ -83,25 +83,8 @@ def engine_names(engine):
 
 def check(paths, engine="libreoffice", device="auto", timeout=engines.DEFAULT_TIMEOUT, spec=None,
           reference=None, limits=None, warm=None, started=None):
-    """Recalculate workbooks with a real engine and check every block against torch.
-
-    Args:
-        paths: one workbook path or a list of them. They are never modified.
-        engine: libreoffice, gnumeric, formulas, excel, cached, or all.
-        device: cpu, cuda or auto (cuda when torch sees a GPU).
-        timeout: seconds allowed to each engine run.
-        spec: a spec file naming the blocks of a workbook xlnet did not write (default: the
-            ``<book>.xlnet.toml`` beside each workbook that carries no manifest).
-        reference: a trusted original workbook: its manifest (ops, tolerances, layout, which
-            cells must be formulas) is used, and the checked files' own manifests are ignored.
-        limits: a limits.Limits (default: the environment's, see ``xlnet.limits``).
-        warm: a warm.WarmLibreOffice that recalculates instead of a fresh LibreOffice.
-        started: how the engine started, for the report header (default: ``warm`` when ``warm``
-            is given, else ``cold start``).
-
-    Returns:
-        A list of report.Report, one per workbook and engine.
-    """
+    """Every file through the stages, with each engine; the arguments and the result are those of
+    ``xlnet.api.check``, the public door to this function."""
     from .device import check_name
 
     if isinstance(paths, (str, Path)):

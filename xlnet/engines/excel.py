@@ -49,6 +49,7 @@ def udf_decorators():
 
 
 def convert(copies, out, timeout):
+    """Recalculate copies with Excel itself, driven by xlwings; return the results."""
     app_class_found = app_class()
     if app_class_found is None:
         raise EngineError("the excel engine needs Microsoft Excel on Windows or macOS, driven by "

@@ -10,8 +10,9 @@ from ..errors import EngineError
 from .base import Engine
 from .process import run
 
+
 def convert(copies, out, timeout):
-    """The formulas library, in a child process of its own so that --timeout can stop it."""
+    """Recalculate each copy with the formulas library in a child process; return the results."""
     if importlib.util.find_spec("formulas") is None:
         raise EngineError("the formulas engine needs the Python package formulas: "
                           "pip install 'xlnet[formulas]'")
@@ -19,10 +20,9 @@ def convert(copies, out, timeout):
     for copy in copies:
         target = out / (copy.stem + ".xlsx")
         run([sys.executable, "-m", "xlnet.engines.formulas_child", str(copy), str(target)], timeout,
-             "the formulas engine", tmpdir=out)
+            "the formulas engine", tmpdir=out)
         results.append(target)
     return results
-
 
 
 class Formulas(Engine):

@@ -8,7 +8,9 @@ from ..errors import EngineError, option
 from .base import Engine
 from .process import run
 
+
 def convert(copies, out, timeout):
+    """Recalculate each copy with ``ssconvert --recalc`` into ``out``; return the results."""
     ssconvert = shutil.which("ssconvert")
     if ssconvert is None:
         raise EngineError("Gnumeric is not installed (no ssconvert on PATH): "
@@ -17,10 +19,9 @@ def convert(copies, out, timeout):
     for copy in copies:
         target = out / (copy.stem + ".xlsx")
         run([ssconvert, "--recalc", "--export-type=Gnumeric_Excel:xlsx2", str(copy), str(target)],
-             timeout, "Gnumeric (ssconvert)", tmpdir=out)
+            timeout, "Gnumeric (ssconvert)", tmpdir=out)
         results.append(target)
     return results
-
 
 
 class Gnumeric(Engine):

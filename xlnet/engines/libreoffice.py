@@ -27,10 +27,12 @@ PROFILE = """<?xml version="1.0" encoding="UTF-8"?>
 
 
 def soffice():
+    """LibreOffice's command, or None when it is not installed."""
     return shutil.which("soffice") or shutil.which("libreoffice")
 
 
 def convert(copies, out, timeout):
+    """Recalculate a batch of copies into ``out`` with one headless LibreOffice; return the results."""
     soffice_path = soffice()
     if soffice_path is None:
         raise EngineError("LibreOffice is not installed (no soffice on PATH): "
@@ -45,8 +47,6 @@ def convert(copies, out, timeout):
     # One process converts the whole batch: start-up is the expensive part.
     run(cmd, timeout, "LibreOffice", env=env, tmpdir=profile)
     return [out / (c.stem + ".xlsx") for c in copies]
-
-
 
 
 class LibreOffice(Engine):

@@ -7,7 +7,8 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from . import exact
-from .base import Required, F, Op, formula, register, torch
+from .autograd import layer_vjp, vjp
+from .base import F, Op, Required, formula, register, torch
 
 
 def out_size(n, kernel, stride=1, padding=0):
@@ -251,3 +252,126 @@ class ConvMatrix(Op):
         h, w, kernel = at["in_h"], at["in_w"], a["weight"]
         basis = torch.eye(h * w, dtype=kernel.dtype, device=kernel.device).reshape(h * w, 1, h, w)
         return F.conv2d(basis, kernel[None, None], stride=at["stride"]).reshape(h * w, -1).T
+
+
+# ---- the backward pass of ReLU, max-pool and convolution, by autograd of torch's own ops ----
+
+@register
+class ReluBackward(Op):
+    """dL/dz through a ReLU: ``IF(z>0, dL/da, 0)`` (the ReLU mask)."""
+
+    name = "relu_backward"
+    inputs = ("x", "grad")
+
+    def formula(self, ins, at, ix):
+        return formula(f"IF({ins['x'].ref(ix)}>0,{ins['grad'].ref(ix)},0)")
+
+    def cached(self, v, at):
+        return np.where(v["x"] > 0, v["grad"], 0.0)
+
+    def reference(self, a, at):
+        return vjp(lambda x: torch.relu(x), {"x": a["x"]}, "x", a["grad"])
+
+
+@register
+class MaxPool2dBackward(Op):
+    """dL/dx through a max-pool of non-overlapping k x k windows: each window's gradient goes
+    to the first cell, row by row, that holds the window's maximum (torch's rule for ties):
+    ``IF(AND(cell=MAX(window),cell>MAX(cells before it)),dL/dpooled,0)``; cells no window
+    covers get 0."""
+
+    name = "max_pool2d_backward"
+    inputs = ("x", "grad")
+    attrs = {"kernel_size": Required(int)}
+
+    def shape(self, s, at):
+        return s["x"]
+
+    def formula(self, ins, at, ix):
+        x, grad, k = ins["x"], ins["grad"], at["kernel_size"]
+        *lead, i, j = ix
+        lead = tuple(lead)
+        wi, wj = i // k, j // k
+        if wi >= grad.shape[-2] or wj >= grad.shape[-1]:
+            return formula("0")
+        top, left = wi * k, wj * k
+        cell = x.ref((*lead, i, j))
+        test = f"{cell}=MAX({x.window(lead, top, left, k, k)})"
+        before = ([x.window(lead, top, left, i - top, k)] if i > top else []) + \
+                 ([x.window(lead, i, left, 1, j - left)] if j > left else [])
+        if before:
+            test = f"AND({test},{cell}>MAX({','.join(before)}))"
+        return formula(f"IF({test},{grad.ref((*lead, wi, wj))},0)")
+
+    def cached(self, v, at):
+        x, grad, k = v["x"], v["grad"], at["kernel_size"]
+        oh, ow = grad.shape[-2:]
+        windows = sliding_window_view(x, (k, k), axis=(-2, -1))[..., ::k, ::k, :, :][..., :oh, :ow, :, :]
+        flat = windows.reshape(windows.shape[:-2] + (k * k,))
+        first = flat.argmax(axis=-1)  # numpy's argmax: the first maximum, row by row
+        out = np.zeros_like(x)
+        for index in np.ndindex(*first.shape):
+            *lead, wi, wj = index
+            di, dj = divmod(int(first[index]), k)
+            out[(*lead, wi * k + di, wj * k + dj)] = grad[index]
+        return out
+
+    def reference(self, a, at):
+        k = at["kernel_size"]
+        return vjp(lambda x: F.max_pool2d(x, k, k), {"x": a["x"]}, "x", a["grad"])
+
+
+class _Conv2dBackward(Op):
+    """A gradient of ``F.conv2d(x, weight, bias)`` (stride 1, no padding) for a batch
+    x [B, C, H, W], given dL/dout [B, O, OH, OW]."""
+
+    inputs = ("x", "weight", "grad")
+    optional = ("bias",)
+    ranks = {"x": 4, "weight": 4, "grad": 4, "bias": 1}
+    wrt = ""
+
+    def reference(self, a, at):
+        return layer_vjp(F.conv2d, a, self.wrt)
+
+
+@register
+class Conv2dGradWeight(_Conv2dBackward):
+    """dL/dkernel[o, c, u, v]: the sum over the batch of ``SUMPRODUCT(dL/dout map o, the input
+    window of channel c shifted by (u, v))``."""
+
+    name = "conv2d_grad_weight"
+    wrt = "weight"
+
+    def shape(self, s, at):
+        return s["weight"]
+
+    def formula(self, ins, at, ix):
+        x, grad = ins["x"], ins["grad"]
+        o, c, u, v = ix
+        batch, _, oh, ow = grad.shape
+        return formula("+".join(f"SUMPRODUCT({grad.whole((b, o))},{x.window((b, c), u, v, oh, ow, absolute=True)})"
+                                for b in range(batch)))
+
+    def cached(self, v, at):
+        x, grad = v["x"], v["grad"]
+        kh, kw = v["weight"].shape[-2:]
+        windows = sliding_window_view(x, (kh, kw), axis=(-2, -1))  # [B, C, OH, OW, kh, kw]
+        return exact.einsum("bchwij,bohw->ocij", windows, grad)
+
+
+@register
+class Conv2dGradBias(_Conv2dBackward):
+    """dL/dbias[o]: ``SUM`` of dL/dout map o over the batch."""
+
+    name = "conv2d_grad_bias"
+    wrt = "bias"
+
+    def shape(self, s, at):
+        return s["weight"][:1]
+
+    def formula(self, ins, at, ix):
+        grad = ins["grad"]
+        return formula(f"SUM({','.join(grad.whole((b, ix[0])) for b in range(grad.shape[0]))})")
+
+    def cached(self, v, at):
+        return exact.fsum(v["grad"], axis=(0, 2, 3))

@@ -4,6 +4,7 @@ of a row with a column; checked against ``F.linear`` and ``@``."""
 from __future__ import annotations
 
 from . import exact
+from .autograd import layer_vjp
 from .base import F, Op, formula, register
 
 
@@ -90,3 +91,68 @@ class RowDot(Op):
 
     def reference(self, a, at):
         return (a["a"] * a["b"]).sum(dim=1)
+
+
+# ---- the backward pass of a linear layer, each gradient by autograd of F.linear ----
+
+class _LinearBackward(Op):
+    """A gradient of ``F.linear(x, weight, bias)`` for a batch x [B, in], given dL/dout [B, out]."""
+
+    inputs = ("x", "weight", "grad")
+    optional = ("bias",)
+    ranks = {"x": 2, "weight": 2, "grad": 2, "bias": 1}
+    wrt = ""
+
+    def reference(self, a, at):
+        return layer_vjp(F.linear, a, self.wrt)
+
+
+@register
+class LinearGradInput(_LinearBackward):
+    """dL/dx: ``MMULT(dL/dout row, weight column)``."""
+
+    name = "linear_grad_input"
+    wrt = "x"
+
+    def shape(self, s, at):
+        return s["x"]
+
+    def formula(self, ins, at, ix):
+        return formula(f"MMULT({ins['grad'].row(ix[0], absolute='col')},{ins['weight'].column(ix[1], absolute='row')})")
+
+    def cached(self, v, at):
+        return exact.matmul(v["grad"], v["weight"])
+
+
+@register
+class LinearGradWeight(_LinearBackward):
+    """dL/dweight: ``SUMPRODUCT(dL/dout column, x column)``, a sum over the batch."""
+
+    name = "linear_grad_weight"
+    wrt = "weight"
+
+    def shape(self, s, at):
+        return s["weight"]
+
+    def formula(self, ins, at, ix):
+        return formula(f"SUMPRODUCT({ins['grad'].column(ix[0], absolute=True)},{ins['x'].column(ix[1], absolute=True)})")
+
+    def cached(self, v, at):
+        return exact.matmul(v["grad"].T, v["x"])
+
+
+@register
+class LinearGradBias(_LinearBackward):
+    """dL/dbias: ``SUM(dL/dout column)``, a sum over the batch."""
+
+    name = "linear_grad_bias"
+    wrt = "bias"
+
+    def shape(self, s, at):
+        return s["weight"][:1]
+
+    def formula(self, ins, at, ix):
+        return formula(f"SUM({ins['grad'].column(ix[0], absolute=True)})")
+
+    def cached(self, v, at):
+        return exact.fsum(v["grad"], axis=0)

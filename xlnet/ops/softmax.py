@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import exact
-from .base import Required, F, Op, formula, register, torch
+from .autograd import vjp
+from .base import F, Op, Required, formula, register, torch
 
 
 def _scaled(a):
@@ -291,3 +292,95 @@ class MseLoss(Op):
 
     def reference(self, a, at):
         return F.mse_loss(a["x"], a["y"], reduction=at["reduction"])
+
+
+# ---- the loss per row, its gradient, and what the network predicts ----
+
+@register
+class CrossEntropyRows(Op):
+    """The loss of each sample: ``-LN(INDEX(probability row, 1, label+1))``, the probability
+    the network gives the true class; checked as ``F.cross_entropy(log p, label)`` per row."""
+
+    name = "cross_entropy_rows"
+    inputs = ("p", "target")
+    ranks = {"p": 2, "target": 1}
+
+    def shape(self, s, at):
+        return s["p"][:1]
+
+    def formula(self, ins, at, ix):
+        p, target = ins["p"], ins["target"]
+        return formula(f"-LN(INDEX({p.row(ix[0])},1,{target.ref(ix)}+1))")
+
+    def cached(self, v, at):
+        return -exact.log(v["p"][np.arange(len(v["target"])), v["target"].astype(int)])
+
+    def reference(self, a, at):
+        # log p are logits whose softmax is p: cross_entropy of them is -log p[label]
+        return F.cross_entropy(a["p"].log(), a["target"].long(), reduction="none")
+
+
+@register
+class CrossEntropyBackward(Op):
+    """dL/dlogits of the batch mean cross-entropy: ``(p - IF(label=k,1,0))/B``; checked by
+    autograd of ``F.cross_entropy`` at logits whose softmax is the sheet's p."""
+
+    name = "cross_entropy_backward"
+    inputs = ("p", "target")
+    ranks = {"p": 2, "target": 1}
+
+    def shape(self, s, at):
+        return s["p"]
+
+    def formula(self, ins, at, ix):
+        p, target = ins["p"], ins["target"]
+        b, k = ix
+        return formula(f"({p.ref(ix)}-IF({target.ref((b,), True)}={k},1,0))/{p.shape[0]}")
+
+    def cached(self, v, at):
+        p = v["p"]
+        return (p - np.eye(p.shape[1])[v["target"].astype(int)]) / p.shape[0]
+
+    def reference(self, a, at):
+        target = a["target"].long()
+        return vjp(lambda x: F.cross_entropy(x, target), {"x": a["p"].log()}, "x")
+
+
+@register
+class Argmax(Op):
+    """The predicted class: ``MATCH(MAX(row),row,0)-1`` for each row of x (or for the one
+    vector x), the first of tied maxima, as ``torch.argmax``."""
+
+    name = "argmax"
+    inputs = ("x",)
+
+    def shape(self, s, at):
+        return s["x"][:-1]
+
+    def formula(self, ins, at, ix):
+        x = ins["x"]
+        scores = x.row(ix[0]) if len(x.shape) == 2 else x.whole()
+        return formula(f"MATCH(MAX({scores}),{scores},0)-1")
+
+    def cached(self, v, at):
+        return np.asarray(v["x"].argmax(axis=-1), dtype=np.float64)
+
+    def reference(self, a, at):
+        return a["x"].argmax(dim=-1).to(a["x"].dtype)
+
+
+@register
+class Equal(Op):
+    """``IF(a=b,1,0)``."""
+
+    name = "equal"
+    inputs = ("a", "b")
+
+    def formula(self, ins, at, ix):
+        return formula(f"IF({ins['a'].ref(ix)}={ins['b'].ref(ix)},1,0)")
+
+    def cached(self, v, at):
+        return (v["a"] == v["b"]).astype(np.float64)
+
+    def reference(self, a, at):
+        return (a["a"] == a["b"]).to(a["a"].dtype)
