@@ -88,3 +88,38 @@ def test_check_with_every_engine_installed(built, capsys):
     assert main(["check", str(built["conv"]), "--engine", "all", "--json"]) == 0
     reports = json.loads(capsys.readouterr().out)
     assert [r["engine"] for r in reports] == engines.installed() and all(r["passed"] for r in reports)
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out == f"xlnet {xlnet.__version__}\n"
+
+
+@needs_libreoffice
+@pytest.mark.slow
+def test_a_reader_that_stops_reading_is_no_error(built):
+    # `xlnet check book.xlsx | true`: the pipe is closed before anything is printed
+    import subprocess
+    import sys
+    proc = subprocess.Popen([sys.executable, "-m", "xlnet", "check", str(built["conv"])], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=300) == 0, err  # the check passed: so says the exit code
+    assert err == "", err
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_written_files_follow_the_umask(tmp_path, umask, mode):
+    import os
+    import stat
+    old = os.umask(umask)
+    try:
+        [path] = xlnet.build(["softmax"], out=tmp_path)
+        assert stat.S_IMODE(path.stat().st_mode) == mode
+        path.chmod(0o640)  # a file written again keeps the permissions it was given
+        xlnet.build(["softmax"], out=tmp_path)
+        assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    finally:
+        os.umask(old)

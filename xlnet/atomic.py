@@ -1,8 +1,26 @@
-"""Write files atomically: to a temporary file beside the target, then rename over it."""
+"""Write files atomically: to a temporary file beside the target, then rename over it, with the
+permissions a plain ``open(path, "w")`` would give (the user's umask; an existing file keeps its
+own): a handout written on a shared server is readable by whoever the user's umask lets read it."""
 
 import contextlib
 import os
+import re
+import stat
 import tempfile
+
+
+def _umask():
+    """The process's umask, read without changing it where the system says it (Linux)."""
+    try:
+        with open("/proc/self/status") as fh:
+            found = re.search(r"^Umask:\s*([0-7]+)", fh.read(), re.M)
+        if found:
+            return int(found.group(1), 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
@@ -23,6 +41,11 @@ def atomic_path(path):
     os.close(fd)
     try:
         yield tmp
+        try:
+            mode = stat.S_IMODE(os.stat(path).st_mode)  # replacing a file: it keeps its permissions
+        except FileNotFoundError:
+            mode = 0o666 & ~_umask()
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -20,11 +20,48 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"xlnet: error: {' '.join(message.split())} (see {self.prog} --help)\n")
 
 
+class _Downstream:
+    """Standard output for the commands: when its reader goes away (``xlnet check … | head -1``),
+    what is left to print goes nowhere and the command's own exit code stands."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self.reader_gone = False
+
+    def write(self, text):
+        if not self.reader_gone:
+            try:
+                return self._stream.write(text)
+            except BrokenPipeError:
+                self._gone()
+        return len(text)
+
+    def flush(self):
+        if not self.reader_gone:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._gone()
+
+    def _gone(self):
+        self.reader_gone = True
+        with contextlib.suppress(OSError, ValueError):  # the rest, flushed at exit, goes nowhere
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
 def _parser(lesson_options=True):
     """The argument parser; ``lesson_options``: add every lesson's options to ``build`` (which
     imports the lessons, so a check or a watch goes without)."""
+    from . import __version__
+
     parser = _Parser(
         prog="xlnet", description="Deep learning in Excel, cell by cell, checked against PyTorch.")
+    parser.add_argument("--version", action="version", version=f"xlnet {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     listing = sub.add_parser("list", help="list the lessons and their options")
@@ -148,6 +185,7 @@ def main(argv=None):
     words = sys.argv[1:] if argv is None else list(argv)
     command = next((w for w in words if not w.startswith("-")), None)
     args = _parser(lesson_options=command in (None, "build")).parse_args(argv)
+    stdout, sys.stdout = sys.stdout, _Downstream(sys.stdout)
     try:
         with _signals_as_interrupts():
             return _run(args)
@@ -172,6 +210,8 @@ def main(argv=None):
         print(f"xlnet: internal error: {type(exc).__name__}: {' '.join(str(exc).split())[:200]} "
               "(please report it with the command that caused it; XLNET_DEBUG=1 shows where)", file=sys.stderr)
         return 3
+    finally:
+        sys.stdout = stdout
 
 
 class Interrupted(BaseException):
@@ -276,10 +316,10 @@ def run():
     cleaned up inside ``main``; what is skipped is Python tearing torch down module by module
     (about 0.7 s, a tenth of a check)."""
     code = main()
+    _Downstream(sys.stdout).flush()  # a reader gone by now: what is left goes nowhere, the code stands
+    with contextlib.suppress(Exception):
+        sys.stderr.flush()
     if "torch" in sys.modules:
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(Exception):
-                stream.flush()
         os._exit(code)
     return code
 
