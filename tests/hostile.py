@@ -222,7 +222,7 @@ def make(folder, conv, softmax, saved_conv):
         path.write_bytes(data[: int(len(data) * fraction)])
         check(f"truncated at {fraction:.1%}", path, [path.name])
     (d / "a folder.xlsx").mkdir()
-    check("a directory", d / "a folder.xlsx", ["is a folder"])
+    check("a directory holding no workbook", d / "a folder.xlsx", ["a folder with no workbook"])
     check("a missing file", d / "missing.xlsx", ["no such file"])
     os.symlink(d / "nowhere.xlsx", d / "dangling.xlsx")
     check("a dangling symlink", d / "dangling.xlsx", ["no such file"])

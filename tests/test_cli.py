@@ -123,3 +123,40 @@ def test_written_files_follow_the_umask(tmp_path, umask, mode):
         assert stat.S_IMODE(path.stat().st_mode) == 0o640
     finally:
         os.umask(old)
+
+
+def test_list_ops_says_each_whole_description_without_markup(capsys):
+    from xlnet import ops
+    assert main(["list", "--ops"]) == 0
+    out = capsys.readouterr().out
+    assert "``" not in out
+    words = " ".join(out.split())
+    for op in ops.REGISTRY.values():
+        if not op.trajectory:
+            doc = " ".join((type(op).__doc__ or "").replace("``", "").split())
+            assert doc in words, op.name  # every word of it, none cut off
+
+
+@needs_libreoffice
+def test_a_folder_stands_for_the_workbooks_in_it(built, tmp_path):
+    import shutil
+
+    from conftest import check
+    class_folder = tmp_path / "class"
+    class_folder.mkdir()
+    for lesson in ("softmax", "conv"):
+        shutil.copyfile(built[lesson], class_folder / f"{lesson}.xlsx")
+    (class_folder / "~$conv.xlsx").write_bytes(b"an Excel lock file")
+    (class_folder / "notes.txt").write_text("not a workbook")
+    reports = check(class_folder)
+    assert [r.path.rsplit("/", 1)[-1] for r in reports] == ["conv.xlsx", "softmax.xlsx"]
+    assert all(r.passed for r in reports)
+
+
+def test_a_book_shows_itself_in_a_line(built):
+    book = xlnet.load(built["backprop"])
+    assert len(repr(book)) < 200 and "backprop.xlsx" in repr(book)
+    tensor = next(iter(book.tensors.values()))
+    assert len(repr(tensor)) < 5000  # the values (numpy shortens them), not every cell's address
+    opened = xlnet.open(built["conv"], engine="cached")
+    assert repr(opened).startswith("<OpenedBook conv.xlsx (cached, as saved): sheets conv") and len(repr(opened)) < 300

@@ -7,6 +7,7 @@ import contextlib
 import os
 import signal
 import sys
+import textwrap
 import threading
 
 from . import engines, lessons, limits
@@ -158,8 +159,9 @@ def _list_ops():
             continue
         inputs = ", ".join(op.inputs) + (f" [{', '.join(op.optional)}]" if op.optional else "")
         attrs = ", ".join(f"{k}={'?' if type(v).__name__ == 'Required' else v!r}" for k, v in op.attrs.items())
-        doc = " ".join((type(op).__doc__ or "").split())
-        print(f"{op.name:<24} ({inputs})" + (f"  {attrs}" if attrs else "") + f"\n    {doc[:110]}")
+        doc = " ".join((type(op).__doc__ or "").replace("``", "").split())  # the docstring's markup is not for a terminal
+        print(f"{op.name:<24} ({inputs})" + (f"  {attrs}" if attrs else ""))
+        print(textwrap.fill(doc, width=100, initial_indent="    ", subsequent_indent="    "))
     return 0
 
 

@@ -1,6 +1,6 @@
 """xlwings UDFs: xlnet's torch computations callable from Excel cells.
 
-In Excel (Windows or macOS) with the xlwings add-in, set "UDF Modules" to ``xlnet.udfs`` and
+In Excel on Windows (xlwings hosts Python UDFs there only) with the xlwings add-in, set "UDF Modules" to ``xlnet.udfs`` and
 import the functions; then ``=XLNET_CONV2D(A2:H9,K2:M4)`` spills torch's answer next to the
 hand-built formulas. Torch runs on the GPU when there is one (``=XLNET_DEVICE()`` says where).
 

@@ -14,9 +14,9 @@ import concurrent.futures
 import concurrent.futures.process
 import multiprocessing
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ..errors import EngineError, InputError, XlnetError, option
+from .prepare import workbooks_in
 
 MAX_JOBS = 64
 
@@ -96,7 +96,7 @@ def check_files(paths, jobs, engine="libreoffice", **options):
 
     if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= MAX_JOBS:
         raise InputError(f"{option('jobs')} should be a whole number from 1 to {MAX_JOBS}, not {jobs!r}")
-    paths = [Path(p) for p in paths]
+    paths = workbooks_in(paths)
     options = dict(options, engine=engine)
     use_warm = engines.keeps_warm(engine) and engines.get(engine).warm_available()
     jobs = min(jobs, len(paths))

@@ -43,6 +43,10 @@ class OpenedBook:
     survey: object
     notes: list = field(default_factory=list)
 
+    def __repr__(self):  # a notebook cell ending in a book shows this, not every cell
+        how = "recalculated" if self.recalculated else "as saved"
+        return f"<OpenedBook {Path(self.path).name} ({self.engine}, {how}): sheets {', '.join(self.sheetnames)}>"
+
     @property
     def sheetnames(self):
         """The workbook's sheets (xlnet's own hidden sheet left out)."""

@@ -29,7 +29,7 @@ from ..errors import EngineError, InputError, option
 from ..limits import given_or_env
 from ..workbook import formulacells, read
 from . import opened, trust
-from .prepare import prepare
+from .prepare import prepare, workbooks_in
 
 
 @dataclass
@@ -89,7 +89,7 @@ def check(paths, engine="libreoffice", device="auto", timeout=engines.DEFAULT_TI
 
     if isinstance(paths, (str, Path)):
         paths = [paths]
-    paths = [Path(p) for p in paths]
+    paths = workbooks_in(paths)
     if not paths:
         raise InputError("no workbook given to check")
     if isinstance(device, str):

@@ -23,6 +23,29 @@ EMPTY_MANIFEST = {"version": manifest_mod.VERSION, "lesson": None, "source": "op
                   "charts": []}
 
 
+WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xls")
+
+
+def workbooks_in(paths):
+    """The files to check: each path given, a folder standing for the workbooks directly in it
+    (sorted by name; Excel's ``~$`` lock files and hidden files left out).
+
+    Raises:
+        InputError for a folder holding no workbook.
+    """
+    found = []
+    for path in map(Path, paths):
+        if not path.is_dir():
+            found.append(path)
+            continue
+        inside = sorted(p for p in path.iterdir() if p.suffix.lower() in WORKBOOK_SUFFIXES and p.is_file()
+                        and not p.name.startswith(("~$", ".")))
+        if not inside:
+            raise InputError(f"{path}: a folder with no workbook in it (.xlsx, .xlsm or .xls)")
+        found += inside
+    return found
+
+
 def as_xlsx(path, workdir, engine, timeout):
     """The file itself, or for a legacy .xls an .xlsx the engine converted it to."""
     path = Path(path)

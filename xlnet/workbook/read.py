@@ -39,8 +39,8 @@ class SheetTensor:
     name: str
     values: np.ndarray
     errors: dict = field(default_factory=dict)
-    cells: list = field(default_factory=list)
-    coords: list = field(default_factory=list)
+    cells: list = field(default_factory=list, repr=False)
+    coords: list = field(default_factory=list, repr=False)
 
     def address(self, flat_index):
         """The cell address (``conv!B3``) of one element, by flat index."""
@@ -57,6 +57,9 @@ class Workbook:
     sentinel: object
     tensors: dict
     limits: object = None
+
+    def __repr__(self):  # a notebook cell ending in a book shows this, not megabytes of tensors
+        return f"<Workbook {self.path.name}: {len(self.tensors)} tensors, {len(self.manifest['ops'])} ops>"
 
 
 def open_book(path, data_only=True, limits=None):
