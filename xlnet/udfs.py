@@ -2,7 +2,8 @@
 
 In Excel on Windows (xlwings hosts Python UDFs there only) with the xlwings add-in, set "UDF
 Modules" to ``xlnet.udfs`` and import the functions; then ``=XLNET_CONV2D(A2:H9,K2:M4)`` spills
-torch's answer next to the hand-built formulas. Torch runs on the GPU when there is one (``=XLNET_DEVICE()`` says where).
+torch's answer next to the hand-built formulas. Torch runs on the GPU when there is one
+(``=XLNET_DEVICE()`` says where).
 
 Every function takes what xlwings passes (2-D arrays, scalars, None for blanks) and returns a
 2-D array or a scalar. Bad arguments — blanks, text, error values, shapes that do not fit —
