@@ -20,7 +20,8 @@ import numbers
 import numpy as np
 
 from . import ops
-from .engines.excel import ERROR_CODES, udf_decorators
+from .engines.excel import udf_decorators
+from .workbook.sheetvalues import ERROR_CODES
 
 xw = udf_decorators()
 

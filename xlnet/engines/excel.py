@@ -10,7 +10,6 @@ import threading
 from ..errors import EngineError, option
 from .base import Engine
 
-ERROR_CODES = ("#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A", "#GETTING_DATA")
 
 
 def xlwings():

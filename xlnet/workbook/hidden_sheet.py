@@ -9,20 +9,16 @@ not touched either.
 
 from __future__ import annotations
 
-import posixpath
 import re
 import zipfile
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from defusedxml import ElementTree as SafeET
 
 from ..atomic import atomic_path
 from ..errors import InputError
+from .package import MAIN as _MAIN, REL as _REL, rels_name, workbook_part_named
 
-_MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
-_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
-_PKG_REL = "http://schemas.openxmlformats.org/package/2006/relationships"
 _WORKSHEET_TYPE = _REL + "/worksheet"
 _WORKSHEET_CT = "application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"
 PART = "xl/worksheets/xlnet_manifest.xml"
@@ -50,19 +46,6 @@ def sheet_xml(cells):
             f'<worksheet xmlns="{_MAIN}"><sheetData>{body}</sheetData></worksheet>').encode()
 
 
-def _workbook_part(z, path):
-    rels = SafeET.fromstring(z.read("_rels/.rels"))
-    for rel in rels.iter(f"{{{_PKG_REL}}}Relationship"):
-        if rel.get("Type", "").endswith("/officeDocument"):
-            return rel.get("Target").lstrip("/")
-    raise InputError(f"{path}: not a spreadsheet package (no officeDocument relationship)")
-
-
-def _rels_name(part):
-    folder, name = posixpath.split(part)
-    return posixpath.join(folder, "_rels", name + ".rels")
-
-
 def add_sheet(src, dst, name, cells, hidden=True):
     """Write a copy of ``src`` to ``dst`` with one more worksheet.
 
@@ -76,8 +59,8 @@ def add_sheet(src, dst, name, cells, hidden=True):
     src = Path(src)
     try:
         with zipfile.ZipFile(src) as z:
-            wb_part = _workbook_part(z, src)
-            wb_rels = _rels_name(wb_part)
+            wb_part = workbook_part_named(z.read("_rels/.rels"), src)
+            wb_rels = rels_name(wb_part)
             workbook = z.read(wb_part).decode("utf-8")
             rels = z.read(wb_rels).decode("utf-8")
             types = z.read("[Content_Types].xml").decode("utf-8")

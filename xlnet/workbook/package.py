@@ -190,11 +190,15 @@ def _guard(entries, path, bounds):
 
 
 def _workbook_part(package):
-    rels = SafeET.fromstring(package.read("_rels/.rels"))
-    for rel in rels.iter(f"{{{PKG_REL}}}Relationship"):
+    return workbook_part_named(package.read("_rels/.rels"), package.path)
+
+
+def workbook_part_named(package_rels, path):
+    """The workbook part's name, from the package's relationships (``_rels/.rels``, as bytes)."""
+    for rel in SafeET.fromstring(package_rels).iter(f"{{{PKG_REL}}}Relationship"):
         if rel.get("Type", "").endswith("/officeDocument"):
             return rel.get("Target", "").lstrip("/")
-    raise InputError(f"{package.path}: not a spreadsheet package (no officeDocument relationship)")
+    raise InputError(f"{path}: not a spreadsheet package (no officeDocument relationship)")
 
 
 def rels_name(part):
