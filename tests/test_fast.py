@@ -15,7 +15,7 @@ import pytest
 
 import handmade
 from conftest import break_formula, needs_warm_libreoffice, tensor_cell
-from xlnet.workbook import read
+from xlnet.workbook import read, refs
 from xlnet.engines import warm
 from xlnet.errors import InputError
 
@@ -62,8 +62,10 @@ def test_error_values_keep_their_codes_and_cells(built, tmp_path):
     book = read.open_values(path)
     try:
         sheet = book.sheetnames[0]
-        assert book.rows(sheet, 1)[0][:4] == ["", "", 3.0, ""]  # what calamine gives for an error
-        assert book.errors(sheet) == {(1, 1): "#DIV/0!", (1, 2): "#NUM!", (1, 4): "#NAME?"}
+        cells = book.cells(sheet, 1, 4)
+        assert cells.values == {(1, 3): 3.0}
+        assert cells.errors == {(1, 1): "#DIV/0!", (1, 2): "#NUM!", (1, 4): "#NAME?"}
+        assert [book.value(sheet, 1, c) for c in range(1, 5)] == ["#DIV/0!", "#NUM!", 3.0, "#NAME?"]
     finally:
         book.close()
 
@@ -76,17 +78,30 @@ def test_a_document_type_in_a_sheet_is_refused_before_it_is_parsed(built, tmp_pa
         read.open_values(path)
 
 
+def test_a_cell_at_the_last_cell_of_the_grid_costs_one_cell(built, tmp_path):
+    # a grid padded to XFD1048576 would be 17 billion cells: the sheet is read sparsely
+    path = _with_sheet1(built["conv"], tmp_path / "far.xlsx",
+                        _sheet_xml('<c r="A1"><v>1</v></c><c r="XFD1048576"><v>2</v></c>'))
+    book = read.open_values(path)
+    try:
+        sheet = book.sheetnames[0]
+        assert book.cells(sheet, 3, 3).values == {(1, 1): 1.0}
+        assert book.value(sheet, 1048576, 16384) == 2.0
+    finally:
+        book.close()
+
+
 @pytest.mark.parametrize("given", ["argument", "environment"])
-def test_a_sheet_wider_than_the_cell_limit_is_refused(built, tmp_path, monkeypatch, given):
+def test_a_sheet_of_more_cells_than_the_cell_limit_is_refused(built, tmp_path, monkeypatch, given):
     from xlnet import limits
-    path = _with_sheet1(built["conv"], tmp_path / "wide.xlsx",
-                        _sheet_xml('<c r="A1"><v>1</v></c><c r="XFD1"><v>2</v></c>'))
+    row = "".join(f'<c r="{refs.a1(1, c)}"><v>{c}</v></c>' for c in range(1, 1201))
+    path = _with_sheet1(built["conv"], tmp_path / "wide.xlsx", _sheet_xml(row))
     if given == "environment":
         monkeypatch.setenv("XLNET_MAX_CELLS", "1000")
     book = read.open_values(path, limits.Limits(cells=1000) if given == "argument" else None)
     try:
-        with pytest.raises(InputError, match="16,384 cells"):
-            book.rows(book.sheetnames[0], 1)
+        with pytest.raises(InputError, match="1,001 cells"):
+            book.cells(book.sheetnames[0], 1, 2000)
     finally:
         book.close()
 

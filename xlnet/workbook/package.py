@@ -10,8 +10,8 @@ is ``hidden_sheet``'s job). It opens the file once and, before any entry is expa
   part of each sheet, and the workbook-level defined names;
 - refuses a workbook that defines one name twice (readers disagree on which one wins).
 
-Every reader takes the ``Package``: ``sheetvalues.Book`` (values through calamine, fed from
-the same open file), ``formulacells.formula_cells`` (the raw sheet XML), ``open_book``
+Every reader takes the ``Package``: ``sheetvalues.Book`` (values) and
+``formulacells.formula_cells`` (formulas), both through ``sheetxml``'s streaming parse, ``open_book``
 (openpyxl, for hand-made books), the survey of a hand-made book and the pytest plugin's
 collection. A part read as XML is refused when its prolog declares a document type.
 """
@@ -94,13 +94,6 @@ class Package:
         with self._lock, self._zip.open(part) as fh:
             head = fh.read(_PROLOG_BYTES)
         _refuse_doctype(head, self.path)
-
-    def raw(self):
-        """The whole file as an in-memory binary file, for a reader that parses the package itself
-        (calamine) once this package has measured it: the file is not opened again."""
-        with self._lock:
-            self._handle.seek(0)
-            return io.BytesIO(self._handle.read())
 
     def close(self):
         """Let go of the file."""

@@ -126,14 +126,15 @@ def read_sentinel(book, path):
     """The value of the sentinel cell as saved."""
     if manifest_mod.SHEET not in book.sheetnames:
         raise ManifestError(f"{path}: no sheet {manifest_mod.SHEET}, so no recalculation sentinel")
-    head = _rows(book, manifest_mod.SHEET, 2, 2)
-    value = head[1][1] if len(head) > 1 and len(head[1]) > 1 else None
-    return book.errors(manifest_mod.SHEET).get((2, 2)) if value is None else value
+    return book.value(manifest_mod.SHEET, 2, 2)
 
 
 def _rows(book, sheet, max_row, max_col):
-    """The first rows and columns of a sheet as tuples, an empty cell as None."""
-    return [tuple(None if v == "" else v for v in row[:max_col]) for row in book.rows(sheet, max_row)]
+    """The first rows and columns of a sheet as tuples (fewer rows when the sheet ends sooner),
+    an empty cell or an error value as None."""
+    values = book.cells(sheet, max_row, max_col).values
+    last = max((r for r, c in values if r <= max_row and c <= max_col), default=0)
+    return [tuple(values.get((r, c)) for c in range(1, max_col + 1)) for r in range(1, last + 1)]
 
 
 def _tile_ranges(book, path, name, info):
@@ -269,7 +270,7 @@ def _read_tensors(book, path, shown, manifest, strict_inputs):
         for sheet, _, _, max_row, max_col in ranges:
             r, c = extent.get(sheet, (0, 0))
             extent[sheet] = (max(r, max_row), max(c, max_col))
-    grids = {sheet: book.rows(sheet, r) for sheet, (r, _) in extent.items()}
+    grids = {sheet: book.cells(sheet, r, c) for sheet, (r, c) in extent.items()}
 
     tensors = {}
     for name, info in manifest["tensors"].items():
@@ -278,13 +279,13 @@ def _read_tensors(book, path, shown, manifest, strict_inputs):
         text, blank_is_nan = info.get("text"), info.get("blank") == "nan"
         for sheet, min_row, min_col, max_row, max_col in layout[name]:
             grid, prefix = grids[sheet], _quote(sheet) + "!"
+            values, error_values = grid.values, grid.errors
             letters = [get_column_letter(c) for c in range(min_col, max_col + 1)]
             for r in range(min_row, max_row + 1):
-                row = grid[r - 1] if r - 1 < len(grid) else ()
                 for c, letter in zip(range(min_col, max_col + 1), letters):
-                    raw = row[c - 1] if c - 1 < len(row) else ""
-                    if raw == "":  # empty, or an error value: the sheet's XML tells which
-                        raw = book.errors(sheet).get((r, c))
+                    raw = values.get((r, c))
+                    if raw is None:  # empty, or an error value
+                        raw = error_values.get((r, c))
                     coords.append((sheet, r, c))
                     cells.append(f"{prefix}{letter}{r}")
                     if text:  # words: whatever the cell shows, as text

@@ -1,31 +1,20 @@
-"""A workbook's cell values, read in one pass per sheet.
+"""A workbook's cell values, read sparsely, one pass per sheet.
 
-The sheets' values come from calamine (a reader written in Rust), fed from the file a
-``package.Package`` holds open: a sheet of 150,000 cells in tens of milliseconds, where openpyxl
-takes seconds. Everything else keeps the guarantees of the package:
+Each sheet's XML is read by ``sheetxml`` from the file a ``package.Package`` holds open, so the
+guarantees of the package hold for the values too:
 
 - the package was measured before anything inflates, and its workbook part, relationships and
   defined names were parsed with defusedxml (``package.open_package``);
-- any part calamine reads (sheets, shared strings) is refused when its prolog declares a
-  document type: no entity is ever expanded;
-- a cell holding an error value reads as its code (``#NUM!``): calamine gives such a cell as
-  an empty string, so a sheet where an empty cell matters is scanned for ``t="e"`` cells;
-- no sheet is turned into Python values past the rows asked for, and never more cells than the
-  cell limit.
+- a part declaring a document type or an entity is refused: nothing is ever expanded;
+- only the cells inside the rectangle asked for are kept, never a grid padded to the sheet's
+  last cell, and never more cells than the cell limit;
+- a cell holding an error value reads as its code (``#NUM!``).
 """
 
 from __future__ import annotations
 
-import re
-
-from ..errors import InputError
-from . import refs
-from .package import unreadable_reason
-
-_ERROR_CELL = re.compile(rb"<(?:\w+:)?c\s([^>]*?\bt\s*=\s*[\"']e[\"'][^>]*)>(.*?)</(?:\w+:)?c>", re.S)
-_R_ATTR = re.compile(rb"\br\s*=\s*[\"']([A-Za-z]{1,3}[0-9]{1,7})[\"']")
-_VALUE = re.compile(rb"<(?:\w+:)?v>([^<]*)</(?:\w+:)?v>")
-ERROR_CODES = ("#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A", "#GETTING_DATA")
+from . import sheetxml
+from .sheetxml import ERROR_CODES  # noqa: F401  (the one list of Excel's error values)
 
 
 class Book:
@@ -45,57 +34,42 @@ class Book:
         self.names = package.names
         for part in [n for n in package.parts() if n.endswith("sharedStrings.xml")] + list(package.sheet_parts.values()):
             if package.has(part):
-                package.refuse_doctype(part)
-        self._calamine = None
-        self._errors = {}
+                package.refuse_doctype(part)  # from the prolog alone, before a part is read whole
+        self._strings = None
+        self._read = {}  # sheet -> ((max_row, max_col), SheetCells)
 
-    def _reader(self):
-        if self._calamine is None:
-            import python_calamine
+    def strings(self):
+        """The shared strings table."""
+        if self._strings is None:
+            parts = [n for n in self.package.parts() if n.endswith("sharedStrings.xml")]
+            self._strings = sheetxml.shared_strings(self.package.read(parts[0]), str(self.path)) if parts else []
+        return self._strings
 
-            try:
-                self._calamine = python_calamine.CalamineWorkbook.from_filelike(self.package.raw())
-            except Exception as exc:
-                raise InputError(f"{self.path}: not a readable .xlsx workbook: {unreadable_reason(exc)}") from None
-        return self._calamine
+    def cells(self, sheet, max_row, max_col):
+        """The values and error values of the sheet's cells in ``A1:(max_row, max_col)``, as a
+        sheetxml.SheetCells (formulas left out)."""
+        box, found = self._read.get(sheet, ((0, 0), None))
+        if found is not None and box[0] >= max_row and box[1] >= max_col:
+            return found
+        box = (max(box[0], max_row), max(box[1], max_col))
+        part = self.package.sheet_parts.get(sheet)
+        if part is None or not self.package.has(part):
+            found = sheetxml.SheetCells()
+        else:
+            found = sheetxml.read_sheet(self.package.read(part), f"{self.path}: sheet {sheet}", self.strings(),
+                                        box=box, formulas=False, limits=self.package.limits)
+        self._read[sheet] = (box, found)
+        return found
 
-    def rows(self, sheet, max_row):
-        """The sheet's values from A1, row by row, at most ``max_row`` rows (fewer when the sheet
-        ends sooner; a row may be shorter than the widest): numbers as floats, TRUE/FALSE as
-        bools, text as str, an empty cell or an error value as ''."""
-        if max_row <= 0:
-            return []
-        try:
-            found = self._reader().get_sheet_by_name(sheet)
-            height, width = found.end if found.end is not None else (-1, -1)
-            self.package.limits.guard_cells(min(max_row, height + 1) * (width + 1), f"{self.path}: sheet {sheet}")
-            return found.to_python(skip_empty_area=False, nrows=max_row)
-        except InputError:
-            raise
-        except Exception as exc:
-            raise InputError(f"{self.path}: sheet {sheet} cannot be read ({unreadable_reason(exc)})") from None
-
-    def errors(self, sheet):
-        """{(row, column) from 1: error code} of the sheet's cells holding an error value."""
-        if sheet not in self._errors:
-            found = {}
-            part = self.package.sheet_parts.get(sheet)
-            if part is not None:
-                data = self.package.read(part)
-                if re.search(rb"\bt\s*=\s*[\"']e[\"']", data):
-                    for match in _ERROR_CELL.finditer(data):
-                        at, value = _R_ATTR.search(match.group(1)), _VALUE.search(match.group(2))
-                        if at is not None:
-                            cell = refs.cell(at.group(1).decode().upper())
-                            if cell is not None:
-                                found[cell] = value.group(1).decode("utf-8", "replace").strip() if value else "#N/A"
-            self._errors[sheet] = found
-        return self._errors[sheet]
+    def value(self, sheet, row, col):
+        """One cell's value: a float, bool or str, an error code such as ``#NUM!``, or None
+        when it is empty (reads the sheet up to that cell, if not read yet)."""
+        found = self.cells(sheet, row, col)
+        at = (row, col)
+        return found.values.get(at, found.errors.get(at))
 
     def close(self):
         """Let go of the values (and of the package, when it was opened for this book)."""
-        if self._calamine is not None:
-            self._calamine.close()
-            self._calamine = None
+        self._read.clear()
         if self._owns_package:
             self.package.close()
