@@ -59,7 +59,8 @@ def test_edited_inputs_are_read_back_and_still_pass(copy_of):
 def test_a_broken_formula_fails_exactly_its_block_and_names_the_cell(copy_of):
     path = copy_of("conv")
     sheet, cell = tensor_cell(path, "conv2_pre", 5)
-    edit(path, {(sheet, cell): "=1.5"})
+    _, weight = tensor_cell(path, "conv2_w", 0)
+    edit(path, {(sheet, cell): f"=1.5+{weight}"})  # reads an input of its op, and is wrong
     [report] = check(path, engine="libreoffice")
     assert not report.passed
     failed = [b for b in report.blocks if b.status == "fail"]
@@ -70,10 +71,22 @@ def test_a_broken_formula_fails_exactly_its_block_and_names_the_cell(copy_of):
 
 
 @needs_libreoffice
+def test_a_formula_reading_none_of_its_inputs_is_not_a_computation(copy_of):
+    path = copy_of("conv")
+    sheet, cell = tensor_cell(path, "conv2_pre", 5)
+    edit(path, {(sheet, cell): "=1.5"})
+    [report] = check(path, engine="libreoffice")
+    assert statuses(report)["conv2_pre"] == "values" and not report.passed
+    block = next(b for b in report.blocks if b.tensor == "conv2_pre")
+    assert "read none of the block's inputs" in block.message and block.worst_cell == f"{sheet}!{cell}"
+
+
+@needs_libreoffice
 def test_error_value_in_a_computed_block_fails_that_block_and_skips_its_readers(copy_of):
     path = copy_of("conv")
     sheet, cell = tensor_cell(path, "logits", 3)
-    edit(path, {(sheet, cell): "=1/0"})
+    _, bias = tensor_cell(path, "dense_b", 3)
+    edit(path, {(sheet, cell): f"={bias}/0"})
     [report] = check(path, engine="libreoffice")
     by_tensor = statuses(report)
     assert by_tensor["logits"] == "fail"

@@ -78,7 +78,7 @@ def load(path, limits=None):
 
 
 def check(paths, engine="libreoffice", device="auto", timeout=engines.DEFAULT_TIMEOUT, spec=None,
-          reference=None, limits=None, warm=None, started=None):
+          reference=None, limits=None, warm=None, started=None, perturb=None, seed=None):
     """Recalculate workbooks with a real engine and check every block against torch.
 
     Args:
@@ -94,13 +94,19 @@ def check(paths, engine="libreoffice", device="auto", timeout=engines.DEFAULT_TI
         warm: a warm.WarmLibreOffice that recalculates instead of a fresh LibreOffice.
         started: how the engine started, for the report header (default: ``warm`` when ``warm``
             is given, else ``cold start``).
+        perturb: recheck each book recalculated again with its raw inputs moved, against torch
+            on the moved inputs (True/False; None: for a copy checked with ``reference`` and a
+            book with exercises, where a grade is given).
+        seed: the seed of those moves (None: a fresh one, said in the report).
 
     Returns:
         A list of report.Report, one per workbook and engine.
     """
     from .checking import pipeline
+    from .lessons import provenance
     return pipeline.check(paths, engine=engine, device=device, timeout=timeout, spec=spec, reference=reference,
-                          limits=limits, warm=warm, started=started)
+                          limits=limits, warm=warm, started=started, perturb=perturb, seed=seed,
+                          rebuild=provenance.verify)
 
 
 def annotate(path, spec, out):

@@ -102,6 +102,11 @@ def _parser(lesson_options=True):
                             "table (file, blocks passed, first failing cell); a file that cannot be checked is a row")
     check.add_argument("--cold", action="store_true",
                        help="start a fresh LibreOffice even when `xlnet serve` is running")
+    check.add_argument("--perturb", action=argparse.BooleanOptionalAction, default=None,
+                       help="recalculate each book again with its raw inputs moved and check it against torch on the "
+                            "moved inputs (default: with --reference, --jobs, and for a book with exercises)")
+    check.add_argument("--perturb-seed", type=int, default=None, metavar="N",
+                       help="the seed of those moves (default: a fresh one, said in the report)")
     _limit_options(check)
 
     serve = sub.add_parser("serve", help="keep LibreOffice and torch warm for checks (Ctrl-C stops it)")
@@ -250,9 +255,11 @@ def _check(args):
     if args.jobs is not None:
         from .checking import grading
         engines.check_timeout(args.timeout)
+        from .lessons import provenance
         graded = grading.check_files(args.files, args.jobs, engine=args.engine, device=args.device,
                                      timeout=args.timeout, spec=args.spec, reference=args.reference,
-                                     limits=_limits(args))
+                                     limits=_limits(args), perturb=True if args.perturb is None else args.perturb,
+                                     seed=args.perturb_seed, rebuild=provenance.verify)
         if args.json:
             print(grading.to_json(graded))
         else:
@@ -264,11 +271,13 @@ def _check(args):
         from . import serve
         engines.check_timeout(args.timeout)
         reports = serve.request_check(args.files, args.engine, args.device, args.timeout, args.spec,
-                                      args.reference, _limits(args))  # None: no server is running
+                                      args.reference, _limits(args), perturb=args.perturb,
+                                      seed=args.perturb_seed)  # None: no server is running
     if reports is None:
         from . import api
         reports = api.check(args.files, engine=args.engine, device=args.device, timeout=args.timeout,
-                            spec=args.spec, reference=args.reference, limits=_limits(args))
+                            spec=args.spec, reference=args.reference, limits=_limits(args), perturb=args.perturb,
+                            seed=args.perturb_seed)
     print(to_json(reports) if args.json else "\n\n".join(r.text() for r in reports))
     return exit_code(reports)
 

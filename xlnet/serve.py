@@ -79,7 +79,7 @@ def ping(path=None):
         return None
 
 
-def request_check(files, engine, device, timeout, spec, reference, limits, path=None):
+def request_check(files, engine, device, timeout, spec, reference, limits, path=None, perturb=None, seed=None):
     """Run a check in the server, if one listens.
 
     Returns:
@@ -93,7 +93,8 @@ def request_check(files, engine, device, timeout, spec, reference, limits, path=
         return None
     request = {"op": "check", "cwd": os.getcwd(), "files": [str(f) for f in files], "engine": engine,
                "device": device, "timeout": timeout, "spec": spec and str(spec),
-               "reference": reference and str(reference), "limits": dataclasses.asdict(limits) if limits else None}
+               "reference": reference and str(reference), "limits": dataclasses.asdict(limits) if limits else None,
+               "perturb": perturb, "seed": seed}
     reply = _exchange(conn, request, timeout * max(len(files), 1) + 60)
     if "error" in reply:
         raise _Remote(reply["error"], reply.get("exit", 2))
@@ -189,7 +190,8 @@ class Server:
                 reports = api.check(request["files"], engine=request["engine"], device=request["device"],
                                     timeout=request["timeout"], spec=request.get("spec"),
                                     reference=request.get("reference"), limits=limits, warm=self.warm,
-                                    started="warm: xlnet serve")
+                                    started="warm: xlnet serve", perturb=request.get("perturb"),
+                                    seed=request.get("seed"))
                 return {"reports": [r.to_dict() for r in reports]}
             except XlnetError as exc:
                 return {"error": exc.command_line(), "exit": exc.exit_code}  # the client is the command line

@@ -137,7 +137,7 @@ def _end_to_end_source(manifest, provider, k, key, name):
     return source, next(key2 for key2, name2 in manifest["ops"][source]["outputs"].items() if name2 == name)
 
 
-def check_workbook(book, device="auto", engine="?", typed=None, e2e=None, formula_at=None):
+def check_workbook(book, device="auto", engine="?", typed=None, e2e=None, formula_at=None, unread=None):
     """Check every block of a read workbook against torch.
 
     Args:
@@ -146,6 +146,8 @@ def check_workbook(book, device="auto", engine="?", typed=None, e2e=None, formul
         engine: the engine that recalculated it, for the report.
         typed: {tensor: flat indices of cells holding typed values where formulas belong}
             (``trust.typed_values``); such a block has the status ``values``.
+        unread: {tensor: flat indices of cells whose formula reads none of the op's inputs}
+            (``trust.typed_values``); such a block has the status ``values`` too.
         e2e: ``end_to_end`` of this manifest from these very raw inputs, when it already ran.
         formula_at: tensor name -> (flat index -> the formula the learner wrote there), for the
             hints of exercise blocks (default: none read).
@@ -155,7 +157,7 @@ def check_workbook(book, device="auto", engine="?", typed=None, e2e=None, formul
     """
     device = pick_device(device)
     manifest, tensors = book.manifest, book.tensors
-    typed = typed or {}
+    typed, unread = typed or {}, unread or {}
     manifest_mod.validate(manifest, str(book.path), book.limits)
     if not any(not entry.get("composite") for entry in manifest["ops"]):
         raise ManifestError(f"{book.path}: its manifest names no block to check; a check of nothing "
@@ -198,7 +200,8 @@ def check_workbook(book, device="auto", engine="?", typed=None, e2e=None, formul
                 if "exercise" in infos[name]:
                     at = formula_at(name) if formula_at else (lambda k: "")
                     graded.append(exercises.grade(name, entry.get("title", name), infos[name], sheet, ref,
-                                                  widen(tol, block_out, key), at, expected))
+                                                  widen(tol, block_out, key), at, expected,
+                                                  typed=typed.get(name, ()), unread=unread.get(name, ())))
             if upstream and not composite and "exercise" in infos[name]:
                 graded.append(exercises.waiting(name, entry.get("title", name), sheet, upstream))
             if name in typed and not composite:
@@ -206,6 +209,11 @@ def check_workbook(book, device="auto", engine="?", typed=None, e2e=None, formul
                 status, worst = "values", cells[0]
                 message = (f"{len(cells)} of {sheet.values.size} cells hold typed values, not formulas "
                            f"(first {sheet.address(worst)})")
+            elif name in unread and not composite:
+                cells = unread[name]
+                status, worst = "values", cells[0]
+                message = (f"{len(cells)} of {sheet.values.size} cells hold formulas that read none of the block's "
+                           f"inputs (first {sheet.address(worst)})")
             results.append(BlockResult(
                 title=entry.get("title", name) + (f" [{key}]" if len(entry["outputs"]) > 1 else ""),
                 op=entry["op"], tensor=name, status=status, max_abs=max_abs, max_rel=max_rel,

@@ -17,7 +17,7 @@ from ..report import ExerciseResult
 from .tolerance import agreement
 
 
-def grade(name, title, info, sheet, reference, tol, formula_at, expected_errors=()):
+def grade(name, title, info, sheet, reference, tol, formula_at, expected_errors=(), typed=(), unread=()):
     """Grade one exercise block.
 
     Args:
@@ -29,6 +29,8 @@ def grade(name, title, info, sheet, reference, tol, formula_at, expected_errors=
         tol: the block's tolerance (``rtol``, ``atol``; ``atol`` may be per cell).
         formula_at: flat index -> the learner's formula there ('' when the cell holds none).
         expected_errors: indices where the sheet is meant to show an error (an overflow).
+        typed: flat indices of cells holding a typed value; unread: of cells whose formula reads
+            none of the block's inputs. Neither computes, so neither counts as right.
 
     Returns:
         An ExerciseResult.
@@ -36,6 +38,9 @@ def grade(name, title, info, sheet, reference, tol, formula_at, expected_errors=
     got = sheet.values.ravel()
     want = np.asarray(reference, dtype=np.float64).ravel()
     right, _, _ = agreement(sheet, reference, expected_errors, tol)
+    right = right.copy()
+    for k in list(typed) + list(unread):
+        right[k] = False
     empty = [k for k in range(got.size) if not right[k] and not formula_at(k) and _blank(sheet, k)]
     result = ExerciseResult(tensor=name, title=title, cells=int(got.size), right=int(right.sum()), empty=len(empty))
     wrong = np.flatnonzero(~right)
@@ -52,6 +57,10 @@ def grade(name, title, info, sheet, reference, tol, formula_at, expected_errors=
         result.found = "empty" if not learner else "blank"
     else:
         result.found = f"{got[k]:.6g}"
+    if k in unread:
+        result.hint = ("this formula reads none of the block's inputs, so it cannot follow them; "
+                       "compute the cell from its inputs")
+        return result
     result.hint = hint(_expected_formula(info, sheet, k), learner, got[k], want[k], typed=not learner and
                        k not in sheet.errors and not np.isnan(got[k]))
     return result
@@ -121,13 +130,11 @@ def hint(expected, learner, found, want, typed=False):
     return ""
 
 
-def formula_reader(path, tensors, formulas):
+def formula_reader(tensors, formulas):
     """tensor name -> (flat index -> the formula written in that cell, '' for none).
 
-    ``formulas`` is formulacells.formula_cells of the file as saved; a cell of a shared formula
-    (what Excel writes when a formula is dragged) carries no text of its own there, and is read
-    with openpyxl, which writes the shared formula out for each cell."""
-    opened = {}
+    ``formulas`` is formulacells.formula_cells of the file as saved (a cell of a shared formula,
+    what Excel writes when a formula is dragged, has its own text there already)."""
 
     def for_tensor(name):
         coords = tensors[name].coords
@@ -135,19 +142,8 @@ def formula_reader(path, tensors, formulas):
         def at(k):
             sheet, r, c = coords[k]
             text = formulas.get(sheet, {}).get((r, c))
-            if text is None:
-                return ""
             if not text:
-                text = _spelled_out(path, sheet, r, c, opened)
+                return ""
             return text if text.startswith("=") else "=" + text
         return at
     return for_tensor
-
-
-def _spelled_out(path, sheet, row, col, opened):
-    if "book" not in opened:
-        import openpyxl
-        opened["book"] = openpyxl.load_workbook(path, read_only=False, keep_vba=False)
-    value = opened["book"][sheet].cell(row, col).value
-    text = getattr(value, "text", value)  # an array formula keeps its text in .text
-    return text if isinstance(text, str) else ""

@@ -2,11 +2,13 @@
 
 1. **prepared** (``prepare.Prepared``): each file opened once, its manifest or spec read and
    validated, a copy made that an engine can recalculate with proof;
-2. **trusted** (``FileProof``): what the file as saved proves before any engine starts: the
-   sentinel is still xlnet's formula, no input reads another workbook, and which output cells
-   hold typed values where formulas belong;
+2. **trusted** (``FileProof``): what the file as saved proves before any engine starts: a
+   lesson book's manifest is the one its lesson and settings build, the sentinel is still
+   xlnet's formula, no input reads another workbook, which output cells hold typed values or
+   formulas reading none of their inputs, and (in a lesson book) no formula outside a block;
 3. **recalculated**: a copy recalculated by a real engine (a warm one hands each book over as
-   soon as it is done);
+   soon as it is done) and, for a perturbed recheck, a second copy with its raw inputs moved
+   (``perturb``);
 4. **read** (``read.Workbook``): every tensor of the copy, the sentinel proving the recalculation;
 5. **verified** (``report.Report``): every block compared with torch on the sheet's own inputs,
    the end-to-end pass beside it.
@@ -20,15 +22,15 @@ from __future__ import annotations
 import contextlib
 import importlib
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import engines, manifest as manifest_mod
 from ..engines.warm import START_TIMEOUT
 from ..errors import EngineError, InputError, option
 from ..limits import given_or_env
-from ..workbook import formulacells, read
-from . import opened, trust
+from ..workbook import formulacells, hidden_sheet, read, refs
+from . import opened, perturb as perturb_mod, trust
 from .prepare import prepare, workbooks_in
 
 
@@ -40,28 +42,55 @@ class FileProof:
         formulas: sheet -> {(row, col): formula text} of the file as saved.
         saved: the file's tensors as saved (read.Workbook), the raw inputs of the run ahead.
         typed: tensor name -> flat indices of output cells holding typed values.
+        unread: tensor name -> flat indices of output cells whose formula reads none of the
+            op's inputs.
+        problems: what fails the book outside any block (formula cells no block checks).
+        notes: what the report should say of the proof (a manifest that could not be rebuilt).
     """
 
     formulas: dict
     saved: object
     typed: dict
+    unread: dict = field(default_factory=dict)
+    problems: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
 
 
-def trust_file(prep, trusted=None):
-    """Stage 2: refuse what the file alone shows to be wrong, and find its typed-over outputs.
+def trust_file(prep, trusted=None, rebuild=None):
+    """Stage 2: refuse what the file alone shows to be wrong, and find the outputs that do not
+    compute.
 
     Args:
         prep: a prepare.Prepared.
         trusted: a trust.Reference (the teacher's original), or None.
+        rebuild: ``lessons.provenance.verify``: refuses a lesson book whose manifest is not the
+            one its lesson builds (None: not verified).
 
     Returns:
         A FileProof.
     """
+    notes = []
+    lesson_book = trusted is None and prep.spec is None and bool(prep.manifest.get("lesson"))
+    if lesson_book and rebuild is not None:
+        why = rebuild(prep.manifest, prep.source)
+        if why:
+            notes.append(f"its manifest was not rebuilt to be compared ({why})")
     formulas = formulacells.formula_cells(prep.package, None)
     trust.verify_sentinel(formulas, prep.source)
     saved = read.read_workbook(prep.package, manifest=prep.manifest, strict_inputs=False, source=prep.source)
     trust.refuse_external_inputs(saved.manifest, saved.tensors, formulas, prep.source)
-    return FileProof(formulas, saved, trust.typed_values(saved.manifest, saved.tensors, formulas, trusted))
+    typed, unread, reach = trust.typed_values(saved.manifest, saved.tensors, formulas, trusted, prep.package.names,
+                                              hand_made=prep.spec is not None or not prep.manifest.get("lesson"))
+    problems = []
+    exercises = any("exercise" in info for info in saved.manifest["tensors"].values())
+    if lesson_book and not exercises:
+        loose = trust.uncovered_formulas(saved.manifest, saved.tensors, formulas, reach)
+        if loose:
+            sheet, r, c = loose[0]
+            problems.append(f"{len(loose)} formula cells belong to no checked block (first {refs.quote_sheet(sheet)}!"
+                            f"{refs.a1(r, c)} ={formulas[sheet][(r, c)][:40]}): the manifest has lost the op that "
+                            "checks them")
+    return FileProof(formulas, saved, typed, unread, problems, notes)
 
 
 def engine_names(engine):
@@ -82,7 +111,7 @@ def engine_names(engine):
 
 
 def check(paths, engine="libreoffice", device="auto", timeout=engines.DEFAULT_TIMEOUT, spec=None,
-          reference=None, limits=None, warm=None, started=None):
+          reference=None, limits=None, warm=None, started=None, perturb=None, seed=None, rebuild=None):
     """Every file through the stages, with each engine; the arguments and the result are those of
     ``xlnet.api.check``, the public door to this function."""
     from .device import check_name
@@ -99,14 +128,53 @@ def check(paths, engine="libreoffice", device="auto", timeout=engines.DEFAULT_TI
         raise InputError(f"give {option('reference')} or {option('spec')}, not both: the original's manifest says what to check")
     limits = given_or_env(limits)
     reports = []
-    trusted = trust.load_reference(reference, limits) if reference is not None else None
+    if perturb not in (None, True, False):
+        raise InputError(f"perturb should be True, False or None (the default for the check), not {perturb!r}")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 31):
+        raise InputError(f"{option('perturb-seed')} should be a whole number from 0 to {2 ** 31 - 1}, not {seed!r}")
+    trusted = trust.load_reference(reference, limits, rebuild) if reference is not None else None
+    options = dict(perturb=perturb, seed=seed, rebuild=rebuild)
     for name in engine_names(engine):
         with engines.workspace() as workdir:
-            reports += _check_with(name, paths, workdir, device, timeout, spec, trusted, warm, started, limits)
+            reports += _check_with(name, paths, workdir, device, timeout, spec, trusted, warm, started, limits, options)
     return reports
 
 
-def _check_with(name, paths, workdir, device, timeout, spec, trusted, warm, started, limits):
+def _perturbs(prep, trusted, asked):
+    """Whether a file gets the perturbed recheck: as asked, else for a learner's copy checked by
+    its original and for a book with exercises (a grade)."""
+    if asked is not None:
+        return asked
+    return trusted is not None or any("exercise" in info for info in prep.manifest["tensors"].values())
+
+
+def _moved_copies(prepared, proofs, workdir, chosen_engine, trusted, options):
+    """For each file, (perturb.Moves, the copy with its inputs moved) or None; says in the
+    file's notes why a recheck asked for did not run."""
+    found = []
+    for k, (prep, proof) in enumerate(zip(prepared, proofs)):
+        if not _perturbs(prep, trusted, options["perturb"]):
+            found.append(None)
+            continue
+        if not chosen_engine.recalculates:
+            proof.notes.append("not rechecked with its inputs moved: this engine does not recalculate")
+            found.append(None)
+            continue
+        seed = options["seed"] if options["seed"] is not None else perturb_mod.new_seed()
+        moves = perturb_mod.plan(proof.saved, proof.formulas, seed)
+        if not moves.cells:
+            proof.notes.append("not rechecked with its inputs moved: it has no number that can be moved")
+            found.append(None)
+            continue
+        folder = Path(workdir) / f"moved-{k}"
+        folder.mkdir()
+        copy = folder / f"moved{prep.copy.suffix.lower()}"
+        hidden_sheet.set_values(prep.copy, copy, moves.by_part(prep.package))
+        found.append((moves, copy))
+    return found
+
+
+def _check_with(name, paths, workdir, device, timeout, spec, trusted, warm, started, limits, options):
     """Every file through the stages with one engine."""
     from .device import pick_device
 
@@ -117,7 +185,8 @@ def _check_with(name, paths, workdir, device, timeout, spec, trusted, warm, star
         for p in paths:
             prepared.append(prepare(p, workdir, name, spec, timeout, trusted=trusted.manifest if trusted else None,
                                     limits=limits))
-        proofs = [trust_file(prep, trusted) for prep in prepared]
+        proofs = [trust_file(prep, trusted, options["rebuild"]) for prep in prepared]
+        moved = _moved_copies(prepared, proofs, workdir, chosen_engine, trusted, options)
         # torch takes seconds to import: it does so on the other core while the engine recalculates
         threading.Thread(target=_import_torch, daemon=True).start()
         ahead = _Ahead(proofs, device, enabled=chosen_engine.recalculates)
@@ -129,13 +198,17 @@ def _check_with(name, paths, workdir, device, timeout, spec, trusted, warm, star
                 # conversion and hands over each book as soon as it is recalculated
                 own = hot = chosen_engine.start_warm(start_timeout=min(timeout, START_TIMEOUT))
             if hot is None:
-                copies = engines.recalc([p.copy for p in prepared], name, workdir, timeout,
-                                        sources=[p.source for p in prepared])
+                extra = [m[1] for m in moved if m is not None]
+                copies = engines.recalc([p.copy for p in prepared] + extra, name, workdir, timeout,
+                                        sources=[p.source for p in prepared] + [p.source for p, m in zip(prepared, moved)
+                                                                                if m is not None])
+                rest = iter(copies[len(prepared):])
+                rechecks = [None if m is None else (m[0], next(rest)) for m in moved]
                 chosen = pick_device(device)  # a GPU asked for and absent: said before any file
-                found = [_check_one(prep, proof, copy, name, chosen, trusted, ahead.take(k))
+                found = [_check_one(prep, proof, copy, name, chosen, trusted, ahead.take(k), rechecks[k])
                          for k, (prep, proof, copy) in enumerate(zip(prepared, proofs, copies))]
             else:
-                found = _pipelined(prepared, proofs, name, hot, workdir, timeout, device, trusted, ahead)
+                found = _pipelined(prepared, proofs, name, hot, workdir, timeout, device, trusted, ahead, moved)
         finally:
             ahead.close()
             if own is not None:
@@ -149,7 +222,7 @@ def _check_with(name, paths, workdir, device, timeout, spec, trusted, warm, star
     return found
 
 
-def _pipelined(prepared, proofs, engine, hot, workdir, timeout, device, trusted, ahead):
+def _pipelined(prepared, proofs, engine, hot, workdir, timeout, device, trusted, ahead, moved):
     """Recalculate book after book with a warm engine while the book before is checked
     on the other core; returns the reports in order."""
     from concurrent.futures import ThreadPoolExecutor
@@ -157,10 +230,10 @@ def _pipelined(prepared, proofs, engine, hot, workdir, timeout, device, trusted,
 
     chosen = []
 
-    def check(k, copy):
+    def check(k, copy, recheck):
         if not chosen:
             chosen.append(pick_device(device))  # a GPU asked for and absent: said before any report
-        return _check_one(prepared[k], proofs[k], copy, engine, chosen[0], trusted, ahead.take(k))
+        return _check_one(prepared[k], proofs[k], copy, engine, chosen[0], trusted, ahead.take(k), recheck)
 
     pool = ThreadPoolExecutor(1)
     try:
@@ -168,8 +241,10 @@ def _pipelined(prepared, proofs, engine, hot, workdir, timeout, device, trusted,
         for k, prep in enumerate(prepared):
             folder = Path(workdir) / f"book-{k}"
             folder.mkdir()
-            copy = engines.recalc([prep.copy], engine, folder, timeout, sources=[prep.source], warm=hot)[0]
-            futures.append(pool.submit(check, k, copy))
+            copies = [prep.copy] + ([moved[k][1]] if moved[k] is not None else [])
+            done = engines.recalc(copies, engine, folder, timeout, sources=[prep.source] * len(copies), warm=hot)
+            recheck = (moved[k][0], done[1]) if moved[k] is not None else None
+            futures.append(pool.submit(check, k, done[0], recheck))
         return [f.result() for f in futures]
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
@@ -238,12 +313,13 @@ def _same_inputs(used, book):
     return True
 
 
-def _check_one(prep, proof, copy, engine, device, trusted, ahead=None):
+def _check_one(prep, proof, copy, engine, device, trusted, ahead=None, recheck=None):
     """Stages 4 and 5 for one recalculated copy: read it, verify what it must prove, and
     compare it with torch.
 
     ``proof``: the FileProof of the file as saved; ``ahead``: (raw inputs, end-to-end results)
-    of torch's run started before the recalculation."""
+    of torch's run started before the recalculation; ``recheck``: (perturb.Moves, the
+    recalculated copy with those inputs moved), or None."""
     from . import bridge
 
     book = read.read_workbook(copy, manifest=prep.manifest, strict_inputs=False, source=prep.source,
@@ -254,8 +330,22 @@ def _check_one(prep, proof, copy, engine, device, trusted, ahead=None):
     formula_at = None
     if any("exercise" in info for info in book.manifest["tensors"].values()):
         from . import exercises
-        formula_at = exercises.formula_reader(prep.copy, book.tensors, proof.formulas)
-    report = bridge.check_workbook(book, device, engine=engine, typed=proof.typed, e2e=e2e, formula_at=formula_at)
+        formula_at = exercises.formula_reader(book.tensors, proof.formulas)
+    report = bridge.check_workbook(book, device, engine=engine, typed=proof.typed, e2e=e2e, formula_at=formula_at,
+                                   unread=proof.unread)
+    report.problems += proof.problems
+    report.notes += proof.notes
+    if trusted is not None:
+        report.notes += trusted.notes
+    if recheck is not None:
+        moves, moved_copy = recheck
+        moved = read.read_workbook(moved_copy, manifest=prep.manifest, strict_inputs=False, source=prep.source,
+                                   limits=prep.limits)
+        assert_recalculated(moved.sentinel, prep.source, engine)
+        perturb_mod.refuse_unmoved(moved, moves, prep.source)
+        again = bridge.check_workbook(moved, device, engine=engine, typed=proof.typed, formula_at=formula_at,
+                                      unread=proof.unread)
+        perturb_mod.merge(report, again, moves)
     report.sentinel = "ok" if engines.get(engine).recalculates else "as saved"
     if not engines.get(engine).recalculates:
         report.notes.append("engine cached: the values are read as last saved; this proves the formulas "

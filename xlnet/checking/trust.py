@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import copy
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..workbook import formulacells, read, refs
+from ..workbook import formulacells, precedents, read, refs
 from .. import manifest as manifest_mod, ops
 from ..errors import InputError, option
 
@@ -35,20 +35,29 @@ class Reference:
         path: the original workbook.
         manifest: its manifest, every tile an A1 range of the original.
         formulas: {sheet: set of (row, col)} holding formulas in the original.
+        notes: what a report checked by it should say of it.
     """
 
     path: Path
     manifest: dict
     formulas: dict
+    notes: list = field(default_factory=list)
 
 
-def load_reference(path, limits=None):
+def load_reference(path, limits=None, rebuild=None):
     """Read a trusted original workbook (built by xlnet, or annotated) as a Reference, within
-    ``limits`` (a limits.Limits; default: the environment's)."""
+    ``limits`` (a limits.Limits; default: the environment's); ``rebuild``
+    (``lessons.provenance.verify``) refuses a lesson book whose manifest is not the one its
+    lesson builds."""
     path = Path(path)
     book = read.open_values(path, limits)
+    notes = []
     try:
         manifest, _ = read.read_manifest(book, path)
+        if rebuild is not None and manifest.get("lesson"):
+            why = rebuild(manifest, path)
+            if why:
+                notes.append(f"the original's manifest was not rebuilt to be compared ({why})")
         trusted = copy.deepcopy(manifest)
         for name, info in trusted["tensors"].items():
             ranges = read._tile_ranges(book, path, name, info)
@@ -57,7 +66,7 @@ def load_reference(path, limits=None):
         found = formulacells.formula_cells(book.package, sheets)
     finally:
         book.close()
-    return Reference(path, trusted, {s: set(cells) for s, cells in found.items()})
+    return Reference(path, trusted, {s: set(cells) for s, cells in found.items()}, notes)
 
 
 def verify_sentinel(formulas, source):
@@ -83,19 +92,38 @@ def _input_shapes(manifest, entry):
     return shapes
 
 
-def typed_values(manifest, tensors, formulas, reference=None):
-    """The output cells that hold a typed value where a formula belongs.
+def reach_of(manifest, tensors, formulas, names):
+    """A precedents.Reach over the book's tensors: bit k stands for the k-th tensor of the manifest."""
+    bits = {name: 1 << k for k, name in enumerate(manifest["tensors"])}
+    owners = {}
+    for name, tensor in tensors.items():
+        for sheet, r, c in tensor.coords:
+            cells = owners.setdefault(sheet, {})
+            cells[(r, c)] = cells.get((r, c), 0) | bits[name]
+    return precedents.Reach(formulas, owners, names), bits
+
+
+def typed_values(manifest, tensors, formulas, reference=None, names=None, hand_made=False):
+    """The output cells that do not compute: a typed value where a formula belongs, or a formula
+    that reads none of its op's inputs (``=6.7639``, ``=answers!C17``, ``=AZ40``), directly or
+    through helper cells.
 
     Args:
         manifest: the (validated) manifest the workbook is checked by.
         tensors: read.SheetTensor by name (their ``coords``).
         formulas: formula_cells of the file as saved (before any engine).
         reference: a Reference: a cell must be a formula where it is one in the original.
+        names: the workbook's defined names (a formula may read a block through one).
+        hand_made: the book is checked by a spec: a formula whose reference is built from text
+            (``INDIRECT``) is taken as reading its inputs (xlnet never writes one, so in a book
+            it built such a formula proves nothing).
 
     Returns:
-        {tensor name: list of flat indices}, only tensors with such cells.
+        ({tensor name: flat indices of typed values}, {tensor name: flat indices of formulas
+        reading none of the inputs}, the precedents.Reach used), only tensors with such cells.
     """
-    found = {}
+    typed, unread = {}, {}
+    reach, bits = reach_of(manifest, tensors, formulas, names)
     for entry in manifest["ops"]:
         if entry.get("composite"):
             continue
@@ -103,11 +131,14 @@ def typed_values(manifest, tensors, formulas, reference=None):
         fixed = None
         if reference is None and len(entry["outputs"]) == 1:
             fixed = op.fixed_cells(_input_shapes(manifest, entry), op.resolve_attrs(entry.get("attrs", {}), op.name))
+        wanted = 0
+        for spec in entry["inputs"].values():
+            wanted |= bits[manifest_mod.parse_spec(spec)[0]]
         for name in entry["outputs"].values():
             tensor = tensors[name]
             skip = np.asarray(fixed).ravel() if fixed is not None else None
             exercise = "exercise" in manifest["tensors"][name]
-            bad = []
+            bad, detached = [], []
             for k, (sheet, r, c) in enumerate(tensor.coords):
                 if skip is not None and skip[k]:
                     continue
@@ -115,11 +146,44 @@ def typed_values(manifest, tensors, formulas, reference=None):
                     continue  # not filled in yet: graded as empty, not as a typed value
                 if reference is not None and (r, c) not in reference.formulas.get(sheet, ()):
                     continue
-                if (r, c) not in formulas.get(sheet, {}):
+                text = formulas.get(sheet, {}).get((r, c))
+                if text is None:
                     bad.append(k)
+                elif wanted and text and not (hand_made and precedents.dynamic(text)) \
+                        and not reach.of(sheet, r, c) & wanted:
+                    detached.append(k)
             if bad:
-                found[name] = bad
-    return found
+                typed[name] = bad
+            if detached:
+                unread[name] = detached
+    return typed, unread, reach
+
+
+def uncovered_formulas(manifest, tensors, formulas, reach):
+    """Formula cells of a lesson book outside every op's outputs that are an input's cells or
+    that no checked block reads: the book computes something its manifest does not check (an
+    op was deleted from it).
+
+    Returns:
+        A sorted list of (sheet, row, col).
+    """
+    covered, held = set(), set()
+    for entry in manifest["ops"]:
+        for name in list(entry["outputs"].values()):
+            covered.update(tensors[name].coords)
+    for tensor in tensors.values():
+        held.update(tensor.coords)
+    helpers = reach.helpers
+    found = []
+    for sheet, cells in formulas.items():
+        if sheet == manifest_mod.SHEET:
+            continue
+        for (r, c) in cells:
+            at = (sheet, r, c)
+            # a raw input computed by a formula, or a formula that no block reads
+            if at not in covered and (at in held or at not in helpers):
+                found.append(at)
+    return sorted(found, key=lambda t: (t[0], t[1], t[2]))
 
 
 _EXTERNAL = re.compile(r"\[[^\]]+\][^!()]*!")  # [1]Sheet1!A1, '[book.xlsx]Sheet1'!A1

@@ -27,7 +27,8 @@ MAX_SIDE = 64  # the largest image side a readable sheet shows
 
 OPTIONS = [
     Option("digit", int, 7, "conv: index of the scikit-learn handwritten digit to use (0-1796)", 0, 1796),
-    Option("image", str, None, "conv: your own grayscale image instead (PNG, .npy or .csv)"),
+    Option("image", str, None, "conv: your own grayscale image instead (PNG, .npy or .csv)",
+           data_file=True),
     Option("size", int, None, "conv: resize the image to SIZE x SIZE pixels (bilinear)", 4, 64),
     Option("kernel_size", int, 3, "conv: side of the square kernels", 1, 9),
     Option("stride", int, 1, "conv: stride of both conv layers", 1, 4),

@@ -47,7 +47,7 @@ OPTIONS = [
     Option("epochs", int, 12, "embeddings: epochs of gradient descent unrolled down the train sheet", 1, 50),
     Option("lr", float, 2.0, "embeddings: learning rate of the train sheet", 0, 1000, low_open=True),
     Option("ratings", str, None, "embeddings: a MovieLens ratings CSV (userId,movieId,rating[,timestamp]) "
-                                 "instead of made-up ratings"),
+                                 "instead of made-up ratings", data_file=True),
     Option("sentence", str, None, "embeddings: the sentence of the words sheet"),
 ]
 

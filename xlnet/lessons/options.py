@@ -23,6 +23,7 @@ class Option:
     low_open: bool = False
     high_open: bool = False
     shown_default: str = None  # how to say a default the lesson works out (None: ``default`` itself)
+    data_file: bool = False  # names a file the book's data is read from
 
     @property
     def default_text(self):

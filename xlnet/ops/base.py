@@ -78,6 +78,8 @@ class Op:
             blocks it covers, which is what breaks the cycle a recurrence makes.
         ranks: input name -> the number of dimensions the reference wants (a spec promotes a
             2-D range to it).
+        discrete: inputs whose values are whole numbers by meaning (a class index, a row, a
+            step count): a perturbed recheck keeps them as they are.
 
     and define ``shape`` (output shape from input shapes), ``reference`` (torch) and, for ops
     that place a block, ``formula`` (one output cell) and ``cached`` (numpy values).
@@ -91,6 +93,7 @@ class Op:
     composite = False
     trajectory = False
     ranks = {}
+    discrete = ()
 
     def rank(self, arg, shapes):
         """The number of dimensions torch's reference wants for input ``arg`` (None: any), so a

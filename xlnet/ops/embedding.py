@@ -202,6 +202,7 @@ class Match(Op):
     """``MATCH(value,ids,0)`` (``-1`` with base 0, to count from 0 as torch does); #N/A when absent."""
 
     name = "match"
+    discrete = ('values', 'ids')
     inputs = ("values", "ids")
     attrs = {"base": 1}
 
@@ -228,6 +229,7 @@ class Embedding(Op):
     """``INDEX(weight,row,j)``: the row of an embedding table an id picks (ids from ``base``)."""
 
     name = "embedding"
+    discrete = ('rows',)
     inputs = ("weight", "rows")
     attrs = {"base": 1}
     ranks = {"weight": 2, "rows": 1}
@@ -257,6 +259,7 @@ class OneHotIds(Op):
     """``IF(value=id,1,0)`` across the ids: F.one_hot of the value's position (all 0 when absent)."""
 
     name = "one_hot_ids"
+    discrete = ('values', 'ids')
     inputs = ("values", "ids")
 
     def shape(self, s, at):
@@ -281,6 +284,7 @@ class IndexGrid(Op):
     id MATCH did not find) gives no value."""
 
     name = "index_grid"
+    discrete = ('rows', 'cols')
     inputs = ("table", "rows", "cols")
 
     def shape(self, s, at):
@@ -446,6 +450,7 @@ class CollabTrain(Op):
     and the epoch count read from the cells. Outputs are ``<quantity>_<epoch>``."""
 
     name = "collab_train"
+    discrete = ('user', 'movie', 'epochs')
     inputs = ("ratings", "user", "movie", "user_bias", "movie_bias", "low", "high", "lr", "epochs")
     outputs = None
     composite = trajectory = True

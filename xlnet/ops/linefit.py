@@ -100,6 +100,7 @@ class IndexRows(Op):
     """``INDEX(table,row)`` with a 1-based row; a row outside the table is an error."""
 
     name = "index_rows"
+    discrete = ('rows',)
     inputs = ("table", "rows")
 
     def shape(self, s, at):
@@ -267,6 +268,7 @@ class BiasCorrect(Op):
     """``m/(1-beta^t)``: Adam's correction of an average that started at 0."""
 
     name = "bias_correct"
+    discrete = ('t',)
     inputs = ("m", "beta", "t")
 
     def shape(self, s, at):
@@ -405,6 +407,7 @@ class ExpDecayLr(Op):
     gamma at each epoch's end; checked against ``torch.optim.lr_scheduler.ExponentialLR``."""
 
     name = "exp_decay_lr"
+    discrete = ('t',)
     inputs = ("lr", "gamma", "t")
     attrs = {"steps_per_epoch": Required(int)}
 

@@ -460,6 +460,7 @@ class OptimizerStep(Op):
     step number t (from 1)."""
 
     name = "optimizer_step"
+    discrete = ('t',)
     inputs = ("p", "g")
     optional = HYPER_KEYS + ("m", "v", "s", "t")
     attrs = {"optimizer": Required(str)}

@@ -91,6 +91,7 @@ class NllLoss(_Loss):
     """``F.nll_loss(logp, target)``."""
 
     name = "nll_loss"
+    discrete = ('target',)
     inputs = ("logp", "target")
     ranks = {"logp": 2}
     scores = "logp"
@@ -105,6 +106,7 @@ class CrossEntropy(_Loss):
     shape, class probabilities (one-hot rows)."""
 
     name = "cross_entropy"
+    discrete = ('target',)
     inputs = ("x", "target")
     optional = ("t",)
 
@@ -117,6 +119,7 @@ class CrossEntropyAutograd(_View):
     """d(mean cross-entropy of x / t) / dx, by autograd."""
 
     name = "ce_autograd"
+    discrete = ('target',)
     inputs = ("x", "target")
     optional = ("t",)
 
@@ -133,6 +136,7 @@ class OneHot(Op):
     """``IF(target=k,1,0)``: entry k of a one-hot row built from a class index."""
 
     name = "one_hot"
+    discrete = ('target',)
     inputs = ("target",)
     attrs = {"num_classes": Required(int)}
 
@@ -194,6 +198,7 @@ class CrossEntropyGrad(Op):
     """``(p-y)/(ROWS(target)*T)``: the gradient of the mean cross-entropy of logits / T."""
 
     name = "ce_grad"
+    discrete = ('target',)
     inputs = ("p", "y", "t", "target")
 
     def shape(self, s, at):
@@ -302,6 +307,7 @@ class CrossEntropyRows(Op):
     the network gives the true class; checked as ``F.cross_entropy(log p, label)`` per row."""
 
     name = "cross_entropy_rows"
+    discrete = ('target',)
     inputs = ("p", "target")
     ranks = {"p": 2, "target": 1}
 
@@ -326,6 +332,7 @@ class CrossEntropyBackward(Op):
     autograd of ``F.cross_entropy`` at logits whose softmax is the sheet's p."""
 
     name = "cross_entropy_backward"
+    discrete = ('target',)
     inputs = ("p", "target")
     ranks = {"p": 2, "target": 1}
 

@@ -69,6 +69,7 @@ class TrainCnn(_Training):
     """conv (kernel [O, C, k, k] + bias) -> ReLU -> max-pool -> flatten -> dense -> cross-entropy."""
 
     name = "train_cnn"
+    discrete = ('target',)
     inputs = ("x", "target", "conv_w", "conv_b", "dense_w", "dense_b", "lr")
     attrs = {"steps": Required(int), "pool": Required(int)}
     parameters = ("conv_w", "conv_b", "dense_w", "dense_b")
@@ -87,6 +88,7 @@ class TrainMlp(_Training):
     """dense -> ReLU -> dense -> cross-entropy."""
 
     name = "train_mlp"
+    discrete = ('target',)
     inputs = ("x", "target", "w1", "b1", "w2", "b2", "lr")
     parameters = ("w1", "b1", "w2", "b2")
 

@@ -99,11 +99,13 @@ class Report:
     spec: str = ""
     started: str = ""
     exercises: list = field(default_factory=list)  # exercises.ExerciseResult.to_dict() of each exercise block
+    problems: list = field(default_factory=list)  # what fails the book outside any block (a formula no block checks)
+    perturbed: dict = field(default_factory=dict)  # the recheck with inputs moved: seed, cells, tensors
 
     @property
     def passed(self):
-        """True when every block passes and the end-to-end pass agrees."""
-        return all(b.status in ("pass", "e2e") and b.e2e_pass for b in self.blocks)
+        """True when every block passes, the end-to-end pass agrees, and nothing else failed."""
+        return not self.problems and all(b.status in ("pass", "e2e") and b.e2e_pass for b in self.blocks)
 
     def to_dict(self):
         """The report as plain JSON-able data (infinities as "inf", NaN as null)."""
@@ -133,7 +135,11 @@ class Report:
                  "as saved": "not recalculated here: sentinel ok as last saved"}.get(self.sentinel, "sentinel not read")
         lines = [f"{self.path}  (engine {engine}, device {self.device}, {proof}"
                  + (f", spec {self.spec})" if self.spec else ")")]
+        if self.perturbed:
+            lines.append(f"  rechecked with {self.perturbed['cells']} inputs moved in {len(self.perturbed['tensors'])} "
+                         f"blocks (seed {self.perturbed['seed']})")
         lines += [f"  note: {note}" for note in self.notes]
+        lines += [f"  PROBLEM: {problem}" for problem in self.problems]
         header = f"  {'block':<44} {'op':<20} {'max abs':>9} {'max rel':>9}  {'result':<6} {'e2e':<4}  worst cell"
         lines.append(header)
         for b in self.blocks:

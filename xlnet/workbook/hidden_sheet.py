@@ -110,3 +110,49 @@ def _with_sheet(workbook, name, rid, hidden, src):
     if closing not in workbook:
         raise InputError(f"{src}: its workbook part lists no sheets")
     return workbook.replace(closing, entry + closing, 1)
+
+
+_CELL_ELEMENT = re.compile(rb"<((?:\w+:)?)c\b([^>]*?)(/>|>(.*?)</\1c>)", re.S)
+_R_ATTR = re.compile(rb"""\br\s*=\s*["']([A-Za-z]{1,3}[0-9]{1,7})["']""")
+_T_ATTR = re.compile(rb"""\st\s*=\s*["'][^"']*["']""")
+
+
+def set_values(src, dst, parts):
+    """Write a copy of ``src`` to ``dst`` with some constant cells holding other numbers.
+
+    Args:
+        src: an .xlsx or .xlsm file.
+        dst: where the copy goes (written atomically).
+        parts: {worksheet part: {cell reference (``B3``): number}}; each cell must exist in the
+            sheet and hold no formula (its style and every other cell are kept as written).
+    """
+    src = Path(src)
+    try:
+        with zipfile.ZipFile(src) as z, atomic_path(dst) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as out:
+            for item in z.infolist():
+                data = z.read(item.filename)
+                wanted = parts.get(item.filename)
+                if wanted:
+                    data = _with_values(data, {k.upper().encode(): v for k, v in wanted.items()}, src)
+                out.writestr(item, data)
+    except (zipfile.BadZipFile, KeyError, EOFError) as exc:
+        raise InputError(f"{src}: not a readable .xlsx workbook ({type(exc).__name__})") from None
+
+
+def _with_values(data, wanted, src):
+    left = dict(wanted)
+
+    def one(m):
+        at = _R_ATTR.search(m.group(2))
+        ref = at.group(1).upper() if at else None
+        if ref not in left:
+            return m.group(0)
+        value = left.pop(ref)
+        attrs = _T_ATTR.sub(b"", m.group(2)).rstrip(b"/")
+        prefix = m.group(1)
+        return b"<%sc%s><%sv>%s</%sv></%sc>" % (prefix, attrs, prefix, repr(float(value)).encode(), prefix, prefix)
+
+    data = _CELL_ELEMENT.sub(one, data)
+    if left:
+        raise InputError(f"{src}: cell {next(iter(left)).decode()} is not written in its sheet; expected a constant there")
+    return data

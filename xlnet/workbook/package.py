@@ -18,7 +18,6 @@ collection. A part read as XML is refused when its prolog declares a document ty
 
 from __future__ import annotations
 
-import io
 import posixpath
 import re
 import threading
