@@ -37,8 +37,8 @@ def test_gnumeric_passes(built):
 def test_a_number_where_the_overflow_should_be_fails(copy_of):
     path = copy_of("softmax")
     sheet, cell = tensor_cell(path, "naive_probs", 7)
-    _, logit = tensor_cell(path, "big_logits", 7)
-    edit(path, {(sheet, cell): f"=0.2+0*{logit}"})  # a number, read from an input, where #NUM! belongs
+    _, total = tensor_cell(path, "naive_sums", 1)
+    edit(path, {(sheet, cell): f"=IFERROR(0*{total},0)+0.2"})  # a number, read from an input, where #NUM! belongs
     [report] = check(path, engine="libreoffice")
     failed = [b for b in report.blocks if b.status == "fail"]
     assert [b.tensor for b in failed] == ["naive_probs"] and failed[0].worst_cell == f"{sheet}!{cell}"
