@@ -144,8 +144,8 @@ def typed_values(manifest, tensors, formulas, reference=None, names=None, hand_m
                     continue
                 if exercise and (tensor.errors.get(k) == "blank" or np.isnan(tensor.values.ravel()[k])):
                     continue  # not filled in yet: graded as empty, not as a typed value
-                if reference is not None and (r, c) not in reference.formulas.get(sheet, ()):
-                    continue
+                if reference is not None and not exercise and (r, c) not in reference.formulas.get(sheet, ()):
+                    continue  # a learner's cell must compute wherever the original computes, and in every exercise
                 text = formulas.get(sheet, {}).get((r, c))
                 if text is None:
                     bad.append(k)

@@ -303,6 +303,13 @@ class MaxPool2dBackward(Op):
             test = f"AND({test},{cell}>MAX({','.join(before)}))"
         return formula(f"IF({test},{grad.ref((*lead, wi, wj))},0)")
 
+    def fixed_cells(self, shapes, at):
+        k, (oh, ow) = at["kernel_size"], shapes["grad"][-2:]
+        fixed = np.zeros(shapes["x"], dtype=bool)
+        fixed[..., oh * k:, :] = True  # the rows and columns no window covers hold =0
+        fixed[..., :, ow * k:] = True
+        return fixed
+
     def cached(self, v, at):
         x, grad, k = v["x"], v["grad"], at["kernel_size"]
         oh, ow = grad.shape[-2:]
