@@ -37,6 +37,7 @@ class Case:
         inputs: files that must be unchanged afterwards.
         absent: paths that must not exist afterwards (nothing written outside --out).
         engine: the engine the case needs (None: none).
+        says: text the standard output must contain (case-insensitive), for a check that runs.
     """
 
     name: str
@@ -46,6 +47,7 @@ class Case:
     inputs: list = field(default_factory=list)
     absent: list = field(default_factory=list)
     engine: str = None
+    says: list = field(default_factory=list)
 
 
 # --- zip-level surgery ---------------------------------------------------------------------
@@ -200,13 +202,13 @@ def make(folder, conv, softmax, saved_conv):
     d = Path(folder)
     cases = []
 
-    def case(name, args, words=(), exit=2, inputs=(), absent=(), engine=None):
+    def case(name, args, words=(), exit=2, inputs=(), absent=(), engine=None, says=()):
         cases.append(Case(name, [str(a) for a in args], list(words), exit, [str(p) for p in inputs],
-                          [str(p) for p in absent], engine))
+                          [str(p) for p in absent], engine, list(says)))
 
-    def check(name, path, words=(), engine="cached", exit=2, extra=()):
+    def check(name, path, words=(), engine="cached", exit=2, extra=(), says=()):
         args = ["check", path, "--engine", engine, *extra]
-        case(name, args, words, exit, inputs=[path], engine=None if engine == "cached" else engine)
+        case(name, args, words, exit, inputs=[path], engine=None if engine == "cached" else engine, says=says)
 
     good = d / "good.xlsx"
     shutil.copyfile(saved_conv, good)
@@ -259,9 +261,9 @@ def make(folder, conv, softmax, saved_conv):
     check("12,000 zip entries", many, ["entries"])
 
     # the manifest sheet tampered with
-    def tamper(name, edit, words, exit=2, source=conv, extra=(), file=None, engine="cached"):
+    def tamper(name, edit, words, exit=2, source=conv, extra=(), file=None, engine="cached", says=()):
         path = with_manifest(source, d / (file or f"manifest-{len(cases)}.xlsx"), edit)
-        check(f"manifest: {name}", path, words, exit=exit, extra=extra, engine=engine)
+        check(f"manifest: {name}", path, words, exit=exit, extra=extra, engine=engine, says=says)
 
     tamper("invalid JSON", lambda m: '{"version": 1, "tensors": ', ["not valid JSON"])
     tamper("nested 100,000 deep", lambda m: "[" * 100000 + "]" * 100000, ["nests too deeply"])
@@ -279,9 +281,11 @@ def make(folder, conv, softmax, saved_conv):
     tamper("tolerance as text", lambda m: _set(m, "ops.0.tol", {"rtol": "loose"}), ["manifest.ops[0].tol.rtol"])
     tamper("a 10,000-character unicode tensor name", lambda m: _rename(m, "image", "ü" * 10000),
            ["manifest.tensors"])
-    tamper("an empty op list", lambda m: _set(m, "ops", []), ["names no block"], source=saved_conv)
-    tamper("a chart named ../../ESCAPED (checked)", lambda m: _set(m, "charts.0.name", "x/../../../../ESCAPED"), [],
-           exit=0, source=saved_conv, file="manifest-escape.xlsx")
+    tamper("an empty op list", lambda m: _set(m, "ops", []), ["manifest.ops", "not the one lesson conv builds"],
+           source=saved_conv)
+    tamper("a chart named ../../ESCAPED (refused: not the lesson's manifest)",
+           lambda m: _set(m, "charts.0.name", "x/../../../../ESCAPED"), ["not the one lesson conv builds"],
+           source=saved_conv, file="manifest-escape.xlsx")
     tamper("a chart drawing an unknown tensor", lambda m: _set(m, "charts.0.series.0.tensor", "nothing"),
            ["unknown tensor nothing"])
     tamper("a tile pointing at a missing sheet", lambda m: _set(m, "tensors.image.tiles", ["gone!A1:H8"]),
@@ -309,9 +313,49 @@ def make(folder, conv, softmax, saved_conv):
     check("every formula pasted as its value", pasted, [], engine="libreoffice", exit=1)
     broken = _broken(conv, d / "broken.xlsx")
     tamper("tolerance loosened to 1e300 on a broken block", lambda m: _set_all(m, "tol", {"rtol": 1e300, "atol": 1e300}),
-           [], exit=1, source=broken, engine="libreoffice")
+           ["not the one lesson conv builds", "tol"], source=broken, engine="libreoffice")
+    tamper("tolerance loosened to 1e300 on a broken block of a book recording no lesson (clamped)",
+           lambda m: _set_all(_set(m, "lesson", None), "tol", {"rtol": 1e300, "atol": 1e300}), [], exit=1,
+           source=broken, engine="libreoffice", says=["FAIL"])
     tamper("broken block's op deleted, graded by --reference", lambda m: _drop_op(m, "conv1_out"), [], exit=1,
            source=broken, extra=["--reference", str(conv)], engine="libreoffice")
+    tamper("broken block's op deleted from its own manifest", lambda m: _drop_op(m, "conv1_out"),
+           ["not the one lesson conv builds", "manifest.ops"], source=broken, engine="libreoffice")
+
+    # forged passes: values that do not compute, dressed up as formulas
+    for how, words in (("comment", ["VALUES"]), ("foreign", ["VALUES"]), ("value", ["read none of the block"]),
+                       ("hidden", ["read none of the block"])):
+        path = forge(saved_conv, d / f"forged-{how}.xlsx", how)
+        check(f"forged: every formula {FORGERIES[how]}", path, [], engine="libreoffice", exit=1, says=words)
+        check(f"forged, with the reference: every formula {FORGERIES[how]}", path, [], engine="libreoffice", exit=1,
+              extra=["--reference", conv], says=["MISMATCH"])
+    path = forge(saved_conv, d / "forged-comment-cached.xlsx", "comment")
+    check("forged under --engine cached: every formula a comment", path, [], exit=1, says=["VALUES"])
+    path = with_manifest_sheet(saved_conv, d / "sentinel-commented.xlsx", [(2, 2, 42)])
+    rewrite(path, d / "sentinel-commented-f.xlsx", lambda n, b: b.replace(b'<c r="B2"><v>42</v></c>',
+            b'<c r="B2"><!--<f>6*7</f>--><v>42</v></c>') if n == manifest_part(path) else b)
+    check("forged sentinel: a typed 42 beside a commented <f>6*7</f>", d / "sentinel-commented-f.xlsx",
+          ["sentinel", "typed value"])
+    pasted_self = d / "pasted-own-reference.xlsx"
+    shutil.copyfile(pasted, pasted_self)
+    check("forged: a pasted book given as its own --reference", pasted_self, [], engine="libreoffice", exit=1,
+          extra=["--reference", pasted_self, "--perturb-seed", "7"], says=["right on the inputs as saved, wrong once"])
+
+    # forged exercises, graded by the handed-out book (as the README says) and without it
+    handout = d / "handout"
+    [exercise] = xlnet.build(["conv"], out=handout, exercise="all")
+    answers = {name: t for name, t in xlnet.load(conv).tensors.items()}
+    for how, says in (("pasted", ["0 of 3 done"]), ("constant", ["0 of 3 done"]), ("hidden", ["0 of 3 done"]),
+                      ("far", ["0 of 3 done"]), ("zeroed", ["0 of 3 done"]), ("zeroed-read", ["0 of 3 done"])):
+        path = forge_exercises(exercise, answers, d / f"exercise-{how}.xlsx", how)
+        check(f"forged exercises ({how}), graded by the handed-out book", path, [], engine="libreoffice", exit=1,
+              extra=["--reference", exercise], says=says)
+        if how in ("pasted", "constant"):
+            check(f"forged exercises ({how}), checked by their own manifest", path, [], engine="libreoffice", exit=1,
+                  says=says)
+    relabelled = with_manifest(exercise, d / "exercise-relabelled.xlsx", _relabel_exercises)
+    check("forged exercises: the exercise blocks relabelled as inputs in the hidden sheet", relabelled,
+          ["not the one lesson conv builds"], engine="libreoffice")
 
     # cells of the workbook
     def cells(name, changes, words, engine="cached"):
@@ -388,6 +432,108 @@ def make(folder, conv, softmax, saved_conv):
     case("check: a spec that is not TOML", ["check", plain, "--spec", d / "bad.xlnet.toml"], ["bad.xlnet.toml"],
          inputs=[plain, d / "bad.xlnet.toml"])
     return cases
+
+
+FORGERIES = {"comment": "pasted as its value beside an XML comment spelling <f>...</f>",
+             "foreign": "pasted as its value under an <f> of a foreign namespace",
+             "value": "written as =<its value>",
+             "hidden": "reading a hidden sheet of constants"}
+_FORMULA_CELL = re.compile(r'<c r="([A-Z]+)([0-9]+)"([^>]*)><f( [^>]*)?>(.*?)</f><v>([^<]*)</v></c>', re.S)
+
+
+def forge(src, dst, how):
+    """A copy of a recalculated book whose every formula cell (but the sentinel) is forged ``how``
+    (see FORGERIES), its cached value kept."""
+    from xlnet.workbook import hidden_sheet, package
+
+    with package.open_package(src) as opened:
+        parts = {part: name for name, part in opened.sheet_parts.items() if name != "_xlnet"}
+    order = {part: k for k, part in enumerate(sorted(parts))}
+    answers = {}
+
+    def cell(part, m):
+        letters, row, attrs, text, value = m.group(1), m.group(2), m.group(3), m.group(5), m.group(6)
+        if 't="' in attrs and 't="n"' not in attrs:
+            return m.group(0)
+        if how == "comment":
+            return f'<c r="{letters}{row}"{attrs}><!--<f>{text}</f>--><v>{value}</v></c>'
+        if how == "foreign":
+            return f'<c r="{letters}{row}"{attrs}><x:f xmlns:x="urn:forged">{text}</x:f><v>{value}</v></c>'
+        if how == "value":
+            return f'<c r="{letters}{row}"{attrs}><f>{value}</f><v>{value}</v></c>'
+        col = sum((ord(ch) - 64) * 26 ** k for k, ch in enumerate(reversed(letters)))
+        at = (int(row) - 1, col - 1 + 200 * order[part])
+        answers[at] = float(value)
+        from openpyxl.utils.cell import get_column_letter
+        return f'<c r="{letters}{row}"{attrs}><f>answers!{get_column_letter(at[1] + 1)}{at[0] + 1}</f><v>{value}</v></c>'
+
+    def change(name, data):
+        if name not in parts:
+            return data
+        return _FORMULA_CELL.sub(lambda m: cell(name, m), data.decode()).encode()
+
+    if how != "hidden":
+        return rewrite(src, dst, change)
+    middle = Path(str(dst) + ".tmp.xlsx")
+    rewrite(src, middle, change)
+    hidden_sheet.add_sheet(middle, dst, "answers", answers)
+    middle.unlink()
+    return dst
+
+
+def forge_exercises(src, answers, dst, how):
+    """A copy of an exercise book whose exercise cells hold torch's answers without computing
+    them: ``pasted`` values, ``constant`` formulas (=6.7639), ``hidden`` (=torch!C17 on a hidden
+    sheet of answers), ``far`` (=AZ40, the answers typed far away), ``zeroed`` (the image set to
+    0 and every cell =0), ``zeroed-read`` (the same, each cell =0*its first input cell)."""
+    import openpyxl
+    import xlnet
+
+    manifest = xlnet.load(src).manifest
+    tensors = xlnet.load(src).tensors
+    book = openpyxl.load_workbook(src)
+    if how == "hidden":
+        torch_sheet = book.create_sheet("torch")
+        torch_sheet.sheet_state = "hidden"
+    image = tensors["image"]
+    if how.startswith("zeroed"):
+        for sheet, r, c in image.coords:
+            book[sheet].cell(r, c, 0.0)
+    k_far = 0
+    for name, info in manifest["tensors"].items():
+        if "exercise" not in info:
+            continue
+        values = answers[name].values.ravel()
+        for k, (sheet, r, c) in enumerate(tensors[name].coords):
+            value = float(values[k])
+            target = book[sheet].cell(r, c)
+            if how == "pasted":
+                target.value = value
+            elif how == "constant":
+                target.value = f"={value!r}"
+            elif how == "hidden":
+                torch_sheet.cell(r, c, value)
+                target.value = f"=torch!{target.coordinate}"
+            elif how == "far":
+                k_far += 1
+                far = book[sheet].cell(200 + k_far, 52, value)
+                target.value = f"={far.coordinate}"
+            elif how == "zeroed":
+                target.value = "=0"
+            else:
+                first = image.cells[0].split("!")[1]
+                target.value = f"=0*{first}"
+    book.save(dst)
+    return dst
+
+
+def _relabel_exercises(m):
+    names = [n for n, info in m["tensors"].items() if "exercise" in info]
+    for name in names:
+        m["tensors"][name]["role"] = "input"
+        del m["tensors"][name]["exercise"]
+    m["ops"] = [e for e in m["ops"] if not set(e["outputs"].values()) & set(names)]
+    return m
 
 
 def _broken(src, dst):

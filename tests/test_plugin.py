@@ -2,12 +2,14 @@
 plugin found through its ``pytest11`` entry point."""
 
 import subprocess
+import tempfile
 import sys
 import xml.etree.ElementTree as ET
 
 import pytest
 
 import handmade
+import xlnet.engines
 import hostile
 from conftest import needs_libreoffice
 
@@ -47,13 +49,38 @@ def test_workbooks_become_one_test_per_block_with_junit_xml(tmp_path):
     result = run_pytest(tmp_path, "--xlnet", "good", "bad", "--junitxml", str(tmp_path / "junit.xml"))
     out = result.stdout
     assert result.returncode == 1, out + result.stderr
-    assert "2 failed, 5 passed" in out, out  # per-row and mean cross-entropy
+    assert "2 failed, 7 passed" in out, out  # per-row and mean cross-entropy; a "workbook" item per book
     assert "xent!A2" in out and "torch" in out  # the worst cell, its value and torch's
     cases = ET.parse(tmp_path / "junit.xml").getroot().iter("testcase")
     names = {(c.get("classname"), c.get("name")): c.find("failure") is not None for c in cases}
     assert names[("good.conv.xlsx", "conv + ReLU")] is False
     assert names[("bad.xent.xlsx", "cross-entropy per row")] is True
     assert not any("no_spec" in c for c, _ in names)
+
+
+@needs_libreoffice
+def test_the_plugin_holds_exactly_the_verdicts_of_the_command_line(built, tmp_path):
+    import json
+    import shutil
+
+    books = tmp_path / "books"
+    books.mkdir()
+    with tempfile.TemporaryDirectory() as work:
+        saved = books / "good.xlsx"
+        shutil.copyfile(xlnet.engines.recalc([built["conv"]], "libreoffice", work)[0], saved)
+    hostile.forge(saved, books / "comment.xlsx", "comment")  # pasted values beside <!--<f>...</f>-->
+    hostile.forge(saved, books / "constants.xlsx", "value")  # =<its value>
+    hostile.with_manifest(saved, books / "no-ops.xlsx", lambda m: dict(m, ops=[]))  # nothing to check
+    result = run_pytest(tmp_path, "--xlnet", "books", "-rf")
+    failing = {line.split("::")[0].split("/")[-1] for line in result.stdout.splitlines() if line.startswith("FAILED")}
+    verdicts = {}
+    for book in sorted(books.iterdir()):
+        cli = subprocess.run([sys.executable, "-m", "xlnet", "check", str(book), "--json"], capture_output=True,
+                             text=True, cwd=tmp_path)
+        verdicts[book.name] = cli.returncode
+    assert verdicts == {"comment.xlsx": 1, "constants.xlsx": 1, "good.xlsx": 0, "no-ops.xlsx": 2}, verdicts
+    assert failing == {name for name, code in verdicts.items() if code}, result.stdout
+    assert "no-ops.xlsx::workbook" in result.stdout and "does not compute" in result.stdout, result.stdout
 
 
 @needs_libreoffice

@@ -3,8 +3,11 @@
 A workbook is collected when it carries an xlnet manifest (built by ``xlnet build`` or
 ``xlnet annotate``) or has a spec beside it (``book.xlsx`` + ``book.xlnet.toml``). Every
 collected workbook is recalculated in one engine run for the whole session; each block is a
-test item that fails with its worst cell, the value there and torch's. ``--junitxml`` then
-reports them like any other test.
+test item that fails with its worst cell, the value there and torch's, or because its cells do
+not compute (typed values, formulas reading none of its inputs); one more item per workbook,
+``workbook``, fails when the check cannot run or finds what fails the book outside its blocks.
+The items pass exactly when ``xlnet check`` exits 0. ``--junitxml`` then reports them like any
+other test.
 
 The ``xlnet_open`` fixture opens workbooks as tensors for a test (``xlnet.open``), caching for
 the session.
@@ -150,6 +153,9 @@ class WorkbookFile(pytest.File):
         except XlnetError as exc:
             yield BlockItem.from_parent(self, name="workbook", index=None, error=" ".join(str(exc).split()))
             return
+        # the book as a whole: what fails it outside any block, and a check that cannot run (a
+        # manifest naming no block yields this failing item, never silence)
+        yield BlockItem.from_parent(self, name="workbook", index=None, error=None)
         seen = {}
         for k, title in enumerate(titles):
             seen[title] = seen.get(title, 0) + 1
@@ -177,12 +183,20 @@ class BlockItem(pytest.Item):
         if self.error:
             raise WorkbookError(self.error)
         report = self.config._xlnet_session.report(Path(self.path))
+        if self.index is None:
+            if report.problems:
+                raise BlockMismatch("; ".join(report.problems))
+            return
         block = report.blocks[self.index]
         if block.status == "fail":
             raise BlockMismatch(f"{block.title} ({block.op}): worst cell {block.worst_cell} {block.message} "
                                 f"(max abs {block.max_abs:.3g}, engine {report.engine})")
+        if block.status == "values":
+            raise BlockMismatch(f"{block.title} ({block.op}): does not compute: {block.message}")
         if block.status == "skip":
             raise BlockMismatch(f"{block.title} ({block.op}): not checked: {block.message}")
+        if block.status not in ("pass", "e2e"):
+            raise BlockMismatch(f"{block.title} ({block.op}): status {block.status}")
         if not block.e2e_pass:
             raise BlockMismatch(f"{block.title} ({block.op}): differs from torch run end to end from the sheet's "
                                 f"inputs (max abs {block.e2e_max_abs:.3g}, engine {report.engine})")

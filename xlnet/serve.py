@@ -20,6 +20,8 @@ import dataclasses
 import json
 import os
 import socket
+import stat
+import struct
 import sys
 import tempfile
 import threading
@@ -37,12 +39,40 @@ def default_socket():
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     if runtime and os.path.isdir(runtime):
         return Path(runtime) / "xlnet-serve.sock"
-    return Path(tempfile.gettempdir()) / f"xlnet-{os.getuid()}" / "serve.sock"
+    return _shared_default()
+
+
+def _peer_uid(conn):
+    """The user id of the process at the other end of a Unix socket (None where the system
+    does not say)."""
+    if not hasattr(socket, "SO_PEERCRED"):
+        return None
+    data = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return struct.unpack("3i", data)[1]
+
+
+def _refuse_foreign(path, what):
+    """Raise EngineError unless ``path`` (a socket or its folder) is this user's and closed to others."""
+    info = os.lstat(path)
+    if stat.S_ISLNK(info.st_mode):
+        raise EngineError(f"{path}: {what} is a symbolic link; refused (set XLNET_SOCKET to a path of your own)")
+    if info.st_uid != os.getuid():
+        raise EngineError(f"{path}: {what} belongs to another user (uid {info.st_uid}); refused: set XLNET_SOCKET "
+                          "to a path of your own")
+    if info.st_mode & 0o077:
+        raise EngineError(f"{path}: {what} is open to other users (mode {stat.S_IMODE(info.st_mode):o}); refused: "
+                          f"chmod go-rwx {path}, or set XLNET_SOCKET to a path of your own")
 
 
 def _connect(path, timeout):
-    if not hasattr(socket, "AF_UNIX") or not Path(path).exists():
+    path = Path(path)
+    if not hasattr(socket, "AF_UNIX") or not os.path.lexists(path):
         return None
+    if path == _shared_default():  # in the shared temporary folder: its folder must be ours alone
+        _refuse_foreign(path.parent, "the server's folder")
+    if not stat.S_ISSOCK(os.lstat(path).st_mode):
+        raise EngineError(f"{path}: not a socket; xlnet serve listens on a socket (set XLNET_SOCKET to another path)")
+    _refuse_foreign(path, "the server's socket")
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     conn.settimeout(timeout)
     try:
@@ -50,7 +80,16 @@ def _connect(path, timeout):
     except OSError:  # nobody listening (a socket left by a server that was killed)
         conn.close()
         return None
+    uid = _peer_uid(conn)
+    if uid is not None and uid != os.getuid():
+        conn.close()
+        raise EngineError(f"{path}: the server answering there runs as another user (uid {uid}); refused: "
+                          "nothing was sent to it")
     return conn
+
+
+def _shared_default():
+    return Path(tempfile.gettempdir()) / f"xlnet-{os.getuid()}" / "serve.sock"
 
 
 def _exchange(conn, request, timeout):
@@ -110,6 +149,42 @@ class _Remote(XlnetError):
         self.exit_code = code
 
 
+_FIELDS = {"cwd": (str,), "files": (list,), "engine": (str,), "device": (str,), "timeout": (int, float),
+           "spec": (str, type(None)), "reference": (str, type(None)), "limits": (dict, type(None)),
+           "perturb": (bool, type(None)), "seed": (int, type(None))}
+
+
+def _malformed(request):
+    """What is wrong with a check request ('' when nothing is)."""
+    for key, kinds in _FIELDS.items():
+        if key not in request and type(None) not in kinds:
+            return f"no {key!r}"
+        if key in request and (not isinstance(request[key], kinds) or isinstance(request[key], bool) and bool not in kinds):
+            return f"{key!r} should be {' or '.join(k.__name__ for k in kinds)}, not {type(request[key]).__name__}"
+    if not all(isinstance(f, str) for f in request["files"]):
+        return "'files' should be a list of paths"
+    if not os.path.isdir(request["cwd"]):
+        return f"the working folder {request['cwd'][:200]} does not exist"
+    if request.get("limits") and set(request["limits"]) - {"unzipped_mb", "ratio", "cells"}:
+        return "'limits' has unknown fields"
+    return ""
+
+
+def _hold_lock(path):
+    """An open file holding an exclusive lock on ``path`` for as long as it stays open (None when
+    another process holds it): one server per socket, however close together two start."""
+    import fcntl
+
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    handle = os.fdopen(fd, "r+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        return None
+    return handle
+
+
 class Server:
     """The warm engine and torch behind a Unix socket; ``serve_forever`` until interrupted."""
 
@@ -118,27 +193,38 @@ class Server:
         self.lock = threading.Lock()
         self.warm = None
         self._listener = None
+        self._lock = None
 
     def start(self):
         """Start LibreOffice, import torch, and listen; returns the line saying where."""
         from .engines import warm
+        from .errors import InputError
 
-        if ping(self.path) is not None:
-            raise EngineError(f"xlnet serve is already running on {self.path}")
         folder = self.path.parent
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if folder.stat().st_uid != os.getuid():
+        if folder == _shared_default().parent or not folder.exists():
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _refuse_foreign(folder, "the server's folder")
+        elif folder.stat().st_uid != os.getuid():
             raise EngineError(f"{folder}: belongs to another user; set XLNET_SOCKET to a path of your own")
+        if os.path.lexists(self.path) and not stat.S_ISSOCK(os.lstat(self.path).st_mode):
+            raise InputError(f"{self.path}: exists and is not a socket; xlnet serve does not replace a file "
+                             "(give --socket a path that does not exist)")
+        self._lock = _hold_lock(self.path.with_name(self.path.name + ".lock"))
+        if self._lock is None or ping(self.path) is not None:
+            raise EngineError(f"xlnet serve is already running on {self.path}")
         with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()  # left by a server that was killed
+            self.path.unlink()  # a socket left by a server that was killed (no server holds its lock)
         self.warm = warm.WarmLibreOffice()
         import torch  # noqa: F401  (warm: the first check does not pay for it)
-        from . import api, ops
+        from . import api, ops  # noqa: F401
         from .checking import bridge  # noqa: F401
 
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._listener.bind(str(self.path))
-        os.chmod(self.path, 0o600)
+        old = os.umask(0o177)  # the socket is born 0600: no moment when another user may connect
+        try:
+            self._listener.bind(str(self.path))
+        finally:
+            os.umask(old)
         self._listener.listen(16)
         return (f"xlnet serve: listening on {self.path} ({self.warm.version}, warm; torch ready); "
                 "xlnet check and xlnet watch use it; Ctrl-C stops it")
@@ -147,6 +233,10 @@ class Server:
         """Answer requests until interrupted (each on its own thread, checks one at a time)."""
         while True:
             conn, _ = self._listener.accept()
+            uid = _peer_uid(conn)
+            if uid is not None and uid != os.getuid():
+                conn.close()  # another user's client: not answered
+                continue
             threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
 
     def close(self):
@@ -158,6 +248,10 @@ class Server:
                 self.path.unlink()
         if self.warm is not None:
             self.warm.close()
+        if self._lock is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self._lock.name)
+            self._lock.close()
 
     def _answer(self, conn):
         with conn:
@@ -180,6 +274,9 @@ class Server:
                     "recalculated": self.warm.recalculated}
         if request.get("op") != "check":
             return {"error": f"unknown request {str(request.get('op'))[:40]!r}", "exit": 2}
+        wrong = _malformed(request)
+        if wrong:
+            return {"error": f"xlnet serve: a malformed request: {wrong}", "exit": 2}
         from . import api, limits as limits_mod
 
         with self.lock:
@@ -196,7 +293,7 @@ class Server:
             except XlnetError as exc:
                 return {"error": exc.command_line(), "exit": exc.exit_code}  # the client is the command line
             except OSError as exc:
-                where = exc.filename if exc.filename is not None else "a file"
+                where = exc.filename if exc.filename is not None else ", ".join(request["files"])[:200]
                 return {"error": f"{where}: {exc.strerror or type(exc).__name__}", "exit": 2}
             except MemoryError:
                 return {"error": "out of memory: the workbook asks for more than this machine has", "exit": 2}

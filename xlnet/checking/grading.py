@@ -40,6 +40,10 @@ _WORKER = {}
 def _start_worker(engine, use_warm):
     import threading
 
+    from ..engines import process
+
+    process.die_with_parent()  # a worker never outlives the xlnet that started it (kill -9 included)
+
     def import_torch():  # while LibreOffice starts
         import torch
         torch.set_num_threads(1)  # N workers on N cores: one thread each

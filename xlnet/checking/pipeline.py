@@ -148,11 +148,11 @@ def _perturbs(prep, trusted, asked):
     return trusted is not None or any("exercise" in info for info in prep.manifest["tensors"].values())
 
 
-def _moved_copies(prepared, proofs, workdir, chosen_engine, trusted, options):
-    """For each file, (perturb.Moves, the copy with its inputs moved) or None; says in the
-    file's notes why a recheck asked for did not run."""
+def _plans(prepared, proofs, chosen_engine, trusted, options):
+    """For each file, the perturb.Moves of its recheck, or None; says in the file's notes why a
+    recheck did not run."""
     found = []
-    for k, (prep, proof) in enumerate(zip(prepared, proofs)):
+    for prep, proof in zip(prepared, proofs):
         if not _perturbs(prep, trusted, options["perturb"]):
             found.append(None)
             continue
@@ -164,14 +164,18 @@ def _moved_copies(prepared, proofs, workdir, chosen_engine, trusted, options):
         moves = perturb_mod.plan(proof.saved, proof.formulas, seed)
         if not moves.cells:
             proof.notes.append("not rechecked with its inputs moved: it has no number that can be moved")
-            found.append(None)
-            continue
-        folder = Path(workdir) / f"moved-{k}"
-        folder.mkdir()
-        copy = folder / f"moved{prep.copy.suffix.lower()}"
-        hidden_sheet.set_values(prep.copy, copy, moves.by_part(prep.package))
-        found.append((moves, copy))
+            moves = None
+        found.append(moves)
     return found
+
+
+def _moved_copy(prep, moves, workdir, k):
+    """A copy of the prepared file with the moved inputs written in its cells."""
+    folder = Path(workdir) / f"moved-{k}"
+    folder.mkdir()
+    copy = folder / f"moved{prep.copy.suffix.lower()}"
+    hidden_sheet.set_values(prep.copy, copy, moves.by_part(prep.package))
+    return copy
 
 
 def _check_with(name, paths, workdir, device, timeout, spec, trusted, warm, started, limits, options):
@@ -186,7 +190,7 @@ def _check_with(name, paths, workdir, device, timeout, spec, trusted, warm, star
             prepared.append(prepare(p, workdir, name, spec, timeout, trusted=trusted.manifest if trusted else None,
                                     limits=limits))
         proofs = [trust_file(prep, trusted, options["rebuild"]) for prep in prepared]
-        moved = _moved_copies(prepared, proofs, workdir, chosen_engine, trusted, options)
+        moved = _plans(prepared, proofs, chosen_engine, trusted, options)
         # torch takes seconds to import: it does so on the other core while the engine recalculates
         threading.Thread(target=_import_torch, daemon=True).start()
         ahead = _Ahead(proofs, device, enabled=chosen_engine.recalculates)
@@ -198,12 +202,12 @@ def _check_with(name, paths, workdir, device, timeout, spec, trusted, warm, star
                 # conversion and hands over each book as soon as it is recalculated
                 own = hot = chosen_engine.start_warm(start_timeout=min(timeout, START_TIMEOUT))
             if hot is None:
-                extra = [m[1] for m in moved if m is not None]
+                extra = [_moved_copy(p, m, workdir, k) for k, (p, m) in enumerate(zip(prepared, moved)) if m is not None]
                 copies = engines.recalc([p.copy for p in prepared] + extra, name, workdir, timeout,
                                         sources=[p.source for p in prepared] + [p.source for p, m in zip(prepared, moved)
                                                                                 if m is not None])
                 rest = iter(copies[len(prepared):])
-                rechecks = [None if m is None else (m[0], next(rest)) for m in moved]
+                rechecks = [None if m is None else (m, next(rest)) for m in moved]
                 chosen = pick_device(device)  # a GPU asked for and absent: said before any file
                 found = [_check_one(prep, proof, copy, name, chosen, trusted, ahead.take(k), rechecks[k])
                          for k, (prep, proof, copy) in enumerate(zip(prepared, proofs, copies))]
@@ -241,10 +245,13 @@ def _pipelined(prepared, proofs, engine, hot, workdir, timeout, device, trusted,
         for k, prep in enumerate(prepared):
             folder = Path(workdir) / f"book-{k}"
             folder.mkdir()
-            copies = [prep.copy] + ([moved[k][1]] if moved[k] is not None else [])
-            done = engines.recalc(copies, engine, folder, timeout, sources=[prep.source] * len(copies), warm=hot)
-            recheck = (moved[k][0], done[1]) if moved[k] is not None else None
-            futures.append(pool.submit(check, k, done[0], recheck))
+            if moved[k] is None:
+                copy, recheck = engines.recalc([prep.copy], engine, folder, timeout, sources=[prep.source], warm=hot)[0], None
+            else:  # one load: recalculated, then the inputs moved in the loaded document and recalculated again
+                cells = [(sheet, r, c, v) for (sheet, r, c), v in moved[k].cells.items()]
+                copy, again = engines.recalc_moved(prep.copy, cells, folder, hot, timeout, source=prep.source)
+                recheck = (moved[k], again)
+            futures.append(pool.submit(check, k, copy, recheck))
         return [f.result() for f in futures]
     finally:
         pool.shutdown(wait=False, cancel_futures=True)

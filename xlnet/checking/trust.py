@@ -142,11 +142,11 @@ def typed_values(manifest, tensors, formulas, reference=None, names=None, hand_m
             for k, (sheet, r, c) in enumerate(tensor.coords):
                 if skip is not None and skip[k]:
                     continue
-                if exercise and (tensor.errors.get(k) == "blank" or np.isnan(tensor.values.ravel()[k])):
+                text = formulas.get(sheet, {}).get((r, c))
+                if exercise and text is None and (tensor.errors.get(k) == "blank" or np.isnan(tensor.values.ravel()[k])):
                     continue  # not filled in yet: graded as empty, not as a typed value
                 if reference is not None and not exercise and (r, c) not in reference.formulas.get(sheet, ()):
                     continue  # a learner's cell must compute wherever the original computes, and in every exercise
-                text = formulas.get(sheet, {}).get((r, c))
                 if text is None:
                     bad.append(k)
                 elif wanted and text and not (hand_made and precedents.dynamic(text)) \

@@ -123,6 +123,36 @@ def recalc(paths, engine, workdir, timeout=DEFAULT_TIMEOUT, sources=None, warm=N
     return results
 
 
+def recalc_moved(path, cells, workdir, warm, timeout=DEFAULT_TIMEOUT, source=None):
+    """Recalculate a workbook with a warm LibreOffice, then again in the same loaded document
+    with some constant cells set to other numbers.
+
+    Args:
+        path: the workbook.
+        cells: [(sheet, row, col from 1, number)].
+        workdir: an existing directory for the copies.
+        warm: the warm.WarmLibreOffice.
+        timeout: seconds before it is stopped.
+        source: the user's file ``path`` stands for, named in messages.
+
+    Returns:
+        (the recalculated copy, the copy recalculated with the cells moved).
+    """
+    path, workdir = Path(path), Path(workdir)
+    check_timeout(timeout)
+    (workdir / "in").mkdir()
+    copy = workdir / "in" / f"book{path.suffix.lower()}"
+    shutil.copyfile(path, copy)
+    try:
+        results = warm.recalc_moved(copy, workdir, cells, timeout)
+    except EngineError as exc:
+        raise EngineError(f"{source or path}: {exc}") from None
+    for result in results:
+        if not result.is_file() or result.stat().st_size == 0:
+            raise EngineError(f"{source or path}: LibreOffice wrote no recalculated copy")
+    return results
+
+
 def convert_to_xlsx(path, workdir, engine, timeout=DEFAULT_TIMEOUT):
     """Convert a legacy .xls workbook to .xlsx with LibreOffice or Gnumeric.
 

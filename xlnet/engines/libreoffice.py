@@ -6,9 +6,13 @@ macro: by default LibreOffice keeps the cached values of an xlsx that claims to 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import socket
+import stat
 import tempfile
+import time
 from pathlib import Path
 
 from ..errors import EngineError, option
@@ -44,9 +48,53 @@ def convert(copies, out, timeout):
            "--nolockcheck", "--nodefault", "--convert-to", "xlsx:Calc MS Excel 2007 XML",
            "--outdir", str(out), *map(str, copies)]
     env = dict(os.environ, SAL_USE_VCLPLUGIN="svp")
+    started = time.time()
     # One process converts the whole batch: start-up is the expensive part.
-    run(cmd, timeout, "LibreOffice", env=env, tmpdir=profile)
+    try:
+        run(cmd, timeout, "LibreOffice", env=env, tmpdir=profile)
+    finally:
+        remove_stale_pipes(started)
     return [out / (c.stem + ".xlsx") for c in copies]
+
+
+_PIPE_FOLDERS = ("/tmp", "/var/tmp")  # where LibreOffice's IPC sockets go, whatever TMPDIR says
+
+
+def remove_stale_pipes(since, name=None):
+    """Remove the IPC sockets LibreOffice leaves in the shared temporary folder
+    (``OSL_PIPE_<uid>_...``) once it has stopped: those of this user made since ``since`` (a
+    time.time()) that nobody listens on any more, and the one called ``name``."""
+    prefix = f"OSL_PIPE_{os.getuid()}_"
+    for folder in _PIPE_FOLDERS:
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            if not entry.name.startswith(prefix):
+                continue
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            ours = name is not None and entry.name == prefix + name
+            if not stat.S_ISSOCK(info.st_mode) or info.st_uid != os.getuid():
+                continue
+            if (ours or info.st_mtime >= since - 1) and not _listening(entry.path):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+
+
+def _listening(path):
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.settimeout(1)
+        probe.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.close()
 
 
 class LibreOffice(Engine):

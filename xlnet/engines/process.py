@@ -1,6 +1,11 @@
 """Engines' child processes: each in its own process group, killed whole on a timeout or on any
 way out, and never left running with nobody holding its pid (a signal that arrives while a child
 is starting waits until the pid is known).
+
+Even a ``kill -9`` of xlnet leaves nothing running: each group has a watchdog, a small process
+of its own session reading a pipe only xlnet holds open. When xlnet dies, however it dies, the
+kernel closes the pipe, and the watchdog kills the group. A worker process xlnet starts (for
+``--jobs``) asks the kernel to kill it when its parent dies (``die_with_parent``).
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 
@@ -23,11 +29,12 @@ def run(cmd, timeout, what, env=None, tmpdir=None):
     env = dict(env if env is not None else os.environ)
     if tmpdir is not None:
         env.update(TMPDIR=str(tmpdir), TMP=str(tmpdir), TEMP=str(tmpdir))
-    proc = None
+    proc = guard = None
     try:
         with starting_a_child():
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                     stdin=subprocess.DEVNULL, start_new_session=True, env=env)
+            guard = Watchdog(proc)
         stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         kill_group(proc)
@@ -40,6 +47,8 @@ def run(cmd, timeout, what, env=None, tmpdir=None):
             if proc.returncode is None:
                 with contextlib.suppress(Exception):
                     proc.wait(timeout=5)
+        if guard is not None:
+            guard.stop()
     if proc.returncode != 0:
         text = (stderr or stdout).decode(errors="replace").strip().splitlines()
         tail = next((line for line in reversed(text) if line.strip()), "")
@@ -116,3 +125,54 @@ def _group_alive(pgid):
         if int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
             return True
     return False
+
+
+_WATCHDOG = ("import os, signal, sys\n"
+             "for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):\n"
+             "    signal.signal(s, signal.SIG_IGN)\n"
+             "sys.stdin.buffer.read()\n"  # returns when the pipe closes: the one who held it is gone
+             "try:\n"
+             "    os.killpg(int(sys.argv[1]), signal.SIGKILL)\n"
+             "except OSError:\n"
+             "    pass\n")
+
+
+class Watchdog:
+    """Kills a child's process group if this process dies before it stops the watchdog.
+
+    Args:
+        proc: a subprocess.Popen started with ``start_new_session=True``.
+    """
+
+    def __init__(self, proc):
+        read, self._write = os.pipe()  # both ends not inherited by any other child
+        try:
+            self._proc = subprocess.Popen([sys.executable, "-S", "-I", "-c", _WATCHDOG, str(proc.pid)], stdin=read,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                          start_new_session=True, close_fds=True)
+        except BaseException:
+            os.close(self._write)
+            raise
+        finally:
+            os.close(read)
+
+    def stop(self):
+        """The group is dealt with: stop the watchdog first (it must never kill a reused group id)."""
+        with contextlib.suppress(OSError):
+            self._proc.kill()
+        with contextlib.suppress(Exception):
+            self._proc.wait(timeout=5)
+        with contextlib.suppress(OSError):
+            os.close(self._write)
+
+
+def die_with_parent():
+    """Ask the kernel to kill this process when its parent dies (Linux); exit now if it already has."""
+    parent = os.getppid()
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent or parent == 1:
+        os._exit(1)

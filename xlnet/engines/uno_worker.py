@@ -7,7 +7,9 @@ It starts ``soffice`` headless with the given profile (the one that forces recal
 load and disables macros) listening on a named pipe, connects to it, prints one JSON line
 ``{"ready": "<LibreOffice version>"}``, then answers one JSON line per request read on stdin:
 ``{"in": PATH, "out": PATH}`` -> the workbook loaded (and so recalculated) and stored as .xlsx,
-``{"ok": true}`` or ``{"error": "..."}``. It ends when stdin closes; its caller stops the whole
+``{"ok": true}`` or ``{"error": "..."}``; with ``"moved": {"out": PATH, "cells": [[SHEET, ROW,
+COL, NUMBER], ...]}`` the loaded document then gets those numbers, is recalculated again and
+stored there too (no second load). It ends when stdin closes; its caller stops the whole
 process group (this script and soffice) on any way out.
 
 Only the standard library and ``uno``: this file runs under another interpreter than xlnet's.
@@ -44,13 +46,34 @@ def _version(ctx):
 
 def main():
     soffice, profile_url, pipe_name, start_timeout = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
-    import uno
-
-    url = f"uno:pipe,name={pipe_name};urp;StarOffice.ComponentContext"
     office = subprocess.Popen(
         [soffice, f"-env:UserInstallation={profile_url}", "--headless", "--invisible", "--norestore",
          "--nolockcheck", "--nodefault", "--nologo", f"--accept=pipe,name={pipe_name};urp;StarOffice.ComponentContext"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+    try:
+        return _serve(office, pipe_name, start_timeout)
+    finally:
+        office.kill()  # LibreOffice never outlives this worker
+        try:
+            office.wait(timeout=5)
+        except Exception:
+            pass
+
+
+def _die_with_parent():
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+def _serve(office, pipe_name, start_timeout):
+    import uno
+
+    url = f"uno:pipe,name={pipe_name};urp;StarOffice.ComponentContext"
     local = uno.getComponentContext()
     resolver = local.ServiceManager.createInstanceWithContext("com.sun.star.bridge.UnoUrlResolver", local)
     deadline = time.monotonic() + start_timeout
@@ -85,6 +108,13 @@ def main():
                 _say({"error": "LibreOffice could not open it as a spreadsheet"})
                 continue
             document.storeToURL(uno.systemPathToFileUrl(request["out"]), store)
+            moved = request.get("moved")
+            if moved:  # the same document again, some constant cells set to other numbers
+                sheets = document.getSheets()
+                for sheet, row, col, value in moved["cells"]:
+                    sheets.getByName(sheet).getCellByPosition(col - 1, row - 1).setValue(value)
+                document.calculateAll()
+                document.storeToURL(uno.systemPathToFileUrl(moved["out"]), store)
             _say({"ok": True})
         except Exception as exc:
             message = getattr(exc, "Message", "") or str(exc)

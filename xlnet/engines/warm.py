@@ -91,11 +91,13 @@ class WarmLibreOffice:
         env = dict(os.environ, SAL_USE_VCLPLUGIN="svp", TMPDIR=str(tmp), TMP=str(tmp), TEMP=str(tmp))
         worker = Path(__file__).with_name("uno_worker.py")
         pipe = f"xlnet-{os.getpid()}-{time.monotonic_ns()}"
+        self._pipe, self._started_at = pipe, time.time()
         with process.starting_a_child():
             self._proc = subprocess.Popen(
                 [self._python, str(worker), self._soffice, profile.as_uri(), pipe, str(self._start_timeout)],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                 start_new_session=True, env=env)
+            self._guard = process.Watchdog(self._proc)
         self._lines = queue.Queue()
         threading.Thread(target=self._read, args=(self._proc, self._lines), daemon=True).start()
         reply = self._reply(self._start_timeout + 1, "starting")
@@ -125,20 +127,31 @@ class WarmLibreOffice:
 
     def recalc(self, copies, out, timeout=DEFAULT_TIMEOUT):
         """Recalculate workbook copies into ``out`` (as ``engines`` runners do); returns the paths."""
-        results = []
         with self._lock:
-            for copy in copies:
-                if self._proc is None:
-                    self._start()  # stopped after a timeout or a crash: a fresh one
-                target = Path(out) / (Path(copy).stem + ".xlsx")
-                self._proc.stdin.write(json.dumps({"in": str(Path(copy).resolve()), "out": str(target.resolve())}) + "\n")
-                self._proc.stdin.flush()
-                reply = self._reply(timeout, f"recalculating {Path(copy).name}")
-                if "error" in reply:
-                    raise EngineError(f"LibreOffice could not recalculate it: {reply['error']}")
-                self.recalculated += 1
-                results.append(target)
-        return results
+            return [self._one(copy, Path(out) / (Path(copy).stem + ".xlsx"), timeout) for copy in copies]
+
+    def recalc_moved(self, copy, out, cells, timeout=DEFAULT_TIMEOUT):
+        """Recalculate a copy into ``out``, then set ``cells`` ([(sheet, row, col, number)]) in the
+        loaded document, recalculate it again and store that too: a perturbed recheck without a
+        second load. Returns (the recalculated copy, the moved one)."""
+        target, moved = Path(out) / (Path(copy).stem + ".xlsx"), Path(out) / (Path(copy).stem + "-moved.xlsx")
+        with self._lock:
+            self._one(copy, target, timeout, {"out": str(moved.resolve()), "cells": [list(c) for c in cells]})
+        return target, moved
+
+    def _one(self, copy, target, timeout, moved=None):
+        if self._proc is None:
+            self._start()  # stopped after a timeout or a crash: a fresh one
+        request = {"in": str(Path(copy).resolve()), "out": str(target.resolve())}
+        if moved:
+            request["moved"] = moved
+        self._proc.stdin.write(json.dumps(request) + "\n")
+        self._proc.stdin.flush()
+        reply = self._reply(timeout, f"recalculating {Path(copy).name}")
+        if "error" in reply:
+            raise EngineError(f"LibreOffice could not recalculate it: {reply['error']}")
+        self.recalculated += 1
+        return target
 
     def _stop(self):
         proc, self._proc = self._proc, None
@@ -148,6 +161,8 @@ class WarmLibreOffice:
             process.kill_group(proc)
             with contextlib.suppress(Exception):
                 proc.wait(timeout=5)
+            self._guard.stop()
+            libreoffice.remove_stale_pipes(self._started_at, self._pipe)
 
     def close(self):
         """Stop LibreOffice and its worker, and remove the profile."""
