@@ -128,8 +128,10 @@ def annotate(path, spec, out):
         raise InputError(f"{out}: annotate never overwrites the workbook it reads; choose another -o")
     if out.suffix.lower() != path.suffix.lower():
         raise InputError(f"{out}: should end in {path.suffix.lower()}, as {path.name} does")
-    if out.exists() and not out.is_file():
+    if out.is_dir():
         raise InputError(f"{out}: is a directory; -o names the copy to write")
+    if out.exists() and not out.is_file():
+        raise InputError(f"{out}: not a regular file (a pipe or a device); -o names the copy to write")
     with engines.workspace() as workdir:
         prep = prepare(path, workdir, "cached", spec, look_beside=False)
         prep.close()  # only its file is copied

@@ -200,8 +200,9 @@ def main(argv=None):
         print("xlnet: error: " + " ".join(exc.command_line().split()), file=sys.stderr)
         return exc.exit_code
     except OSError as exc:  # a file system refusal not met on purpose: still one line
-        where = exc.filename if exc.filename is not None else "a file"
-        print(f"xlnet: error: {where}: {exc.strerror or type(exc).__name__}", file=sys.stderr)
+        where = exc.filename if exc.filename is not None else _subject(args)
+        what = exc.strerror or ("timed out" if isinstance(exc, TimeoutError) else type(exc).__name__)
+        print(f"xlnet: error: {where}: {what}", file=sys.stderr)
         return 2
     except MemoryError:
         print("xlnet: error: out of memory: the workbook or options ask for more than this machine has",
@@ -219,6 +220,18 @@ def main(argv=None):
         return 3
     finally:
         sys.stdout = stdout
+
+
+def _subject(args):
+    """What the command works on, to name in a message about a system error with no file of its own."""
+    if args.command == "serve":
+        from . import serve
+        return str(args.socket or serve.default_socket())
+    for key in ("files", "file"):
+        value = getattr(args, key, None)
+        if value:
+            return ", ".join(map(str, value))[:200] if isinstance(value, list) else str(value)
+    return f"xlnet {args.command}"
 
 
 class Interrupted(BaseException):

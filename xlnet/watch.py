@@ -37,6 +37,8 @@ def watch(path, engine="libreoffice", device="auto", timeout=600, interval=0.5, 
     path = Path(path)
     package.readable(path)
     engines.check_timeout(timeout)
+    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
+        raise InputError(f"{option('count')} should be a whole number of checks, 1 or more, not {count!r}")
     if not 0.05 <= interval <= 3600:
         raise InputError(f"{option('interval')} should be from 0.05 to 3600 seconds, not {interval!r}")
     own = None

@@ -20,8 +20,9 @@ import numpy as np
 from .. import engines, manifest as manifest_mod
 from .prepare import prepare
 from ..workbook import refs
+from ..workbook.package import as_path
 from ..errors import EngineError, InputError
-from ..workbook.read import _number, open_book
+from ..workbook.read import _number, open_values
 
 
 @dataclass
@@ -93,10 +94,8 @@ class OpenedBook:
         out = np.empty((rows, cols), dtype=np.float64)
         bad = []
         for r in range(rows):
-            row = grid[found.min_row - 1 + r] if found.min_row - 1 + r < len(grid) else ()
             for c in range(cols):
-                col = found.min_col - 1 + c
-                value, problem = _number(row[col] if col < len(row) else None)
+                value, problem = _number(grid.get((found.min_row + r, found.min_col + c)))
                 if problem == "blank":
                     value, problem = blank, None
                 if problem is not None:
@@ -123,11 +122,16 @@ class OpenedBook:
 
 
 def _grids(path, limits):
-    book = open_book(path, limits=limits)
+    """{sheet: {(row, col): value, or the code of an error value}}: the cells the sheets hold,
+    never a grid padded out to the sheet's last cell."""
+    book = open_values(path, limits)
     try:
-        return {ws.title: [tuple(r) for r in ws.iter_rows(values_only=True)] for ws in book.worksheets}
-    except Exception as exc:
-        raise InputError(f"{path}: cannot be read ({type(exc).__name__})") from None
+        grids = {}
+        for sheet in book.sheetnames:
+            found = book.cells(sheet, refs.MAX_ROW, refs.MAX_COL)
+            grids[sheet] = dict(found.errors)
+            grids[sheet].update(found.values)
+        return grids
     finally:
         book.close()
 
@@ -163,7 +167,9 @@ def open_workbooks(paths, engine="libreoffice", timeout=engines.DEFAULT_TIMEOUT,
     Returns:
         A list of OpenedBook.
     """
-    paths = [Path(p) for p in paths]
+    if isinstance(paths, (str, bytes)) or not hasattr(paths, "__iter__"):
+        paths = [paths]
+    paths = [as_path(p) for p in paths]
     chosen = engines.get(engine)
     with engines.workspace() as workdir:
         prepared = []
@@ -178,16 +184,14 @@ def open_workbooks(paths, engine="libreoffice", timeout=engines.DEFAULT_TIMEOUT,
             grids = _grids(copy, prep.limits)
             survey = prep.survey
             survey.formulas  # read now: an .xls's converted copy goes with the folder
-            sentinel_row = grids.get(manifest_mod.SHEET, [])
-            sentinel = sentinel_row[1][1] if len(sentinel_row) > 1 and len(sentinel_row[1]) > 1 else None
+            sentinel = grids.get(manifest_mod.SHEET, {}).get((2, 2))
             recalculated = sentinel == manifest_mod.SENTINEL_VALUE
             if not recalculated and chosen.recalculates:
                 raise EngineError(f"{prep.source}: no recalculation happened with engine {engine} (sentinel "
                                   f"{manifest_mod.SENTINEL_CELL} reads {sentinel!r})")
             book = OpenedBook(prep.source, engine, recalculated, grids, survey)
             names = [f"{refs.quote_sheet(s)}!{refs.a1(r, c)}" for s, grid in grids.items() if s != manifest_mod.SHEET
-                     for r, row in enumerate(grid, 1) for c, v in enumerate(row, 1)
-                     if isinstance(v, str) and v.strip().upper() == "#NAME?"]
+                     for (r, c), v in sorted(grid.items()) if isinstance(v, str) and v.strip().upper() == "#NAME?"]
             book.notes = notes_for(survey, names, engine)
             if not recalculated:
                 book.notes.insert(0, "values as last saved: nothing proves they are current (engine cached)")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,7 +117,7 @@ def check(paths, engine="libreoffice", device="auto", timeout=engines.DEFAULT_TI
     ``xlnet.api.check``, the public door to this function."""
     from .device import check_name
 
-    if isinstance(paths, (str, Path)):
+    if isinstance(paths, (str, bytes, os.PathLike)) or not hasattr(paths, "__iter__"):
         paths = [paths]
     paths = workbooks_in(paths)
     if not paths:

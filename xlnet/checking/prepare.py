@@ -15,7 +15,7 @@ from .. import engines, manifest as manifest_mod
 from ..workbook import hidden_sheet
 from . import spec as spec_mod
 from ..errors import InputError, ManifestError, option
-from ..workbook.package import open_package, readable
+from ..workbook.package import as_path, open_package, readable
 from ..workbook.read import read_structure
 from ..workbook.survey import survey
 
@@ -34,7 +34,7 @@ def workbooks_in(paths):
         InputError for a folder holding no workbook.
     """
     found = []
-    for path in map(Path, paths):
+    for path in map(as_path, paths):
         if not path.is_dir():
             found.append(path)
             continue

@@ -22,7 +22,9 @@ Every mistake is one line naming the spec's line and the range.
 from __future__ import annotations
 
 import math
+import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,16 +80,39 @@ def load(spec_path, sheets):
         A Spec.
     """
     spec_path = Path(spec_path)
-    try:
-        text = spec_path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"{spec_path}: cannot read the spec ({type(exc).__name__})") from None
+    text = _read(spec_path)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         line = re.search(r"line (\d+)", str(exc))
         raise SpecError(f"{spec_path}:{line.group(1) if line else 1}: not valid TOML ({str(exc).split(' (at')[0]})") from None
+    except RecursionError:
+        raise SpecError(f"{spec_path}: its arrays or tables nest too deeply to be a spec") from None
     return _Builder(spec_path, text, sheets).build(data)
+
+
+MAX_SPEC_BYTES = 1 << 20  # a spec names ranges and blocks: a few kilobytes
+
+
+def _read(path):
+    """A spec's text: a regular file of at most MAX_SPEC_BYTES, in UTF-8 (never a pipe or a
+    device, which could block or never end)."""
+    try:
+        with open(path, "rb", opener=lambda p, flags: os.open(p, flags | os.O_NONBLOCK)) as fh:
+            info = os.fstat(fh.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise SpecError(f"{path}: not a regular file (a device, pipe or folder); expected a spec (TOML)")
+            data = fh.read(MAX_SPEC_BYTES + 1)
+    except SpecError:
+        raise
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read the spec ({exc.strerror or type(exc).__name__})") from None
+    if len(data) > MAX_SPEC_BYTES:
+        raise SpecError(f"{path}: over {MAX_SPEC_BYTES // 1024} KB; a spec names ranges and blocks in a few kilobytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SpecError(f"{path}: not UTF-8 text; expected a spec (TOML)") from None
 
 
 class _Builder:
@@ -314,6 +339,10 @@ class _Builder:
             rank = op.rank(arg, natural)
             ident = tuple(str(r) for r in ranges)
             tensor = self.by_ranges.get(ident)
+            if tensor is not None and shape is not None and list(shape) != self.tensors[tensor]["shape"]:
+                self.fail(f"{arg}: shape {list(shape)} is given, but {', '.join(ident)} already has shape "
+                          f"{self.tensors[tensor]['shape']} (line {self.tensor_lines.get(tensor, 1)}); one range has "
+                          "one shape", arg, k)
             if tensor is None:
                 adapted = self._adapt(ranges, shape, rank, arg, k, f"op {name} input {arg}")
                 tensor = self._tensor(ranges, adapted, "input", label or arg, k if label is None else None)

@@ -76,7 +76,16 @@ def plot_series(plt, name, info, values):
 
 def plot_workbook(book, out, stem, charts_only=False):
     """Write one PNG per tensor (unless ``charts_only``) and per chart of a read workbook into
-    ``out``; return their paths."""
+    ``out``; return their paths. matplotlib's warnings (a huge or flat range) are not the
+    reader's business: the pictures say what there is."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _plot_workbook(book, out, stem, charts_only)
+
+
+def _plot_workbook(book, out, stem, charts_only):
     plt = _figure_module()
     out.mkdir(parents=True, exist_ok=True)
     paths = []

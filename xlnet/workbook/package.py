@@ -18,6 +18,7 @@ collection. A part read as XML is refused when its prolog declares a document ty
 
 from __future__ import annotations
 
+import os
 import posixpath
 import re
 import threading
@@ -121,7 +122,7 @@ def open_package(path, limits=None):
         InputError naming the file: not a readable file, not a zip package, past a limit, an
         XML part declaring entities, a name defined twice.
     """
-    path = Path(path)
+    path = as_path(path)
     readable(path)
     try:
         handle = open(path, "rb")
@@ -146,6 +147,13 @@ def open_package(path, limits=None):
     except BaseException:
         handle.close()
         raise
+
+
+def as_path(value, what="a workbook"):
+    """``value`` as a Path; InputError for anything that is not a path (None, a number, a list)."""
+    if isinstance(value, (str, os.PathLike)) and not isinstance(value, bytes):
+        return Path(value)
+    raise InputError(f"{what} is a path (str or os.PathLike), not {type(value).__name__} {str(value)[:40]!r}")
 
 
 def readable(path):

@@ -203,6 +203,8 @@ def read_sheet(data, where, strings=(), box=None, formulas=True, limits=None):
         _count()
         if kind in ("array", "dataTable") and attrs.get("ref"):
             span = _range(attrs["ref"], where)
+            if limits is not None:
+                limits.guard_cells(span.shape[0] * span.shape[1], f"{where}: the array formula at {refs.a1(*at)}")
             found.arrays[at] = span
             for r in range(span.min_row, span.max_row + 1):
                 for c in range(span.min_col, span.max_col + 1):
@@ -248,8 +250,12 @@ def read_sheet(data, where, strings=(), box=None, formulas=True, limits=None):
 
 
 def _range(text, where):
-    found = refs.parse(f"s!{text}", f"{where}: an array formula's range: ")
-    return found
+    """An array formula's ``ref`` (``B2:D4`` or ``B2``) as a refs.Range on no sheet in particular."""
+    ends = [refs.cell(part.strip().upper()) for part in text.split(":")]
+    if not 1 <= len(ends) <= 2 or None in ends:
+        raise InputError(f"{where}: an array formula covers {text[:40]!r}, which is not a range of cells")
+    (r1, c1), (r2, c2) = ends[0], ends[-1]
+    return refs.Range("", min(r1, r2), min(c1, c2), max(r1, r2), max(c1, c2))
 
 
 def _moved(master, at):

@@ -11,7 +11,7 @@ from pathlib import Path
 from .. import manifest as manifest_mod
 from ..limits import given_or_env
 from ..errors import InputError
-from . import refs
+from . import refs, sheetxml
 from .package import open_package
 from .read import defined_range, open_book
 
@@ -89,15 +89,6 @@ def _split(address):
     return found.sheet, (found.min_row, found.min_col)
 
 
-def _formula_text(value):
-    if isinstance(value, str) and value.startswith("="):
-        return value
-    text = getattr(value, "text", None)  # openpyxl's ArrayFormula
-    if isinstance(text, str):
-        return "{" + (text if text.startswith("=") else "=" + text) + "}"
-    return None
-
-
 def survey(path, with_formulas=True, limits=None):
     """Read a workbook's sheets, used areas, defined names and (optionally) every formula.
 
@@ -118,8 +109,7 @@ def survey(path, with_formulas=True, limits=None):
             if getattr(ws, "max_row", None) is None:
                 ws.calculate_dimension(force=True)
             extent[ws.title] = (ws.max_row or 0, ws.max_column or 0)
-            if with_formulas and ws.title != manifest_mod.SHEET:
-                formulas[ws.title] = _formulas(ws)
+
         for name in list(book.defined_names):
             try:
                 names[name] = defined_range(book, name)
@@ -132,14 +122,21 @@ def survey(path, with_formulas=True, limits=None):
         raise InputError(f"{path}: cannot be read ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})") from None
     finally:
         book.close()
+    if with_formulas:
+        formulas = _formulas(path, [s for s in extent if s != manifest_mod.SHEET], limits)
     return Survey(path, Sheets(path, extent, names, limits), formulas if with_formulas else None, has_manifest)
 
 
-def _formulas(ws):
-    cells = {}
-    for r, row in enumerate(ws.iter_rows(values_only=True), 1):
-        for c, value in enumerate(row, 1):
-            text = _formula_text(value)
-            if text:
-                cells[(r, c)] = text
-    return cells
+def _formulas(path, sheets, limits):
+    """{sheet: {(row, col): ``=TEXT``, or ``{=TEXT}`` where an array formula starts}}, read
+    sparsely from the sheets' XML (a cell an array formula covers but does not start is left out)."""
+    found = {}
+    with open_package(path, limits) as package:
+        for sheet in sheets:
+            part = package.sheet_parts.get(sheet)
+            if part is None or not package.has(part):
+                continue
+            read = sheetxml.read_sheet(package.read(part), f"{path}: sheet {sheet}", formulas=True, limits=limits)
+            found[sheet] = {at: "{=" + text + "}" if at in read.arrays else "=" + text
+                            for at, text in read.formulas.items() if text}
+    return found
