@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -117,3 +118,72 @@ def test_an_engine_that_crashes_is_one_line_and_exit_2(built, tmp_path):
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 2, result
     assert result.stderr.count("\n") == 1 and "LibreOffice crashed (killed by signal 11)" in result.stderr, result.stderr
+
+
+def _processes_carrying(marker):
+    """Pids of live processes whose command line or environment mentions ``marker``."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                text = fh.read()
+            with open(f"/proc/{pid}/environ", "rb") as fh:
+                text += fh.read()
+            with open(f"/proc/{pid}/stat", "rb") as fh:
+                if fh.read().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X"):
+                    continue
+        except OSError:
+            continue
+        if marker.encode() in text:
+            found.append(int(pid))
+    return found
+
+
+@needs_libreoffice
+@pytest.mark.parametrize("how", ["warm", "batch", "jobs", "serve"])
+def test_a_kill_9_of_xlnet_leaves_no_engine_running(built, tmp_path, how):
+    require_engine("libreoffice")
+    private = tmp_path / "tmp"
+    private.mkdir()
+    env = dict(os.environ, TMPDIR=str(private), XLNET_SOCKET=str(tmp_path / "serve.sock"))
+    if how == "batch":
+        env["XLNET_UNO_PYTHON"] = "none"
+    args = {"warm": ["check", built["embeddings"], "--cold"], "batch": ["check", built["embeddings"], "--cold"],
+            "jobs": ["check", built["embeddings"], built["graddesc"], "--jobs", "2"], "serve": ["serve"]}[how]
+    proc = subprocess.Popen([sys.executable, "-m", "xlnet", *map(str, args)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not any("soffice" in open(f"/proc/{p}/cmdline", "rb").read().decode(errors="replace")
+                  for p in _processes_carrying(str(private)) if os.path.exists(f"/proc/{p}/cmdline")):
+        assert proc.poll() is None and time.monotonic() < deadline, "LibreOffice never started"
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    reader = threading.Thread(target=proc.stdout.read, daemon=True)
+    reader.start()
+    reader.join(30)
+    assert not reader.is_alive(), "the caller's output is still held open (a CI step would wait for ever)"
+    proc.stdout.close()
+    deadline = time.monotonic() + 15
+    while _processes_carrying(str(private)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _processes_carrying(str(private)) == [], "a process outlived the xlnet that was killed"
+
+
+@needs_libreoffice
+def test_a_check_leaves_no_libreoffice_pipe_in_the_shared_temporary_folder(built, tmp_path):
+    from xlnet.engines import libreoffice
+
+    def pipes():
+        return {e.name for folder in libreoffice._PIPE_FOLDERS if os.path.isdir(folder)
+                for e in os.scandir(folder) if e.name.startswith(f"OSL_PIPE_{os.getuid()}_")}
+
+    before = pipes()
+    for extra in (["--cold"], ["--cold", "--engine", "libreoffice"]):
+        env = dict(os.environ, **({"XLNET_UNO_PYTHON": "none"} if extra[-1] == "libreoffice" else {}))
+        result = subprocess.run([sys.executable, "-m", "xlnet", "check", str(built["conv"]), *extra], env=env,
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+    assert pipes() - before == set()

@@ -250,7 +250,7 @@ class Server:
             self.warm.close()
         if self._lock is not None:
             with contextlib.suppress(OSError):
-                os.unlink(self._lock.name)
+                os.unlink(self.path.with_name(self.path.name + ".lock"))
             self._lock.close()
 
     def _answer(self, conn):

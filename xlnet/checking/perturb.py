@@ -7,7 +7,7 @@ None of these follows its inputs. So the raw inputs (data, starting weights, hyp
 are moved within their valid ranges, the book is recalculated again, and every block is
 checked against torch on the moved inputs:
 
-- a cell an op reads as a whole number by meaning (a class index, a row, a step count: the
+- a cell no op reads (a step number shown beside a column), a cell an op reads as a whole number by meaning (a class index, a row, a step count: the
   op's ``discrete`` inputs), a text cell, a blank and a cell the layout depends on (``fixed``)
   are kept;
 - a number strictly between 0 and 1 that sets a hyper-parameter (a momentum, a probability,
@@ -88,10 +88,11 @@ def plan(saved, formulas, seed):
     manifest = saved.manifest
     rng = np.random.default_rng(seed)
     kept = _kept(manifest)
+    read = {manifest_mod.parse_spec(spec)[0] for entry in manifest["ops"] for spec in entry["inputs"].values()}
     cells, moved = {}, []
     for name in raw_inputs(manifest):
         info, tensor = manifest["tensors"][name], saved.tensors[name]
-        if name in kept or info.get("text") or info.get("fixed") or tensor.values.dtype == object:
+        if name in kept or name not in read or info.get("text") or info.get("fixed") or tensor.values.dtype == object:
             continue
         if any((r, c) in formulas.get(sheet, {}) for sheet, r, c in tensor.coords):
             continue
@@ -113,6 +114,19 @@ def plan(saved, formulas, seed):
             cells[tensor.coords[k]] = float(new)
         moved.append(name)
     return Moves(seed, cells, moved)
+
+
+def moved_values(tensor, moves):
+    """A tensor's values (read.SheetTensor) with the moves applied: what a recalculated copy
+    of the moved book must read there."""
+    values = tensor.values
+    if values.dtype == object or not any(at in moves.cells for at in tensor.coords):
+        return values
+    flat = values.ravel().copy()
+    for k, at in enumerate(tensor.coords):
+        if at in moves.cells:
+            flat[k] = moves.cells[at]
+    return flat.reshape(values.shape)
 
 
 def refuse_unmoved(book, moves, source):

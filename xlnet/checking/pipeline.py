@@ -194,7 +194,7 @@ def _check_with(name, paths, workdir, device, timeout, spec, trusted, warm, star
         moved = _plans(prepared, proofs, chosen_engine, trusted, options)
         # torch takes seconds to import: it does so on the other core while the engine recalculates
         threading.Thread(target=_import_torch, daemon=True).start()
-        ahead = _Ahead(proofs, device, enabled=chosen_engine.recalculates)
+        ahead = _Ahead(proofs, device, enabled=chosen_engine.recalculates, moved=moved)
         hot = warm if chosen_engine.runs_warm else None
         own = None
         try:
@@ -210,7 +210,8 @@ def _check_with(name, paths, workdir, device, timeout, spec, trusted, warm, star
                 rest = iter(copies[len(prepared):])
                 rechecks = [None if m is None else (m, next(rest)) for m in moved]
                 chosen = pick_device(device)  # a GPU asked for and absent: said before any file
-                found = [_check_one(prep, proof, copy, name, chosen, trusted, ahead.take(k), rechecks[k])
+                found = [_check_one(prep, proof, copy, name, chosen, trusted, ahead.take(k), rechecks[k],
+                                    ahead.take(k, moved=True))
                          for k, (prep, proof, copy) in enumerate(zip(prepared, proofs, copies))]
             else:
                 found = _pipelined(prepared, proofs, name, hot, workdir, timeout, device, trusted, ahead, moved)
@@ -238,7 +239,8 @@ def _pipelined(prepared, proofs, engine, hot, workdir, timeout, device, trusted,
     def check(k, copy, recheck):
         if not chosen:
             chosen.append(pick_device(device))  # a GPU asked for and absent: said before any report
-        return _check_one(prepared[k], proofs[k], copy, engine, chosen[0], trusted, ahead.take(k), recheck)
+        return _check_one(prepared[k], proofs[k], copy, engine, chosen[0], trusted, ahead.take(k), recheck,
+                          ahead.take(k, moved=True))
 
     pool = ThreadPoolExecutor(1)
     try:
@@ -273,19 +275,25 @@ class _Ahead:
     inputs differ in any bit is thrown away and done again.
     """
 
-    def __init__(self, proofs, device, enabled=True):
+    def __init__(self, proofs, device, enabled=True, moved=None):
         from concurrent.futures import ThreadPoolExecutor
 
+        moved = moved or [None] * len(proofs)
         self._pool = ThreadPoolExecutor(1) if enabled else None
         self._futures = [self._pool.submit(_run_ahead, proof, device) for proof in proofs] if enabled else []
+        # the recheck's run, from the moved inputs: known before any engine recalculates them
+        self._moved = [self._pool.submit(_run_ahead, proof, device, m) if m is not None else None
+                       for proof, m in zip(proofs, moved)] if enabled else []
 
-    def take(self, k):
+    def take(self, k, moved=False):
         """Book k's (raw inputs, end-to-end results), or None: not started yet (then it never
-        will be: the check runs it), not possible, or failed (the check says why)."""
-        if not self._futures or self._futures[k].cancel():
+        will be: the check runs it), not possible, or failed (the check says why); ``moved``:
+        of its recheck."""
+        futures = self._moved if moved else self._futures
+        if not futures or futures[k] is None or futures[k].cancel():
             return None
         try:
-            return self._futures[k].result()
+            return futures[k].result()
         except Exception:
             return None
 
@@ -294,7 +302,7 @@ class _Ahead:
             self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _run_ahead(proof, device):
+def _run_ahead(proof, device, moves=None):
     from . import bridge
     from .device import pick_device
 
@@ -303,6 +311,8 @@ def _run_ahead(proof, device):
     if any((r, c) in cells.get(sheet, {}) for name in raw for sheet, r, c in book.tensors[name].coords):
         return None  # an input computed by a formula: only the recalculated value counts
     values = {name: book.tensors[name].values for name in raw}
+    if moves is not None:
+        values = {name: perturb_mod.moved_values(book.tensors[name], moves) for name in raw}
     return values, bridge.end_to_end(book.manifest, values, pick_device(device))
 
 
@@ -321,13 +331,14 @@ def _same_inputs(used, book):
     return True
 
 
-def _check_one(prep, proof, copy, engine, device, trusted, ahead=None, recheck=None):
+def _check_one(prep, proof, copy, engine, device, trusted, ahead=None, recheck=None, ahead_moved=None):
     """Stages 4 and 5 for one recalculated copy: read it, verify what it must prove, and
     compare it with torch.
 
     ``proof``: the FileProof of the file as saved; ``ahead``: (raw inputs, end-to-end results)
     of torch's run started before the recalculation; ``recheck``: (perturb.Moves, the
-    recalculated copy with those inputs moved), or None."""
+    recalculated copy with those inputs moved), or None; ``ahead_moved``: torch's run from the
+    moved inputs."""
     from . import bridge
 
     book = read.read_workbook(copy, manifest=prep.manifest, strict_inputs=False, source=prep.source,
@@ -351,8 +362,9 @@ def _check_one(prep, proof, copy, engine, device, trusted, ahead=None, recheck=N
                                    limits=prep.limits)
         assert_recalculated(moved.sentinel, prep.source, engine)
         perturb_mod.refuse_unmoved(moved, moves, prep.source)
+        e2e_moved = ahead_moved[1] if ahead_moved is not None and _same_inputs(ahead_moved[0], moved) else None
         again = bridge.check_workbook(moved, device, engine=engine, typed=proof.typed, formula_at=formula_at,
-                                      unread=proof.unread)
+                                      unread=proof.unread, e2e=e2e_moved)
         perturb_mod.merge(report, again, moves)
     report.sentinel = "ok" if engines.get(engine).recalculates else "as saved"
     if not engines.get(engine).recalculates:

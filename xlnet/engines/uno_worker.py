@@ -60,6 +60,18 @@ def main():
             pass
 
 
+def _runs(cells):
+    """[(sheet, row, first col, [numbers])]: the cells grouped into runs of neighbours along a row."""
+    runs = []
+    for sheet, row, col, value in sorted(cells, key=lambda c: (c[0], c[1], c[2])):
+        last = runs[-1] if runs else None
+        if last and last[0] == sheet and last[1] == row and last[2] + len(last[3]) == col:
+            last[3].append(float(value))
+        else:
+            runs.append((sheet, row, col, [float(value)]))
+    return runs
+
+
 def _die_with_parent():
     try:
         import ctypes
@@ -96,6 +108,7 @@ def _serve(office, pipe_name, start_timeout):
     _say({"ready": _version(ctx)})
     load = (_prop("Hidden", True), _prop("MacroExecutionMode", 0), _prop("UpdateDocMode", 0),
             _prop("ReadOnly", True))
+    editable = load[:-1]
     store = (_prop("FilterName", "Calc MS Excel 2007 XML"), _prop("Overwrite", True))
     for line in sys.stdin:
         if not line.strip():
@@ -103,7 +116,9 @@ def _serve(office, pipe_name, start_timeout):
         request = json.loads(line)
         document = None
         try:
-            document = desktop.loadComponentFromURL(uno.systemPathToFileUrl(request["in"]), "_blank", 0, load)
+            # a document whose cells are set afterwards is opened editable (its file is a private copy)
+            document = desktop.loadComponentFromURL(uno.systemPathToFileUrl(request["in"]), "_blank", 0,
+                                                    editable if request.get("moved") else load)
             if document is None or not hasattr(document, "getSheets"):
                 _say({"error": "LibreOffice could not open it as a spreadsheet"})
                 continue
@@ -111,8 +126,14 @@ def _serve(office, pipe_name, start_timeout):
             moved = request.get("moved")
             if moved:  # the same document again, some constant cells set to other numbers
                 sheets = document.getSheets()
-                for sheet, row, col, value in moved["cells"]:
-                    sheets.getByName(sheet).getCellByPosition(col - 1, row - 1).setValue(value)
+                document.enableAutomaticCalculation(False)  # one recalculation for all of them, not one each
+                document.addActionLock()
+                try:
+                    for sheet, row, col, values in _runs(moved["cells"]):  # a call per run of a row, not per cell
+                        sheets.getByName(sheet).getCellRangeByPosition(
+                            col - 1, row - 1, col + len(values) - 2, row - 1).setDataArray((tuple(values),))
+                finally:
+                    document.removeActionLock()
                 document.calculateAll()
                 document.storeToURL(uno.systemPathToFileUrl(moved["out"]), store)
             _say({"ok": True})
