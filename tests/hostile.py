@@ -385,6 +385,43 @@ def make(folder, conv, softmax, saved_conv):
             if n == "xl/workbook.xml" else b)
     check("a duplicate defined name", path2, ["defined name image is defined twice"])
 
+    # bounded by the file, not by what it claims
+    far = d / "far-cell.xlsx"
+    rewrite(saved_conv, far, lambda n, b: b.replace(b"</sheetData>", b'<row r="1048576"><c r="XFD1048576"><v>1</v></c>'
+                                                     b"</row></sheetData>") if n == "xl/worksheets/sheet1.xml" else b)
+    for engine in ("cached", "libreoffice", "gnumeric"):
+        check(f"one cell typed at XFD1048576, {engine} (checked)", far, [], engine=engine, exit=0, says=["OK"])
+    case("one cell typed at XFD1048576: --jobs 2 beside a good book (checked)", ["check", far, good, "--jobs", "2"],
+         [], exit=0, inputs=[far, good], engine="libreoffice", says=["far-cell.xlsx", "good.xlsx"])
+    rows = d / "million-rows.xlsx"
+    body = b"".join(b'<row r="%d"><c r="A%d"><v>1</v></c></row>' % (r, r) for r in range(20, 1_000_020))
+    rewrite(saved_conv, rows, lambda n, b: b.replace(b"</sheetData>", body + b"</sheetData>")
+            if n == "xl/worksheets/sheet1.xml" else b)
+    check("a million rows below the blocks (checked)", rows, [], exit=0, says=["OK"])
+    zero = d / "zero.xlnet.toml"
+    os.symlink("/dev/zero", zero)
+    plain_book = d / "plain-for-spec.xlsx"
+    book = openpyxl.Workbook()
+    book.active["A1"] = 1
+    book.save(plain_book)
+    case("a spec that is /dev/zero", ["check", plain_book, "--spec", zero], ["not a regular file"], inputs=[plain_book])
+    os.mkfifo(d / "fifo.xlnet.toml")
+    case("a spec that is a named pipe", ["check", plain_book, "--spec", d / "fifo.xlnet.toml"], ["not a regular file"])
+    (d / "deep.xlnet.toml").write_text("a = " + "[" * 100_000 + "]" * 100_000 + "\n")
+    case("a spec nested 100,000 deep", ["check", plain_book, "--spec", d / "deep.xlnet.toml"], ["nest too deeply"])
+    (d / "huge.xlnet.toml").write_text("# " + "x" * 2_000_000 + "\n")
+    case("a spec of 2 MB", ["check", plain_book, "--spec", d / "huge.xlnet.toml"], ["over 1024 KB"])
+
+    # no data lost
+    kept = d / "served-workbook.xlsx"
+    shutil.copyfile(conv, kept)
+    case("serve --socket names a workbook (kept)", ["serve", "--socket", kept], ["not a socket"], inputs=[kept])
+    case("watch --count 0", ["watch", good, "--count", "0"], ["--count"])
+    case("watch --count -1", ["watch", good, "--count", "-1"], ["--count"])
+    os.mkfifo(d / "out-fifo.xlsx")
+    case("annotate -o a named pipe", ["annotate", plain_book, "--spec", d / "bad.xlnet.toml", "-o", d / "out-fifo.xlsx"],
+         ["not a regular file"])
+
     # plot and build
     out = d / "plots"
     case("plot: a chart named ../../ESCAPED stays inside --out",

@@ -184,6 +184,11 @@ def _api_cases(tmp_path, built):
         ("check: timeout as text", lambda: xlnet.check(built["conv"], timeout="soon"), "timeout should be"),
         ("build: option NaN", lambda: xlnet.build(["conv"], out=tmp_path / "b", dropout_p=math.nan), "finite"),
         ("build: seed as text", lambda: xlnet.build(["conv"], out=tmp_path / "b", seed="one"), "seed 'one'"),
+        ("open: None", lambda: xlnet.open(None), "not NoneType"),
+        ("load: None", lambda: xlnet.load(None), "not NoneType"),
+        ("check: None", lambda: xlnet.check(None), "not NoneType"),
+        ("check: perturb as text", lambda: xlnet.check(built["conv"], perturb="yes"), "perturb should be"),
+        ("check: a negative perturbation seed", lambda: xlnet.check(built["conv"], seed=-1), "perturb-seed"),
     ]
 
 

@@ -248,3 +248,22 @@ def test_a_zipped_sheet_with_a_cell_at_the_last_cell_reads_in_one_pass(built, tm
     book = xlnet.load(target)
     assert book.tensors["image"].values.shape == (1, 8, 8)
     assert refs.a1(1048576, 16384) == "XFD1048576"
+
+
+def test_opening_a_book_with_a_cell_at_the_last_cell_stays_small(built, tmp_path):
+    import subprocess
+    import sys
+    far = tmp_path / "far.xlsx"
+    with zipfile.ZipFile(built["conv"]) as zin, zipfile.ZipFile(far, "w", zipfile.ZIP_DEFLATED) as zout:
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                data = data.replace(b"</sheetData>", b'<row r="1048576"><c r="XFD1048576"><v>7</v></c></row></sheetData>')
+            zout.writestr(item, data)
+    code = ("import re, sys, xlnet\n"
+            "book = xlnet.open(sys.argv[1], engine='cached')\n"
+            "assert book.values('conv!XFD1048576') == 7\n"
+            "print(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))\n")
+    result = subprocess.run([sys.executable, "-c", code, str(far)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) // 1024 < 800, f"peak {int(result.stdout) // 1024} MB"  # was 4 GB, rows padded out

@@ -32,9 +32,10 @@ def run(cmd, timeout, what, env=None, tmpdir=None):
     proc = guard = None
     try:
         with starting_a_child():
-            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    stdin=subprocess.DEVNULL, start_new_session=True, env=env)
-            guard = Watchdog(proc)
+            guard = Watchdog()
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                                    start_new_session=True, env=env, preexec_fn=child_dies_with_parent())
+            guard.watch(proc)
         stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         kill_group(proc)
@@ -130,24 +131,26 @@ def _group_alive(pgid):
 _WATCHDOG = ("import os, signal, sys\n"
              "for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):\n"
              "    signal.signal(s, signal.SIG_IGN)\n"
-             "sys.stdin.buffer.read()\n"  # returns when the pipe closes: the one who held it is gone
-             "try:\n"
-             "    os.killpg(int(sys.argv[1]), signal.SIGKILL)\n"
-             "except OSError:\n"
-             "    pass\n")
+             "told = sys.stdin.buffer.read().split()\n"  # returns when the pipe closes: the one who held it is gone
+             "if told:\n"
+             "    try:\n"
+             "        os.killpg(int(told[0]), signal.SIGKILL)\n"
+             "    except OSError:\n"
+             "        pass\n")
 
 
 class Watchdog:
     """Kills a child's process group if this process dies before it stops the watchdog.
 
-    Args:
-        proc: a subprocess.Popen started with ``start_new_session=True``.
+    Started before the child (``Watchdog()``), told the child's process group once it exists
+    (``watch``): a child started with ``child_dies_with_parent()`` is killed by the kernel if
+    this process dies in between.
     """
 
-    def __init__(self, proc):
+    def __init__(self):
         read, self._write = os.pipe()  # both ends not inherited by any other child
         try:
-            self._proc = subprocess.Popen([sys.executable, "-S", "-I", "-c", _WATCHDOG, str(proc.pid)], stdin=read,
+            self._proc = subprocess.Popen([sys.executable, "-S", "-I", "-c", _WATCHDOG], stdin=read,
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                           start_new_session=True, close_fds=True)
         except BaseException:
@@ -155,6 +158,10 @@ class Watchdog:
             raise
         finally:
             os.close(read)
+
+    def watch(self, proc):
+        """Guard ``proc``'s process group (it was started with ``start_new_session=True``)."""
+        os.write(self._write, f"{proc.pid}\n".encode())
 
     def stop(self):
         """The group is dealt with: stop the watchdog first (it must never kill a reused group id)."""
@@ -164,6 +171,32 @@ class Watchdog:
             self._proc.wait(timeout=5)
         with contextlib.suppress(OSError):
             os.close(self._write)
+
+
+_PRCTL = []
+
+
+def child_dies_with_parent():
+    """A ``preexec_fn`` asking the kernel to kill the child when this process dies (Linux, and
+    only from the main thread: the signal follows the thread that started the child); None
+    where it cannot."""
+    if threading.current_thread() is not threading.main_thread() or not sys.platform.startswith("linux"):
+        return None
+    if not _PRCTL:
+        try:
+            import ctypes
+
+            _PRCTL.append(ctypes.CDLL(None, use_errno=True).prctl)  # looked up before any fork
+        except Exception:
+            _PRCTL.append(None)
+    prctl = _PRCTL[0]
+    if prctl is None:
+        return None
+
+    def set_signal():
+        prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+
+    return set_signal
 
 
 def die_with_parent():

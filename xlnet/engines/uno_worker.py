@@ -16,6 +16,8 @@ Only the standard library and ``uno``: this file runs under another interpreter 
 """
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -53,11 +55,12 @@ def main():
     try:
         return _serve(office, pipe_name, start_timeout)
     finally:
-        office.kill()  # LibreOffice never outlives this worker
-        try:
-            office.wait(timeout=5)
-        except Exception:
-            pass
+        # LibreOffice never outlives this worker: soffice.bin is oosplash's child, so the whole
+        # process group (this worker leads it) goes, this worker last
+        sys.stdout.flush()
+        if os.getpgid(0) == os.getpid():
+            os.killpg(os.getpid(), signal.SIGKILL)
+        office.kill()
 
 
 def _runs(cells):
@@ -75,7 +78,6 @@ def _runs(cells):
 def _die_with_parent():
     try:
         import ctypes
-        import signal
 
         ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
     except Exception:

@@ -93,11 +93,16 @@ class WarmLibreOffice:
         pipe = f"xlnet-{os.getpid()}-{time.monotonic_ns()}"
         self._pipe, self._started_at = pipe, time.time()
         with process.starting_a_child():
-            self._proc = subprocess.Popen(
-                [self._python, str(worker), self._soffice, profile.as_uri(), pipe, str(self._start_timeout)],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                start_new_session=True, env=env)
-            self._guard = process.Watchdog(self._proc)
+            self._guard = process.Watchdog()
+            try:
+                self._proc = subprocess.Popen(
+                    [self._python, str(worker), self._soffice, profile.as_uri(), pipe, str(self._start_timeout)],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                    start_new_session=True, env=env, preexec_fn=process.child_dies_with_parent())
+            except BaseException:
+                self._guard.stop()
+                raise
+            self._guard.watch(self._proc)
         self._lines = queue.Queue()
         threading.Thread(target=self._read, args=(self._proc, self._lines), daemon=True).start()
         reply = self._reply(self._start_timeout + 1, "starting")

@@ -55,6 +55,31 @@ F = _Lazy("torch.nn.functional")
 functional_optim = _Lazy("xlnet.ops.functional_optim")
 
 
+def real_optimizer(make):
+    """``make()`` (a ``torch.optim.Optimizer`` being constructed), without the empty
+    ``torchinductor_<user>`` folder the compiler it imports leaves in the temporary folder."""
+    import os
+    import tempfile
+
+    folder = tempfile.gettempdir()
+
+    def compiler_folders():
+        try:
+            return {e for e in os.listdir(folder) if e.startswith("torchinductor_")}
+        except OSError:
+            return set()
+
+    before = compiler_folders()
+    try:
+        return make()
+    finally:
+        for name in compiler_folders() - before:
+            try:
+                os.rmdir(os.path.join(folder, name))  # only when empty: nothing of anyone's is lost
+            except OSError:
+                pass
+
+
 def formula(expr):
     """Return a cell formula from an expression (``=`` in front)."""
     return "=" + expr

@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from . import exact
-from .base import Required, Op, formula, register, torch, functional_optim
+from .base import Required, Op, formula, real_optimizer, register, torch, functional_optim
 
 # Engines save 15 significant digits: each value read back may be off by this much, relatively.
 SAVED_DIGITS_REL = 1e-14
@@ -423,7 +423,7 @@ class ExpDecayLr(Op):
     def reference(self, a, at):
         # the scheduler on an optimizer over a stand-in parameter: the learning rate each step uses
         holder = torch.zeros(1, dtype=torch.float64, requires_grad=True)
-        optimizer = torch.optim.SGD([holder], lr=float(a["lr"]))
+        optimizer = real_optimizer(lambda: torch.optim.SGD([holder], lr=float(a["lr"])))
         scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=float(a["gamma"]))
         steps, rates = a["t"].round().long().tolist(), {}
         for t in range(1, max(steps) + 1 if steps else 1):

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import ManifestError
 from . import exact, linefit
-from .base import Required, Op, register, torch, functional_optim
+from .base import Required, Op, real_optimizer, register, torch, functional_optim
 
 # Symbols an optimizer's column inputs use, resolved by the lesson: the parameter's own
 # column, its gradient column, the column itself (a recurrence), the step number t.
@@ -385,7 +385,7 @@ def fit_line(x, y, a0, b0, optimizer, hyper, steps):
     """
     optimizer = OPTIMIZERS[optimizer] if isinstance(optimizer, str) else optimizer
     params = torch.tensor([float(a0), float(b0)], dtype=torch.float64, device=x.device, requires_grad=True)
-    torch_opt = optimizer.torch_optimizer([params], hyper)
+    torch_opt = real_optimizer(lambda: optimizer.torch_optimizer([params], hyper))
     scheduler = optimizer.torch_scheduler(torch_opt, hyper)
     before, grads, losses, after, rates = [], [], [], [], []
     states = {k: [] for k in optimizer.states}
