@@ -253,3 +253,12 @@ def test_open_proves_the_recalculation_on_a_book_saved_without_values(tmp_path):
     torch.testing.assert_close(book["xent!A14:E17"], F.softmax(book["xent!A2:E5"], dim=1))
     stale = xlnet.open(path, engine="cached")
     assert not stale.recalculated and "nothing proves" in stale.notes[0]
+
+
+def test_a_shape_given_to_a_range_another_block_defined_must_agree(tmp_path):
+    path, spec = handmade.conv_book(tmp_path)
+    spec.write_text(spec.read_text().replace("""x = "'my conv'!B12:G17"\n""",
+                                             """x = { range = "'my conv'!B12:G17", shape = [36] }\n"""))
+    with pytest.raises(spec_mod.SpecError, match=r"conv.xlnet.toml:\d+: .*shape \[36\] is given, but 'my conv'!B12:G17 already "
+                                        r"has shape \[1, 6, 6\] \(line 12\)"):
+        xlnet.check(path, engine="cached")
