@@ -3,8 +3,9 @@
 1. the perturbed recheck through a warm LibreOffice (the loaded document's inputs set over UNO,
    recalculated again and read): a check with ``perturb=True`` against a plain check of the same
    committed book, both warm; the target is well under a second plain check (extra < 1.0);
-2. the file-only proof (rebuilding the lesson's manifest, the formulas' precedents, the
-   formulas outside blocks): its time against the whole plain check.
+2. the file-only proof (the lesson's manifest rebuilt, or found in the cache as a second check
+   of a lesson finds it; the formulas' precedents; the formulas outside blocks): its time
+   against the whole plain check.
 
     python benchmarks/bench_trust.py [--repeat N]
 
@@ -39,7 +40,7 @@ def proof_only(path):
     with engines.workspace() as work:
         prep = prepare.prepare(path, work, "libreoffice")
         try:
-            provenance._build.cache_clear()  # a rebuild each time, as a fresh process pays it
+            provenance._build.cache_clear()  # not the process's memory: the cache folder, as a fresh process
             pipeline.trust_file(prep, None, provenance.verify)
         finally:
             prep.close()

@@ -2,7 +2,8 @@
 
 1. **prepared** (``prepare.Prepared``): each file opened once, its manifest or spec read and
    validated, a copy made that an engine can recalculate with proof;
-2. **trusted** (``FileProof``): what the file as saved proves before any engine starts: a
+2. **trusted** (``FileProof``): what the file as saved proves, worked out on another thread
+   while the engine starts (a file it refuses never reaches the engine): a
    lesson book's manifest is the one its lesson and settings build, the sentinel is still
    xlnet's formula, no input reads another workbook, which output cells hold typed values or
    formulas reading none of their inputs, and (in a lesson book) no formula outside a block;
@@ -37,7 +38,7 @@ from .prepare import prepare, workbooks_in
 
 @dataclass
 class FileProof:
-    """What a prepared file proves as saved, before any engine runs.
+    """What a prepared file proves as saved, before its recalculation is used.
 
     Attributes:
         formulas: sheet -> {(row, col): formula text} of the file as saved.
@@ -149,25 +150,43 @@ def _perturbs(prep, trusted, asked):
     return trusted is not None or any("exercise" in info for info in prep.manifest["tensors"].values())
 
 
-def _plans(prepared, proofs, chosen_engine, trusted, options):
-    """For each file, the perturb.Moves of its recheck, or None; says in the file's notes why a
-    recheck did not run."""
-    found = []
-    for prep, proof in zip(prepared, proofs):
-        if not _perturbs(prep, trusted, options["perturb"]):
-            found.append(None)
-            continue
-        if not chosen_engine.recalculates:
-            proof.notes.append("not rechecked with its inputs moved: this engine does not recalculate")
-            found.append(None)
-            continue
-        seed = options["seed"] if options["seed"] is not None else perturb_mod.new_seed()
-        moves = perturb_mod.plan(proof.saved, proof.formulas, seed)
-        if not moves.cells:
-            proof.notes.append("not rechecked with its inputs moved: it has no number that can be moved")
-            moves = None
-        found.append(moves)
-    return found
+def _plan(prep, proof, chosen_engine, trusted, options):
+    """The perturb.Moves of a file's recheck, or None (its notes say why a recheck did not run)."""
+    if not _perturbs(prep, trusted, options["perturb"]):
+        return None
+    if not chosen_engine.recalculates:
+        proof.notes.append("not rechecked with its inputs moved: this engine does not recalculate")
+        return None
+    seed = options["seed"] if options["seed"] is not None else perturb_mod.new_seed()
+    moves = perturb_mod.plan(proof.saved, proof.formulas, seed)
+    if not moves.cells:
+        proof.notes.append("not rechecked with its inputs moved: it has no number that can be moved")
+        return None
+    return moves
+
+
+class _Proofs:
+    """Stage 2 for every file, in order, on another thread: what a file alone proves is worked
+    out while the engine starts and recalculates. ``get(k)`` waits for file k's (FileProof,
+    perturb.Moves or None), or raises what is wrong with it."""
+
+    def __init__(self, prepared, trusted, options, chosen_engine):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(1)
+        self._futures = [self._pool.submit(self._one, prep, trusted, options, chosen_engine) for prep in prepared]
+
+    @staticmethod
+    def _one(prep, trusted, options, chosen_engine):
+        proof = trust_file(prep, trusted, options["rebuild"])
+        return proof, _plan(prep, proof, chosen_engine, trusted, options)
+
+    def get(self, k):
+        return self._futures[k].result()
+
+    def close(self):
+        """Stop: a proof under way finishes first (the files it reads are closed after)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _moved_copy(prep, moves, workdir, k):
@@ -184,17 +203,15 @@ def _check_with(name, paths, workdir, device, timeout, spec, trusted, warm, star
     from .device import pick_device
 
     chosen_engine = engines.get(name)
-    prepared = []
+    prepared, proofs = [], None
     try:
-        # stages 1 and 2 for every file before any engine runs
-        for p in paths:
+        for p in paths:  # stage 1 for every file before any engine starts
             prepared.append(prepare(p, workdir, name, spec, timeout, trusted=trusted.manifest if trusted else None,
                                     limits=limits))
-        proofs = [trust_file(prep, trusted, options["rebuild"]) for prep in prepared]
-        moved = _plans(prepared, proofs, chosen_engine, trusted, options)
+        proofs = _Proofs(prepared, trusted, options, chosen_engine)  # stage 2, while the engine starts
         # torch takes seconds to import: it does so on the other core while the engine recalculates
         threading.Thread(target=_import_torch, daemon=True).start()
-        ahead = _Ahead(proofs, device, enabled=chosen_engine.recalculates, moved=moved)
+        ahead = _Ahead(proofs, len(prepared), device, enabled=chosen_engine.recalculates)
         hot = warm if chosen_engine.runs_warm else None
         own = None
         try:
@@ -203,6 +220,8 @@ def _check_with(name, paths, workdir, device, timeout, spec, trusted, warm, star
                 # conversion and hands over each book as soon as it is recalculated
                 own = hot = chosen_engine.start_warm(start_timeout=min(timeout, START_TIMEOUT))
             if hot is None:
+                done = [proofs.get(k) for k in range(len(prepared))]
+                moved = [m for _, m in done]
                 extra = [_moved_copy(p, m, workdir, k) for k, (p, m) in enumerate(zip(prepared, moved)) if m is not None]
                 copies = engines.recalc([p.copy for p in prepared] + extra, name, workdir, timeout,
                                         sources=[p.source for p in prepared] + [p.source for p, m in zip(prepared, moved)
@@ -210,16 +229,18 @@ def _check_with(name, paths, workdir, device, timeout, spec, trusted, warm, star
                 rest = iter(copies[len(prepared):])
                 rechecks = [None if m is None else (m, next(rest)) for m in moved]
                 chosen = pick_device(device)  # a GPU asked for and absent: said before any file
-                found = [_check_one(prep, proof, copy, name, chosen, trusted, ahead.take(k), rechecks[k],
+                found = [_check_one(prep, done[k][0], copy, name, chosen, trusted, ahead.take(k), rechecks[k],
                                     ahead.take(k, moved=True))
-                         for k, (prep, proof, copy) in enumerate(zip(prepared, proofs, copies))]
+                         for k, (prep, copy) in enumerate(zip(prepared, copies))]
             else:
-                found = _pipelined(prepared, proofs, name, hot, workdir, timeout, device, trusted, ahead, moved)
+                found = _pipelined(prepared, proofs, name, hot, workdir, timeout, device, trusted, ahead)
         finally:
             ahead.close()
             if own is not None:
                 own.close()
     finally:
+        if proofs is not None:
+            proofs.close()
         for prep in prepared:
             prep.close()
     start = "" if not chosen_engine.recalculates else (started or ("warm" if warm is not None else "cold start"))
@@ -228,7 +249,7 @@ def _check_with(name, paths, workdir, device, timeout, spec, trusted, warm, star
     return found
 
 
-def _pipelined(prepared, proofs, engine, hot, workdir, timeout, device, trusted, ahead, moved):
+def _pipelined(prepared, proofs, engine, hot, workdir, timeout, device, trusted, ahead):
     """Recalculate book after book with a warm engine while the book before is checked
     on the other core; returns the reports in order."""
     from concurrent.futures import ThreadPoolExecutor
@@ -239,7 +260,7 @@ def _pipelined(prepared, proofs, engine, hot, workdir, timeout, device, trusted,
     def check(k, copy, recheck):
         if not chosen:
             chosen.append(pick_device(device))  # a GPU asked for and absent: said before any report
-        return _check_one(prepared[k], proofs[k], copy, engine, chosen[0], trusted, ahead.take(k), recheck,
+        return _check_one(prepared[k], proofs.get(k)[0], copy, engine, chosen[0], trusted, ahead.take(k), recheck,
                           ahead.take(k, moved=True))
 
     pool = ThreadPoolExecutor(1)
@@ -248,12 +269,13 @@ def _pipelined(prepared, proofs, engine, hot, workdir, timeout, device, trusted,
         for k, prep in enumerate(prepared):
             folder = Path(workdir) / f"book-{k}"
             folder.mkdir()
-            if moved[k] is None:
+            _, moves = proofs.get(k)  # a file refused by what it alone shows never reaches the engine
+            if moves is None:
                 copy, recheck = engines.recalc([prep.copy], engine, folder, timeout, sources=[prep.source], warm=hot)[0], None
             else:  # one load: recalculated, then the inputs moved in the loaded document and recalculated again
-                cells = [(sheet, r, c, v) for (sheet, r, c), v in moved[k].cells.items()]
+                cells = [(sheet, r, c, v) for (sheet, r, c), v in moves.cells.items()]
                 copy, again = engines.recalc_moved(prep.copy, cells, folder, hot, timeout, source=prep.source)
-                recheck = (moved[k], again)
+                recheck = (moves, again)
             futures.append(pool.submit(check, k, copy, recheck))
         return [f.result() for f in futures]
     finally:
@@ -275,15 +297,13 @@ class _Ahead:
     inputs differ in any bit is thrown away and done again.
     """
 
-    def __init__(self, proofs, device, enabled=True, moved=None):
+    def __init__(self, proofs, count, device, enabled=True):
         from concurrent.futures import ThreadPoolExecutor
 
-        moved = moved or [None] * len(proofs)
         self._pool = ThreadPoolExecutor(1) if enabled else None
-        self._futures = [self._pool.submit(_run_ahead, proof, device) for proof in proofs] if enabled else []
+        self._futures = [self._pool.submit(_run_ahead, proofs, k, device) for k in range(count)] if enabled else []
         # the recheck's run, from the moved inputs: known before any engine recalculates them
-        self._moved = [self._pool.submit(_run_ahead, proof, device, m) if m is not None else None
-                       for proof, m in zip(proofs, moved)] if enabled else []
+        self._moved = [self._pool.submit(_run_ahead, proofs, k, device, True) for k in range(count)] if enabled else []
 
     def take(self, k, moved=False):
         """Book k's (raw inputs, end-to-end results), or None: not started yet (then it never
@@ -302,16 +322,19 @@ class _Ahead:
             self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _run_ahead(proof, device, moves=None):
+def _run_ahead(proofs, k, device, moved=False):
     from . import bridge
     from .device import pick_device
 
+    proof, moves = proofs.get(k)
+    if moved and moves is None:
+        return None
     book, cells = proof.saved, proof.formulas
     raw = bridge.raw_inputs(book.manifest)
     if any((r, c) in cells.get(sheet, {}) for name in raw for sheet, r, c in book.tensors[name].coords):
         return None  # an input computed by a formula: only the recalculated value counts
     values = {name: book.tensors[name].values for name in raw}
-    if moves is not None:
+    if moved:
         values = {name: perturb_mod.moved_values(book.tensors[name], moves) for name in raw}
     return values, bridge.end_to_end(book.manifest, values, pick_device(device))
 

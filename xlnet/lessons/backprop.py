@@ -95,7 +95,7 @@ def _formula_count(batch, options):
 
 def build(path, seed=0, exercises=None, **options):
     """Build the backpropagation workbook at ``path``."""
-    from sklearn.datasets import load_digits, load_wine
+    from .images import load_digits, load_wine
 
     indices = _digit_indices(options)
     count = _formula_count(len(indices), options)

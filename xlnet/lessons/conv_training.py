@@ -100,14 +100,12 @@ def _arrays(entry):
 
 def _dataset(side):
     """scikit-learn's digits as the sheet shows them (resized to ``side``, 4 decimals)."""
-    from sklearn.datasets import load_digits
-
-    from .images import resize
-    digits = load_digits()
-    images = digits.images / 16.0
+    from .images import digits, resize
+    images, labels = digits()
+    images = images / 16.0
     if tuple(side) != images.shape[1:]:
         images = np.stack([resize(img, tuple(side)) for img in images])
-    return np.round(images, 4)[:, None], digits.target
+    return np.round(images, 4)[:, None], labels
 
 
 def train(side, options):

@@ -1,6 +1,7 @@
 """The conv lesson's images: scikit-learn's bundled handwritten digits, a user's image file, and
 bilinear resizing (also of the digits the weights are trained on)."""
 
+import functools
 import os
 
 import numpy as np
@@ -8,13 +9,68 @@ import numpy as np
 from ..errors import InputError, option
 
 
+def _bundled(name):
+    """A data file scikit-learn ships (found without importing scikit-learn, which takes a second)."""
+    import importlib.util
+
+    found = importlib.util.find_spec("sklearn")
+    if found is None or found.origin is None:
+        raise InputError("scikit-learn is not installed: pip install scikit-learn (its bundled datasets are the lessons' data)")
+    return os.path.join(os.path.dirname(found.origin), "datasets", "data", name)
+
+
+@functools.lru_cache(maxsize=None)
+def digits():
+    """scikit-learn's 1,797 handwritten digits as ``load_digits`` gives them: (images 0-16 as
+    float64 [n, 8, 8], labels as int [n]), read from the file it ships."""
+    import gzip
+
+    with gzip.open(_bundled("digits.csv.gz"), "rt") as fh:
+        data = np.loadtxt(fh, delimiter=",")
+    images, labels = data[:, :-1].reshape(-1, 8, 8), data[:, -1].astype(int)
+    images.flags.writeable = labels.flags.writeable = False
+    return images, labels
+
+
+@functools.lru_cache(maxsize=None)
+def wine():
+    """scikit-learn's wine measurements as ``load_wine`` gives them: (data float64 [178, 13],
+    classes as int [178]), read from the file it ships."""
+    with open(_bundled("wine_data.csv")) as fh:
+        fh.readline()  # n_samples, n_features, class names
+        data = np.loadtxt(fh, delimiter=",")
+    measurements, classes = data[:, :-1], data[:, -1].astype(int)
+    measurements.flags.writeable = classes.flags.writeable = False
+    return measurements, classes
+
+
+WINE_FEATURES = ["alcohol", "malic_acid", "ash", "alcalinity_of_ash", "magnesium", "total_phenols", "flavanoids",
+                 "nonflavanoid_phenols", "proanthocyanins", "color_intensity", "hue", "od280/od315_of_diluted_wines",
+                 "proline"]  # the names load_wine gives the columns
+
+
+def load_digits():
+    """``sklearn.datasets.load_digits()``'s images and target, without importing scikit-learn."""
+    from types import SimpleNamespace
+
+    images, labels = digits()
+    return SimpleNamespace(images=images, target=labels)
+
+
+def load_wine():
+    """``sklearn.datasets.load_wine()``'s data, target and feature names, without importing scikit-learn."""
+    from types import SimpleNamespace
+
+    data, classes = wine()
+    return SimpleNamespace(data=data, target=classes, feature_names=list(WINE_FEATURES))
+
+
 def load_digit(index):
     """Return (image in [0,1] as float64 8x8, its label) from scikit-learn's bundled digits."""
-    from sklearn.datasets import load_digits
-    digits = load_digits()
-    if not 0 <= index < len(digits.images):
-        raise InputError(f"{option('digit')} {index}: expected an index from 0 to {len(digits.images) - 1}")
-    return digits.images[index] / 16.0, int(digits.target[index])
+    images, labels = digits()
+    if not 0 <= index < len(images):
+        raise InputError(f"{option('digit')} {index}: expected an index from 0 to {len(images) - 1}")
+    return images[index] / 16.0, int(labels[index])
 
 
 def load_image(path):

@@ -15,6 +15,7 @@ caller notes that the manifest was not rebuilt.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import tempfile
 from pathlib import Path
@@ -48,6 +49,45 @@ def rebuilt_manifest(manifest):
 
 @functools.lru_cache(maxsize=32)
 def _build(key):
+    """The rebuilt manifest as JSON text, kept in the user's cache folder (keyed by the lesson,
+    its settings and xlnet's own source, so a changed lesson is never compared with a stale
+    manifest): a class of copies of one book is rebuilt once."""
+    from ..atomic import atomic_path
+    from .conv_training import cache_folder
+
+    folder = cache_folder()
+    digest = hashlib.sha256(json.dumps([_source_digest(), key]).encode()).hexdigest()[:24]
+    cached = folder / f"manifest-{digest}.json" if folder is not None else None
+    if cached is not None and cached.is_file():
+        try:
+            text = cached.read_text()
+            json.loads(text)
+            return text
+        except (OSError, ValueError):
+            pass  # unreadable: rebuilt below
+    text = _rebuild(key)
+    if cached is not None:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with atomic_path(cached) as tmp:
+                Path(tmp).write_text(text)
+        except OSError:
+            pass  # nowhere to keep it: rebuilt next time
+    return text
+
+
+@functools.lru_cache(maxsize=1)
+def _source_digest():
+    """A digest of xlnet's own source and data files: what a lesson's layout depends on."""
+    package = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*")):
+        if path.suffix in (".py", ".json") and "__pycache__" not in path.parts:
+            digest.update(str(path.relative_to(package)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _rebuild(key):
     from ..workbook import read
 
     lesson_name, settings = json.loads(key)

@@ -14,6 +14,7 @@ directly or through cells that are neither (helper cells), from the formulas' te
 
 from __future__ import annotations
 
+import functools
 import re
 
 from . import refs
@@ -48,8 +49,8 @@ def references(text, sheet, names=None):
             on = m.group(2)[:-1]
             on = on[1:-1].replace("''", "'") if on.startswith("'") else on
         if m.group(3):
-            a = refs.cell(m.group(3).upper())
-            b = refs.cell(m.group(4).upper()) if m.group(4) else a
+            a = _cell(m.group(3))
+            b = _cell(m.group(4)) if m.group(4) else a
             if a and b:
                 found.append(refs.Range(on, min(a[0], b[0]), min(a[1], b[1]), max(a[0], b[0]), max(a[1], b[1])))
         elif m.group(5):
@@ -65,6 +66,11 @@ def references(text, sheet, names=None):
             if target is not None:
                 found.append(target)
     return found
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _cell(text):
+    return refs.cell(text.upper())
 
 
 def _name(names, name):
@@ -97,6 +103,7 @@ class Reach:
         self.formulas, self.owners, self.names = formulas, owners, names or {}
         self._memo = {}  # node -> mask of the blocks it holds or reads; a node is a cell or a refs.Range
         self._walked = set()  # formula cells walked through
+        self._parsed = {}  # (sheet, row, col) -> the ranges its formula reads
 
     @property
     def helpers(self):
@@ -106,13 +113,19 @@ class Reach:
     def of(self, sheet, row, col):
         """The blocks the formula in (sheet, row, col) reads, directly or through other cells
         (0 when it holds no formula or reads no block)."""
-        text = self.formulas.get(sheet, {}).get((row, col))
-        if not text:
-            return 0
         mask = 0
-        for span in references(text, sheet, self.names):
+        for span in self._read(sheet, row, col):
             mask |= self._value(span)
         return mask
+
+    def _read(self, sheet, row, col):
+        """The ranges the formula in a cell reads (each formula parsed once)."""
+        key = (sheet, row, col)
+        found = self._parsed.get(key)
+        if found is None:
+            text = self.formulas.get(sheet, {}).get((row, col))
+            found = self._parsed[key] = references(text, sheet, self.names) if text else []
+        return found
 
     def _children(self, node):
         if isinstance(node, refs.Range):
@@ -126,11 +139,10 @@ class Reach:
                          if node.min_row <= at[0] <= node.max_row and node.min_col <= at[1] <= node.max_col)
             return [(node.sheet, r, c) for r, c in cells if (r, c) in owners or (r, c) in formulas]
         sheet, r, c = node
-        text = self.formulas.get(sheet, {}).get((r, c))
-        if not text:
+        if not self.formulas.get(sheet, {}).get((r, c)):
             return []
         self._walked.add(node)
-        return references(text, sheet, self.names)
+        return self._read(sheet, r, c)
 
     def _own(self, node):
         if isinstance(node, refs.Range):
