@@ -77,24 +77,30 @@ def remove_stale_pipes(since, name=None):
                 info = entry.stat(follow_symlinks=False)
             except OSError:
                 continue
-            ours = name is not None and entry.name == prefix + name
+            ours = name is not None and entry.name == prefix + name  # a name only this run used
             if not stat.S_ISSOCK(info.st_mode) or info.st_uid != os.getuid():
                 continue
-            if (ours or info.st_mtime >= since - 1) and not _listening(entry.path):
+            if ours or (info.st_mtime >= since - 1 and not _listening(entry.path, patience=1.0)):
                 with contextlib.suppress(OSError):
                     os.unlink(entry.path)
 
 
-def _listening(path):
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.settimeout(1)
-        probe.connect(path)
-        return True
-    except OSError:
-        return False
-    finally:
-        probe.close()
+def _listening(path, patience=0.0):
+    """True while a process accepts connections on the socket; ``patience``: seconds to wait
+    for a LibreOffice that is being stopped to let go of it."""
+    deadline = time.monotonic() + patience
+    while True:
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.settimeout(1)
+            probe.connect(path)
+        except OSError:
+            return False
+        finally:
+            probe.close()
+        if time.monotonic() >= deadline:
+            return True
+        time.sleep(0.05)
 
 
 class LibreOffice(Engine):
