@@ -5,10 +5,15 @@ file's word for its own proof:
 
 - the sentinel must still be the formula xlnet wrote (``=6*7``), not a constant typed over it;
 - every cell an op computes must hold a formula, not a typed value (a value pasted over a
-  formula reads the same once saved); such cells give a block the status ``values``;
+  formula reads the same once saved), and that formula must read the op's inputs, directly or
+  through helper cells (``=6.7639`` reads nothing); such cells give a block the status ``values``;
+- in a lesson book, a formula outside every block means the manifest lost the op that checks it;
 - tolerances in the manifest are clamped to the project's policy (``tolerance.LOOSEST``);
 - with ``--reference ORIGINAL.xlsx`` the ops, tolerances, layout and which cells must be
   formulas come from the original, so a learner's manifest is not even read.
+
+The rest of the proof lives with its owner: the manifest rebuilt from its lesson
+(``lessons.provenance``) and the recheck with moved inputs (``perturb``).
 """
 
 from __future__ import annotations
