@@ -18,18 +18,27 @@ from conftest import needs_libreoffice, require_engine
 pytestmark = pytest.mark.slow  # processes and engines started per case
 
 
-def _processes_mentioning(text):
-    """Pids of live processes whose command line contains ``text``."""
+def _processes_carrying(marker, environment=False):
+    """Pids of live processes whose command line mentions ``marker`` (a private folder of the
+    test: an engine's profile lies in it), or their environment too (every child of the run
+    inherits its TMPDIR)."""
     found = []
     for pid in os.listdir("/proc"):
-        if not pid.isdigit():
+        if not pid.isdigit() or int(pid) == os.getpid():
             continue
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                if text.encode() in fh.read():
-                    found.append(int(pid))
+                text = fh.read()
+            if environment:
+                with open(f"/proc/{pid}/environ", "rb") as fh:
+                    text += fh.read()
+            with open(f"/proc/{pid}/stat", "rb") as fh:
+                if fh.read().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X"):
+                    continue
         except OSError:
             continue
+        if marker.encode() in text:
+            found.append(int(pid))
     return found
 
 
@@ -45,7 +54,7 @@ def _start_check(tmp_path, book, *extra):
 def _wait_for_engine(private, proc, timeout=120):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if _processes_mentioning(str(private)):
+        if _processes_carrying(str(private)):
             return
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.05)
@@ -54,9 +63,9 @@ def _wait_for_engine(private, proc, timeout=120):
 
 def _assert_nothing_left(private):
     deadline = time.monotonic() + 10
-    while _processes_mentioning(str(private)) and time.monotonic() < deadline:
+    while _processes_carrying(str(private)) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert _processes_mentioning(str(private)) == [], "an engine process outlived the check"
+    assert _processes_carrying(str(private)) == [], "an engine process outlived the check"
     assert list(private.iterdir()) == [], f"left behind: {list(private.iterdir())}"
 
 
@@ -120,27 +129,6 @@ def test_an_engine_that_crashes_is_one_line_and_exit_2(built, tmp_path):
     assert result.stderr.count("\n") == 1 and "LibreOffice crashed (killed by signal 11)" in result.stderr, result.stderr
 
 
-def _processes_carrying(marker):
-    """Pids of live processes whose command line or environment mentions ``marker``."""
-    found = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                text = fh.read()
-            with open(f"/proc/{pid}/environ", "rb") as fh:
-                text += fh.read()
-            with open(f"/proc/{pid}/stat", "rb") as fh:
-                if fh.read().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X"):
-                    continue
-        except OSError:
-            continue
-        if marker.encode() in text:
-            found.append(int(pid))
-    return found
-
-
 @needs_libreoffice
 @pytest.mark.parametrize("how", ["warm", "batch", "jobs", "serve"])
 def test_a_kill_9_of_xlnet_leaves_no_engine_running(built, tmp_path, how):
@@ -157,7 +145,7 @@ def test_a_kill_9_of_xlnet_leaves_no_engine_running(built, tmp_path, how):
                             stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while not any("UserInstallation" in open(f"/proc/{p}/cmdline", "rb").read().decode(errors="replace")
-                  for p in _processes_carrying(str(private)) if os.path.exists(f"/proc/{p}/cmdline")):
+                  for p in _processes_carrying(str(private), True) if os.path.exists(f"/proc/{p}/cmdline")):
         assert proc.poll() is None and time.monotonic() < deadline, "LibreOffice never started"
         time.sleep(0.05)
     proc.kill()
@@ -168,9 +156,9 @@ def test_a_kill_9_of_xlnet_leaves_no_engine_running(built, tmp_path, how):
     assert not reader.is_alive(), "the caller's output is still held open (a CI step would wait for ever)"
     proc.stdout.close()
     deadline = time.monotonic() + 15
-    while _processes_carrying(str(private)) and time.monotonic() < deadline:
+    while _processes_carrying(str(private), True) and time.monotonic() < deadline:
         time.sleep(0.1)
-    left = {p: open(f"/proc/{p}/cmdline", "rb").read()[:200] for p in _processes_carrying(str(private))}
+    left = {p: open(f"/proc/{p}/cmdline", "rb").read()[:200] for p in _processes_carrying(str(private), True)}
     assert left == {}, f"a process outlived the xlnet that was killed: {left}"
 
 
