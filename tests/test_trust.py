@@ -76,6 +76,11 @@ def test_a_manifest_differing_from_its_lesson_is_refused_with_where(built):
     data_book = dict(xlnet.load(built["conv"]).manifest)
     data_book["settings"] = dict(data_book["settings"], image="digit.png")
     assert "built from a data file (--image)" in provenance.verify(data_book, built["conv"])
+    for settings in ({"kernel_size": 99}, {"exercises": ["no_such_block"]}):  # no way around the rebuild
+        forged = dict(xlnet.load(built["conv"]).manifest)
+        forged["settings"] = dict(forged["settings"], **settings)
+        with pytest.raises(InputError, match="claims to be lesson conv, but its settings do not build"):
+            provenance.verify(forged, built["conv"])
 
 
 def test_formulas_that_compute_nothing_and_formulas_outside_blocks_are_found(built, tmp_path):

@@ -28,12 +28,17 @@ class Unverifiable(Exception):
     """The manifest cannot be rebuilt here; the message says why."""
 
 
+class Unbuildable(Exception):
+    """The settings a book records do not build its lesson: no book xlnet wrote records them."""
+
+
 def rebuilt_manifest(manifest):
     """The manifest ``xlnet build`` writes for the lesson and settings ``manifest`` records.
 
     Raises:
         Unverifiable: no lesson is recorded, the lesson is unknown here, or it was built from
             a data file.
+        Unbuildable: it records no settings, or settings that do not build the lesson.
     """
     lesson_name = manifest.get("lesson")
     if not lesson_name:
@@ -42,7 +47,7 @@ def rebuilt_manifest(manifest):
         raise Unverifiable(f"this version of xlnet has no lesson {lesson_name!r}")
     settings = manifest.get("settings")
     if not isinstance(settings, dict):
-        raise Unverifiable("it records no settings")
+        raise Unbuildable("it records no settings")
     key = json.dumps([lesson_name, settings], sort_keys=True, default=str)
     return json.loads(_build(key))
 
@@ -110,7 +115,7 @@ def _rebuild(key):
             finally:
                 book.close()
     except (XlnetError, TypeError, ValueError) as exc:
-        raise Unverifiable(f"its settings do not build ({' '.join(str(exc).split())[:120]})") from None
+        raise Unbuildable(f"its settings do not build ({' '.join(str(exc).split())[:120]})") from None
     return json.dumps(manifest, sort_keys=True)
 
 
@@ -162,6 +167,10 @@ def verify(manifest, source):
         expected = rebuilt_manifest(manifest)
     except Unverifiable as why:
         return str(why)
+    except Unbuildable as why:
+        raise InputError(f"{source}: it claims to be lesson {manifest['lesson']}, but {why}; the blocks it claims "
+                         f"cannot be trusted: rebuild it with `xlnet build {manifest['lesson']}`, or check a learner's "
+                         f"copy with {option('reference')} ORIGINAL.xlsx") from None
     diff = first_difference(json.loads(json.dumps(manifest, sort_keys=True, default=str)), expected)
     if diff:
         raise InputError(f"{source}: its manifest is not the one lesson {manifest['lesson']} builds with the settings it "
