@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up a fresh machine: the spreadsheet engines (LibreOffice Calc with its Python bindings, for
-# a warm LibreOffice; Gnumeric) and a virtual environment in .venv with xlnet, torch (CPU build)
+# a warm LibreOffice; Gnumeric; the Carlito font) and a virtual environment in .venv with xlnet, torch (CPU build)
 # and the test tools. Safe to run twice.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +10,9 @@ command -v soffice >/dev/null 2>&1 || need+=(libreoffice-calc)
 command -v ssconvert >/dev/null 2>&1 || need+=(gnumeric)
 command -v pdftoppm >/dev/null 2>&1 || need+=(poppler-utils)
 /usr/bin/python3 -c "import uno" >/dev/null 2>&1 || need+=(python3-uno)
+# Carlito has Calibri's widths: LibreOffice then lays a book out as Excel does (the legibility
+# test compares LibreOffice's rendering with the widths xlnet measures)
+fc-list 2>/dev/null | grep -q Carlito || need+=(fonts-crosextra-carlito)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

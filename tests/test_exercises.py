@@ -3,6 +3,7 @@ dragged from the worked cell, right or wrong in the common ways), recalculated b
 and graded against torch."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -66,14 +67,19 @@ def test_exercise_book_leaves_blocks_for_the_learner(books):
     ws = wb["conv"]
     for block in ("conv1_out", "pool_out", "probs"):
         info = manifest["tensors"][block]
-        assert info["exercise"]["instruction"].endswith(("drag it", "done for you"))
+        instruction = info["exercise"]["instruction"]
+        assert "done for you" in instruction
         tiles = list(_cells(wb, manifest, block))
-        worked = tiles[0][0][0]
-        assert isinstance(worked.value, str) and worked.value.startswith("="), "one worked cell per block"
-        rest = [c for cells, _ in tiles for c in cells][1:]
+        for cells, _ in tiles:  # a worked cell per tile: a formula dragged from another tile is wrong
+            worked = cells[0]
+            assert isinstance(worked.value, str) and worked.value.startswith("="), f"{block}: a worked cell per tile"
+            assert worked.comment is not None and "Exercise" in worked.comment.text
+        rest = [c for cells, _ in tiles for c in cells[1:]]
         assert rest and all(c.value is None for c in rest), f"{block}: the learner's cells are empty"
         assert all(c.border.left.style == "medium" for c in rest), f"{block}: the learner's cells are outlined"
-        assert worked.comment is not None and "Exercise" in worked.comment.text
+        if len(tiles) > 1:
+            assert "Each map's first cell is done for you" in instruction
+    assert "The window moves 2 cells" in manifest["tensors"]["pool_out"]["exercise"]["instruction"]
     caption = ws.cell(15, 2).value
     assert caption.startswith("Exercise: fill each cell with the ReLU of the conv sum")
     # downstream blocks still compute, from the learner's cells
@@ -120,10 +126,10 @@ def test_grading_right_wrong_empty_half_done(books, tmp_path):
     # the blocks downstream of it now check too
     assert next(b for b in reports["right"].blocks if b.tensor == "conv2_pre").status == "pass"
     assert not reports["right"].passed  # pool_out and probs are still to do
-    assert graded["right"]["pool_out"]["empty"] == 7
+    assert graded["right"]["pool_out"]["empty"] == 6  # a worked cell in each of the 2 maps
 
     empty = graded["empty"]["conv1_out"]
-    assert empty["right"] == 1 and empty["empty"] == 71 and empty["found"] == "empty"
+    assert empty["right"] == 2 and empty["empty"] == 70 and empty["found"] == "empty"  # 2 maps, 2 worked cells
     assert empty["first_cell"] == "conv!C17"
     # an empty cell is not yet filled in, not a typed value where a formula belongs
     assert next(b for b in reports["empty"].blocks if b.tensor == "conv1_out").status == "fail"
@@ -189,12 +195,24 @@ def test_a_class_graded_at_once_shows_exercises_done(books, tmp_path):
 
 @needs_libreoffice
 def test_watch_tells_the_learner_how_far_they_are(books, tmp_path):
-    half = fill(books["conv"], tmp_path / "mine.xlsx", "conv1_out", "relu", upto=10)
-    run = subprocess.run([sys.executable, "-m", "xlnet", "watch", str(half), "--count", "1"],
-                         capture_output=True, text=True, cwd=tmp_path, timeout=300)
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert "exercise conv1_out:" in run.stdout and "hint: a missing MAX(0" in run.stdout
-    assert "FAIL  conv layer 1" not in run.stdout  # the exercise line says it, with a hint
+    """``--count 1``: the check at the start, then one save, then it stops."""
+    start = fill(books["conv"], tmp_path / "mine.xlsx", "conv1_out", "relu", upto=3)
+    proc = subprocess.Popen([sys.executable, "-m", "xlnet", "watch", str(start), "--count", "1", "--interval", "0.1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        seen = [proc.stdout.readline() for _ in range(2)]  # the header, then the first check
+        assert "mine.xlsx:" in seen[1], "".join(seen) + proc.stderr.read()
+        saving = tmp_path / "mine.saving"
+        fill(books["conv"], saving, "conv1_out", "relu", upto=10)
+        os.replace(saving, start)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out + err
+    after = out.split("mine.xlsx:")[-1]  # the check of the save
+    assert "exercise conv1_out:" in after and "hint: a missing MAX(0" in after
+    assert "FAIL  conv layer 1" not in after  # the exercise line says it, with a hint
 
 
 def test_hints_tell_the_common_mistakes_apart():

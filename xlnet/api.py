@@ -15,7 +15,7 @@ from .workbook import read
 DEFAULT_OUT = lessons.DEFAULT_OUT
 
 
-def build(names=None, out=DEFAULT_OUT, seed=0, exercise=None, **options):
+def build(names=None, out=DEFAULT_OUT, seed=0, exercise=None, exercise_points=None, **options):
     """Build lesson workbooks.
 
     Args:
@@ -25,6 +25,8 @@ def build(names=None, out=DEFAULT_OUT, seed=0, exercise=None, **options):
         exercise: blocks to leave for the learner: ``"all"`` (each lesson's exercise set), or
             block names (a list, or one string separated by commas) of a single lesson. The
             book is then written as ``<lesson>-exercise.xlsx``.
+        exercise_points: what each exercise is worth in the gradebook: a number for each, or
+            ``"NAME=P,..."`` (a str or a dict); default 1 each.
         **options: lesson options (``kernel_size=5`` …); each lesson takes those it declares.
 
     Returns:
@@ -33,6 +35,7 @@ def build(names=None, out=DEFAULT_OUT, seed=0, exercise=None, **options):
     names = list(names or lessons.all_lessons())
     chosen = [lessons.get(n) for n in names]
     sets = lessons.exercise_sets(chosen, exercise)
+    worth = lessons.exercise_points(exercise_points, sets)
     unknown = [k for k, v in options.items() if v is not None and k not in lessons.all_options()]
     if unknown:
         raise InputError(f"unknown lesson option(s): {', '.join(unknown)}")
@@ -43,7 +46,8 @@ def build(names=None, out=DEFAULT_OUT, seed=0, exercise=None, **options):
     for lesson, values, blocks in zip(chosen, resolved, sets):
         path = out / (f"{lesson.NAME}-exercise.xlsx" if blocks else f"{lesson.NAME}.xlsx")
         try:
-            lesson.build(path, seed=seed, exercises=blocks or None, **values)
+            lesson.build(path, seed=seed, exercises=blocks or None,
+                         worth={n: p for n, p in worth.items() if blocks and n in blocks} or None, **values)
         except OSError as exc:
             raise InputError(f"{path}: cannot be written ({exc.strerror or type(exc).__name__})") from None
         paths.append(path)

@@ -11,7 +11,7 @@ import textwrap
 import threading
 
 from . import engines, lessons, limits
-from .errors import XlnetError
+from .errors import InputError, XlnetError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -76,6 +76,8 @@ def _parser(lesson_options=True):
     build.add_argument("--exercise", metavar="BLOCK[,BLOCK...]|all",
                        help="leave these blocks for the learner to fill (all: the lesson's exercise set; see "
                             "`xlnet list --exercises`); writes LESSON-exercise.xlsx, graded by `xlnet check`")
+    build.add_argument("--exercise-points", metavar="P|NAME=P[,NAME=P...]",
+                       help="what each exercise is worth in the gradebook (default: 1 each)")
     build.add_argument("--seed", type=int, default=0, help=f"seed of every random constant (default: 0; {lessons.SEED.range_text})")
     for name, options in (lessons.all_options() if lesson_options else {}).items():  # a shared option (epochs, lr) is one flag
         kind = {"action": "store_true"} if options[0].type is bool else {"type": options[0].type}
@@ -89,7 +91,10 @@ def _parser(lesson_options=True):
                        choices=list(engines.ENGINES) + ["all"], help="recalculation engine (default: libreoffice)")
     check.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                        help="where torch runs (default: cuda when available, else cpu)")
-    check.add_argument("--json", action="store_true", help="print the report as JSON")
+    check.add_argument("--format", default=None, choices=FORMATS,
+                       help="text (default); json; csv: a gradebook row per file (score, maximum, each exercise); "
+                            "gradescope: Gradescope's results.json")
+    check.add_argument("--json", action="store_true", help="the same as --format json")
     check.add_argument("--timeout", type=int, default=engines.DEFAULT_TIMEOUT,
                        help="seconds allowed to the engine (default: 600)")
     check.add_argument("--spec", metavar="SPEC.toml",
@@ -122,7 +127,7 @@ def _parser(lesson_options=True):
     watch.add_argument("--timeout", type=int, default=engines.DEFAULT_TIMEOUT,
                        help="seconds allowed to the engine (default: 600)")
     watch.add_argument("--interval", type=float, default=0.5, help="seconds between looks at the file (default: 0.5)")
-    watch.add_argument("--count", type=int, default=None, metavar="N", help="stop after N checks (default: never)")
+    watch.add_argument("--count", type=int, default=None, metavar="N", help="stop once N saves have been checked (default: never)")
 
     annotate = sub.add_parser("annotate", help="write a copy of a workbook carrying its spec as a manifest")
     annotate.add_argument("file", metavar="FILE")
@@ -262,37 +267,61 @@ def _signals_as_interrupts():
             signal.signal(signum, handler)
 
 
-def _check(args):
-    from .report import exit_code, to_json
+FORMATS = ("text", "json", "csv", "gradescope")
 
+
+def _check(args):
+    from .checking import grading
+
+    fmt = args.format or ("json" if args.json else "text")
+    if args.json and fmt != "json":
+        raise InputError(f"--json and --format {fmt}: choose one")
+    engines.check_timeout(args.timeout)
     if args.jobs is not None:
-        from .checking import grading
-        engines.check_timeout(args.timeout)
         from .lessons import provenance
         graded = grading.check_files(args.files, args.jobs, engine=args.engine, device=args.device,
                                      timeout=args.timeout, spec=args.spec, reference=args.reference,
                                      limits=_limits(args), perturb=True if args.perturb is None else args.perturb,
                                      seed=args.perturb_seed, rebuild=provenance.verify)
-        if args.json:
-            print(grading.to_json(graded))
-        else:
-            texts = [r.text() for g in graded for r in g.reports]
-            print("\n\n".join(texts + [grading.summary(graded)]))
-        return grading.exit_code(graded)
-    reports = None
-    if engines.keeps_warm(args.engine) and not args.cold:  # `xlnet serve` keeps such an engine warm
-        from . import serve
-        engines.check_timeout(args.timeout)
-        reports = serve.request_check(args.files, args.engine, args.device, args.timeout, args.spec,
-                                      args.reference, _limits(args), perturb=args.perturb,
-                                      seed=args.perturb_seed)  # None: no server is running
-    if reports is None:
-        from . import api
-        reports = api.check(args.files, engine=args.engine, device=args.device, timeout=args.timeout,
-                            spec=args.spec, reference=args.reference, limits=_limits(args), perturb=args.perturb,
-                            seed=args.perturb_seed)
-    print(to_json(reports) if args.json else "\n\n".join(r.text() for r in reports))
-    return exit_code(reports)
+    else:
+        graded = grading.check_each(args.files, _check_here(args), engine=args.engine,
+                                    isolate=fmt in ("csv", "gradescope"), device=args.device, timeout=args.timeout,
+                                    spec=args.spec, reference=args.reference, limits=_limits(args),
+                                    perturb=args.perturb, seed=args.perturb_seed)
+    print(_formatted(graded, fmt, table=args.jobs is not None or len(graded) > 1))
+    return grading.exit_code(graded)
+
+
+def _check_here(args):
+    """api.check, through `xlnet serve` when one keeps the engine warm (and --cold is not given)."""
+    from . import api
+
+    def check(paths, engine, **options):
+        if engines.keeps_warm(engine) and not args.cold and "warm" not in options:
+            from . import serve
+            reports = serve.request_check(paths, engine, options["device"], options["timeout"], options["spec"],
+                                          options["reference"], options["limits"], perturb=options["perturb"],
+                                          seed=options["seed"])
+            if reports is not None:
+                return reports
+        return api.check(paths, engine=engine, **options)
+    return check
+
+
+def _formatted(graded, fmt, table):
+    from .checking import grading
+    from .report import gradebook
+
+    if fmt == "json":
+        return grading.to_json(graded)
+    if fmt == "csv":
+        return gradebook.to_csv(graded)
+    if fmt == "gradescope":
+        return gradebook.to_gradescope(graded)
+    texts = [r.text() for g in graded for r in g.reports]
+    if not table:  # the table has a row for a file that could not be checked
+        texts += [f"{g.path}: error: {g.error}" for g in graded if g.error]
+    return "\n\n".join(texts + ([grading.summary(graded)] if table else []))
 
 
 def _serve(args):
@@ -313,7 +342,8 @@ def _run(args):
         return _list_ops() if args.ops else _list_exercises() if args.exercises else _list()
     if args.command == "build":
         options = {k: v for k, v in vars(args).items() if k in lessons.all_options()}
-        for path in api.build(args.lessons, out=args.out, seed=args.seed, exercise=args.exercise, **options):
+        for path in api.build(args.lessons, out=args.out, seed=args.seed, exercise=args.exercise, exercise_points=args.exercise_points,
+                              **options):
             print(f"wrote {path}")
         return 0
     if args.command == "check":

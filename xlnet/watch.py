@@ -28,8 +28,8 @@ def _stamp(path):
 
 
 def watch(path, engine="libreoffice", device="auto", timeout=600, interval=0.5, count=None, out=None):
-    """Check ``path`` now and every time it is saved; returns 0 after ``count`` checks (never
-    when None: Ctrl-C stops it)."""
+    """Check ``path`` now and every time it is saved; returns 0 once ``count`` saves have been
+    checked (never when None: Ctrl-C stops it)."""
     from . import engines, serve
     from .workbook import package
 
@@ -38,7 +38,7 @@ def watch(path, engine="libreoffice", device="auto", timeout=600, interval=0.5, 
     package.readable(path)
     engines.check_timeout(timeout)
     if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
-        raise InputError(f"{option('count')} should be a whole number of checks, 1 or more, not {count!r}")
+        raise InputError(f"{option('count')} should be a whole number of saves, 1 or more, not {count!r}")
     if not 0.05 <= interval <= 3600:
         raise InputError(f"{option('interval')} should be from 0.05 to 3600 seconds, not {interval!r}")
     own = None
@@ -60,9 +60,9 @@ def watch(path, engine="libreoffice", device="auto", timeout=600, interval=0.5, 
                 time.sleep(SETTLE if last is not None else 0)
                 if _stamp(path) != stamp:
                     continue  # still being written
-                last = stamp
+                saved, last = last is not None, stamp
                 print(_check_once(path, engine, device, timeout, own), file=out, flush=True)
-                done += 1
+                done += saved  # the check at the start is not a save
                 continue
             time.sleep(interval)
     finally:

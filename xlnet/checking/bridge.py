@@ -191,7 +191,7 @@ def check_workbook(book, device="auto", engine="?", typed=None, e2e=None, formul
                 status, max_abs, max_rel, worst, message = "e2e", e2e_abs, math.nan, None, ""
             elif upstream:
                 status, max_abs, max_rel, worst = "skip", math.nan, math.nan, None
-                message = f"input {', '.join(upstream)} holds error values"
+                message = _unreadable(upstream, tensors)
             else:
                 ref = block_out[key].detach().cpu().numpy()
                 passed, max_abs, max_rel, worst, message = compare(sheet, ref, expected,
@@ -203,7 +203,7 @@ def check_workbook(book, device="auto", engine="?", typed=None, e2e=None, formul
                                                   widen(tol, block_out, key), at, expected,
                                                   typed=typed.get(name, ()), unread=unread.get(name, ())))
             if upstream and not composite and "exercise" in infos[name]:
-                graded.append(exercises.waiting(name, entry.get("title", name), sheet, upstream))
+                graded.append(exercises.waiting(name, entry.get("title", name), sheet, upstream, infos[name]))
             if name in typed and not composite:
                 cells = typed[name]
                 status, worst = "values", cells[0]
@@ -221,3 +221,13 @@ def check_workbook(book, device="auto", engine="?", typed=None, e2e=None, formul
                 message=message, e2e_pass=e2e_pass, e2e_max_abs=e2e_abs))
     return Report(path=str(book.path), engine=engine, device=str(device), blocks=results,
                   exercises=[g.to_dict() for g in graded])
+
+
+def _unreadable(upstream, tensors):
+    """Why a block is skipped: its inputs hold blank cells (an exercise not filled in yet) or
+    error values."""
+    blank = [n for n in upstream if n in tensors and tensors[n].errors
+             and all(code == "blank" for code in tensors[n].errors.values())]
+    if len(blank) == len(upstream):
+        return f"input {', '.join(upstream)} has blank cells (not filled in yet)"
+    return f"input {', '.join(upstream)} holds error values"

@@ -42,7 +42,8 @@ def grade(name, title, info, sheet, reference, tol, formula_at, expected_errors=
     for k in list(typed) + list(unread):
         right[k] = False
     empty = [k for k in range(got.size) if not right[k] and not formula_at(k) and _blank(sheet, k)]
-    result = ExerciseResult(tensor=name, title=title, cells=int(got.size), right=int(right.sum()), empty=len(empty))
+    result = ExerciseResult(tensor=name, title=title, cells=int(got.size), right=int(right.sum()), empty=len(empty),
+                            **_worth(info))
     wrong = np.flatnonzero(~right)
     if wrong.size == 0:
         return result
@@ -66,10 +67,16 @@ def grade(name, title, info, sheet, reference, tol, formula_at, expected_errors=
     return result
 
 
-def waiting(name, title, sheet, upstream):
+def _worth(info):
+    """The worked cells (one per tile) and the points of an exercise, from its manifest entry."""
+    exercise = info.get("exercise", {})
+    return {"worked": max(1, len(exercise.get("patterns") or [])), "points": float(exercise.get("points", 1.0))}
+
+
+def waiting(name, title, sheet, upstream, info=None):
     """An exercise block whose inputs are not all numbers yet (an earlier exercise left empty):
     it cannot be graded until they are."""
-    return ExerciseResult(tensor=name, title=title, cells=int(sheet.values.size), right=0,
+    return ExerciseResult(tensor=name, title=title, cells=int(sheet.values.size), right=0, **_worth(info or {}),
                           empty=sum(1 for k in range(sheet.values.size) if _blank(sheet, k)),
                           found="not graded yet",
                           hint=f"it is graded once {', '.join(upstream)} holds no empty cells or errors")

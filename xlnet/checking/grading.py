@@ -126,6 +126,50 @@ def check_files(paths, jobs, engine="libreoffice", **options):
     return [results[str(p)] for p in paths]
 
 
+def check_each(paths, check, engine="libreoffice", isolate=False, **options):
+    """Check files in this process: in one engine run, or, when that fails on a file (or
+    ``isolate`` is set), one at a time with one warm engine, so that a file that cannot be
+    checked is its own row and the others are still graded.
+
+    Args:
+        paths: the workbooks (folders are searched).
+        check: ``api.check`` (or a function with its signature).
+        engine, **options: as ``api.check``.
+        isolate: a lone file that cannot be checked is a Graded with its error, not an
+            exception (a gradebook always has a row).
+
+    Returns:
+        A Graded per file, in order.
+    """
+    from .. import engines
+
+    paths = workbooks_in(paths)
+    try:
+        reports = check(paths, engine=engine, **options)
+    except XlnetError as exc:
+        if len(paths) == 1:
+            if not isolate:
+                raise
+            return [Graded(str(paths[0]), error=" ".join(exc.command_line().split()))]
+    else:
+        per_engine = len(reports) // len(paths)
+        return [Graded(str(p), reports[i::len(paths)][:per_engine]) for i, p in enumerate(paths)]
+    warm = None
+    if engines.keeps_warm(engine) and engines.get(engine).warm_available() and options.get("warm") is None:
+        warm = engines.get(engine).start_warm()
+    try:
+        out = []
+        for path in paths:
+            try:
+                out.append(Graded(str(path), check([path], engine=engine, **dict(options, **({"warm": warm} if warm else {})))))
+            except XlnetError as exc:
+                out.append(Graded(str(path), error=" ".join(exc.command_line().split())))
+        return out
+    finally:
+        if warm is not None:
+            warm.close()
+
+
 def summary(graded):
     """A table: file, blocks passed (and exercises done, for exercise books), first failing
     cell (or the error), and a total line."""
@@ -140,6 +184,9 @@ def summary(graded):
             good = sum(b.status == "pass" for b in blocks)
             first = next((b for b in r.blocks if b.status in ("fail", "values", "skip") or not b.e2e_pass), None)
             where = "" if first is None else f"{first.worst_cell or first.tensor} ({first.title[:40]})"
+            todo = next((e for e in r.exercises if not e["done"]), None)
+            if todo is not None:  # the cell the learner is told to fix, not a block it feeds
+                where = f"{todo['first_cell'] or todo['tensor']} (exercise {todo['tensor']})"
             name = g.path if len(g.reports) == 1 else f"{g.path} [{r.engine}]"
             done = (f"{sum(e['done'] for e in r.exercises)}/{len(r.exercises)}",) if exercises else ()
             rows.append((name, f"{good}/{len(blocks)}") + done + ("OK" if r.passed else "MISMATCH", where))

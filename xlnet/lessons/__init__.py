@@ -62,6 +62,43 @@ def resolve_options(lesson, given):
 
 
 SEED = Option("seed", int, 0, "seed of every random constant", 0, 2 ** 32 - 1)
+MAX_POINTS = 1000
+
+
+def exercise_points(points, sets):
+    """What each exercise is worth: ``points`` is None (1 each), a number (each), or
+    ``NAME=P,...`` (a str or a dict; the others 1), every name one of the exercises chosen.
+
+    Returns:
+        {name: points} for the exercises not worth 1 (empty when all are)."""
+    if points is None:
+        return {}
+    chosen = [n for blocks in sets if blocks for n in blocks]
+    if not chosen:
+        raise InputError(f"{option('exercise_points')} is for exercise books: add {option('exercise')}")
+    if isinstance(points, (int, float)) and not isinstance(points, bool):
+        given = {n: points for n in chosen}
+    elif isinstance(points, dict):
+        given = dict(points)
+    elif isinstance(points, str):
+        text = points.strip()
+        try:
+            given = {n: float(text) for n in chosen} if "=" not in text else {
+                k.strip(): float(v) for k, v in (part.split("=", 1) for part in text.split(","))}
+        except ValueError:
+            raise InputError(f"{option('exercise_points')} {points!r}: expected a number, or NAME=POINTS separated by commas"
+                             ) from None
+    else:
+        raise InputError(f"{option('exercise_points')} {points!r}: expected a number, or NAME=POINTS separated by commas")
+    out = {}
+    for name, value in given.items():
+        if name not in chosen:
+            raise InputError(f"{option('exercise_points')} {name}: not one of the exercises ({', '.join(chosen)})")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= MAX_POINTS:
+            raise InputError(f"{option('exercise_points')} {name}={value!r}: expected a number above 0, at most {MAX_POINTS}")
+        if float(value) != 1.0:
+            out[name] = float(value)
+    return out
 
 
 def exercise_sets(chosen, exercise):

@@ -93,7 +93,7 @@ def _formula_count(batch, options):
     return options["steps"] * (cnn + mlp) + 13 * rows
 
 
-def build(path, seed=0, exercises=None, **options):
+def build(path, seed=0, exercises=None, worth=None, **options):
     """Build the backpropagation workbook at ``path``."""
     from .images import load_digits, load_wine
 
@@ -107,7 +107,7 @@ def build(path, seed=0, exercises=None, **options):
     images = (digits.images[indices] / 16.0)[:, None]  # [B, 1, 8, 8], exact in binary
     labels = digits.target[indices].astype(np.float64)
     book = Book(NAME, dict(options, seed=seed, digits=",".join(map(str, indices)), batch_size=len(indices)),
-                exercises=exercises)
+                exercises=exercises, worth=worth)
     _cnn_sheet(book, images, labels, indices, options, rng)
     wine = load_wine()
     _mlp_sheet(book, wine, options, rng)
@@ -394,12 +394,12 @@ def _mlp_sheet(book, wine, options, rng):
     lr = sheet.place("mlp_lr", (), row=4, col=1, role="hyper", values=options["lr"], caption="lr",
                      allowed=(0, None, True, False, "Learning rate"),
                      look=Look(number_format="0.000"))
-    for j, name in enumerate(wine.feature_names):
-        sheet.text(7, 1 + j, name.replace("od280/od315_of_diluted_wines", "od280/od315")[:14], "label")
     for i, index in enumerate(picked):
         sheet.text(8 + i, 0, f"wine #{index}", "label")
     raw = sheet.place("wine", (rows, features), row=6, col=1, role="input", values=wine.data[picked],
-                      caption="Measurements as scikit-learn ships them", look=Look(heat=None))
+                      caption="Measurements as scikit-learn ships them", look=Look(heat=None, number_format="General"))
+    sheet.headers(7, 1, [name.replace("od280/od315_of_diluted_wines", "OD280/OD315 of diluted wines")
+                         .replace("_", " ") for name in wine.feature_names])
     target = sheet.place("wine_class", (rows,), row=6, col=raw.right + 2, role="input",
                          values=wine.target[picked].astype(np.float64), caption="class",
                          look=Look(orient="col", number_format="0", heat=None))

@@ -106,7 +106,7 @@ def _check_fits(shape, options):
                          "leaves nothing after pooling: use a larger image or smaller kernel/pool")
 
 
-def build(path, seed=0, exercises=None, **options):
+def build(path, seed=0, exercises=None, worth=None, **options):
     """Build the convolution workbook at ``path``.
 
     Args:
@@ -119,7 +119,7 @@ def build(path, seed=0, exercises=None, **options):
     img, source, label = _input_image(options)
     _check_fits(img.shape, options)
     trained = None if options["untrained"] else conv_training.weights_for(img.shape, options)
-    book = Book(NAME, dict(options, seed=seed, source=source), exercises=exercises)
+    book = Book(NAME, dict(options, seed=seed, source=source), exercises=exercises, worth=worth)
     if trained:
         about = (f"The weights were trained on {trained['trained_on']:,} scikit-learn digits; on the "
                  f"{trained['held_out']} held out they read {trained['accuracy']:.1%} of the digits right.")
@@ -220,7 +220,7 @@ def _dense_and_softmax(book, sheet, flat, row, rng, trained, label, chart_col):
                     look=Look(number_format="0", heat=None))
     first = probs.tiles[0].row
     book.chart(sheet, "probabilities", "bar", "Predicted probability per digit", [("probability", probs)],
-               row=3, col=chart_col, categories=[f"digit {c}" for c in range(CLASSES)], x_label="digit",
+               row=3, col=max(chart_col, sheet.clear_col(3, 3 + 16)), categories=[f"digit {c}" for c in range(CLASSES)], x_label="digit",
                y_label="probability", y_range=(0, 1), category_cells=["conv", first, 1, first + CLASSES - 1, 1],
                size=(520, 300))
 

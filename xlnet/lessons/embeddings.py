@@ -78,7 +78,7 @@ def _words(sentence):
     return words
 
 
-def build(path, seed=0, exercises=None, **options):
+def build(path, seed=0, exercises=None, worth=None, **options):
     """Build the embeddings workbook at ``path``; return its manifest."""
     _settings(options)
     words = _words(options["sentence"] or SENTENCE)
@@ -92,7 +92,7 @@ def build(path, seed=0, exercises=None, **options):
     movie0 = np.round(rng.uniform(-INIT, INIT, (k, movies)), 2)
     # the settings stored in the workbook name the ratings file, not where it lay on this machine
     book = Book(NAME, dict(options, seed=seed, ratings=Path(options["ratings"]).name if options["ratings"] else None),
-                exercises=exercises)
+                exercises=exercises, worth=worth)
 
     rated = _ratings_sheet(book, data)
     factors = _dotprod_sheet(book, rated, data, user0, movie0)

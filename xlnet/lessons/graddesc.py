@@ -99,7 +99,7 @@ def _settings(options):
         raise InputError(f"{option('h')} 0: the finite-difference step must not be 0")
 
 
-def build(path, seed=0, exercises=None, **options):
+def build(path, seed=0, exercises=None, worth=None, **options):
     """Build the gradient-descent workbook at ``path``."""
     _settings(options)
     rng = np.random.default_rng(seed)
@@ -107,7 +107,7 @@ def build(path, seed=0, exercises=None, **options):
     x = np.round(rng.uniform(-2, 2, n), 2)
     noise = np.round(rng.normal(0, options["noise"], n), 2) if options["noise"] > 0 else np.zeros(n)
     steps = batches(n, bs, epochs)
-    book = Book(NAME, dict(options, seed=seed), exercises=exercises)
+    book = Book(NAME, dict(options, seed=seed), exercises=exercises, worth=worth)
     data = _data_sheet(book, options, x, noise)
     runs = {name: _optimizer_sheet(book, data, optimizer, options, steps) for name, optimizer in OPTIMIZERS.items()}
     _fitted_lines(book, data, runs["sgd"], epochs)

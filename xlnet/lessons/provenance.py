@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import InputError, XlnetError, option
-from . import _registry, all_lessons, exercise_sets, resolve_options
+from . import _registry, all_lessons, exercise_points, exercise_sets, resolve_options
 
 
 class Unverifiable(Exception):
@@ -100,15 +100,17 @@ def _rebuild(key):
     settings = dict(settings)
     seed = settings.pop("seed", 0)
     chosen = settings.pop("exercises", None)
+    points = settings.pop("exercise_points", None)
     files = [o.flag for o in lesson.OPTIONS if o.data_file and settings.get(o.name) is not None]
     if files:
         raise Unverifiable(f"it was built from a data file ({', '.join(files)})")
     try:
         options = resolve_options(lesson, settings)
         blocks = exercise_sets([lesson], chosen)[0] if chosen else None
+        points = exercise_points(points, [blocks]) if points is not None else None
         with tempfile.TemporaryDirectory(prefix="xlnet-rebuild-") as folder:
             path = Path(folder) / "rebuilt.xlsx"
-            lesson.build(path, seed=seed, exercises=blocks, **options)
+            lesson.build(path, seed=seed, exercises=blocks, worth=points, **options)
             book = read.open_values(path)
             try:
                 manifest, _ = read.read_manifest(book, path)

@@ -52,7 +52,7 @@ def _class_names(options):
     return (DEFAULT_CLASSES + [f"class {i}" for i in range(len(DEFAULT_CLASSES), n)])[:n]
 
 
-def build(path, seed=0, exercises=None, **options):
+def build(path, seed=0, exercises=None, worth=None, **options):
     """Build the softmax and cross-entropy workbook at ``path``."""
     names = _class_names(options)
     c, b, t = options["classes"], options["batch"], options["temperature"]
@@ -61,7 +61,7 @@ def build(path, seed=0, exercises=None, **options):
     if not t > 0:
         raise InputError(f"{option('temperature')} {t}: expected a positive number")
     rng = np.random.default_rng(seed)
-    book = Book(NAME, dict(options, seed=seed), exercises=exercises)
+    book = Book(NAME, dict(options, seed=seed), exercises=exercises, worth=worth)
     logits = np.round(rng.normal(0, 2, (b, c)), 2)
     targets = rng.integers(0, c, b).astype(float)
     labels = (rng.random((b, c)) < 0.4).astype(float)

@@ -51,7 +51,7 @@ _TENSOR = {
         "fixed": {"type": "object", "required": ["option", "value"],
                   "properties": {"option": _NAME, "value": _NUMBER}},
         "exercise": {"type": "object", "required": ["instruction"],
-                     "properties": {"instruction": _TEXT,
+                     "properties": {"instruction": _TEXT, "points": _NUMBER,
                                     "patterns": {"type": "array", "maxItems": 100_000,
                                                  "items": {"type": "string", "maxLength": 8192}}}},
     },

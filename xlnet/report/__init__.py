@@ -22,6 +22,8 @@ class ExerciseResult:
         found: what the cell holds (a number, an error, ``empty``).
         formula: the learner's formula there ('' when none).
         hint: what the mistake looks like, when it can be told apart.
+        worked: how many of its cells were given worked (one per tile); they earn nothing.
+        points: what the exercise is worth in the gradebook.
     """
 
     tensor: str
@@ -34,6 +36,8 @@ class ExerciseResult:
     found: str = ""
     formula: str = ""
     hint: str = ""
+    worked: int = 0
+    points: float = 1.0
 
     @property
     def done(self):
@@ -140,6 +144,11 @@ class Report:
                          f"blocks (seed {self.perturbed['seed']})")
         lines += [f"  note: {note}" for note in self.notes]
         lines += [f"  PROBLEM: {problem}" for problem in self.problems]
+        if self.exercises:  # a learner reads first what is done and what to fix next
+            done = sum(e["done"] for e in self.exercises)
+            lines.append(f"  exercises: {done} of {len(self.exercises)} done")
+            lines += [f"    {exercise_text(e)}" for e in self.exercises]
+            lines.append("  every block, checked against torch:")
         header = f"  {'block':<44} {'op':<20} {'max abs':>9} {'max rel':>9}  {'result':<6} {'e2e':<4}  worst cell"
         lines.append(header)
         for b in self.blocks:
@@ -149,10 +158,6 @@ class Report:
                 f"  {b.message}" if b.message else "")
             lines.append(f"  {b.title[:44]:<44} {b.op:<20} {_num(b.max_abs):>9} {_num(b.max_rel):>9}  "
                          f"{result:<6} {e2e:<4}  {detail}")
-        if self.exercises:
-            done = sum(e["done"] for e in self.exercises)
-            lines.append(f"  exercises: {done} of {len(self.exercises)} done")
-            lines += [f"    {exercise_text(e)}" for e in self.exercises]
         counts = {s: sum(b.status == s for b in self.blocks) for s in ("pass", "fail", "values", "skip", "e2e")}
         e2e_failed = sum(not b.e2e_pass for b in self.blocks)
         lines.append(f"  {len(self.blocks) - counts['e2e']} blocks: {counts['pass']} pass, {counts['fail']} fail, "

@@ -138,6 +138,7 @@ class TensorBlock:
     text: bool = False
     exercise: dict | None = None
     cached: np.ndarray | None = field(default=None, repr=False)  # the values written with the block
+    written: list = field(default_factory=list, repr=False)  # (row, col, formula, format) of each formula cell
 
     @property
     def lead_shape(self):

@@ -36,10 +36,11 @@ def _column_cells(block, col, start, count):
 class Book:
     """A lesson workbook being built: sheets, formats, tensors and the op graph."""
 
-    def __init__(self, lesson, settings, exercises=None):
+    def __init__(self, lesson, settings, exercises=None, worth=None):
         """A book for ``lesson`` built with ``settings``; ``exercises``: blocks (name ->
-        instruction) left for the learner, each block's cells empty and outlined except its
-        first, which is worked."""
+        instruction) left for the learner, each block's cells empty and outlined except the
+        first of each tile, which is worked; ``worth``: what each exercise is worth (name ->
+        points, default 1), recorded for the gradebook."""
         self.lesson = lesson
         self.settings = dict(settings)
         self._buffer = io.BytesIO()
@@ -55,6 +56,7 @@ class Book:
         self._formats = {}
         self.sheets = []
         self.exercises = dict(exercises or {})
+        self.worth = dict(worth or {})
         self.eligible = []  # the blocks that could be exercises, in the order they are placed
         self.exercises_placed = []
 
@@ -72,6 +74,10 @@ class Book:
                 props.update(font_size=9, italic=True)
         self._formats[key] = self.workbook.add_format(props)
         return self._formats[key]
+
+    def text_size(self, style):
+        """The font size, in points, of a text style."""
+        return TEXT_STYLES.get(style, {}).get("font_size", 11)
 
     def default_footer(self, sheet):
         """What the check compares this sheet's blocks with: the ops of the blocks it holds."""
@@ -92,8 +98,10 @@ class Book:
         used |= {"input" for b in self.tensors.values() if b.sheet == sheet.name and b.role == "parameter"}
         return [(text, style) for text, style in LEGEND if style in used]
 
-    def exercise_instruction(self, name, caption, shape, headers):
-        """The instruction of block ``name`` when the learner is to fill it, else None."""
+    def exercise_instruction(self, name, caption, shape, headers, stride=None):
+        """The instruction of block ``name`` when the learner is to fill it, else None; it says
+        where a dragged formula goes wrong: into the next tile (another filter's map reads
+        another kernel) or along a window that moves more than one cell (``stride``)."""
         if int(np.prod(shape)) < 2:
             return None
         self.eligible.append(name)
@@ -101,7 +109,14 @@ class Book:
             return None
         self.exercises_placed.append(name)
         given = self.exercises[name]
-        return given or f"fill each cell: {caption[0].lower() + caption[1:]}; the first cell is done for you"
+        text = given or f"fill each cell: {caption[0].lower() + caption[1:]}; the first cell is done for you"
+        if len(shape) > 2 and int(np.prod(shape[:-2])) > 1:
+            text += (". Each map's first cell is done for you: a formula dragged from one map into the next "
+                     "would keep reading the first map's inputs")
+        if stride and stride > 1:
+            text += (f". The window moves {stride} cells for each output cell, so a dragged formula (which moves "
+                     f"by 1) is wrong: shift each window by {stride}")
+        return text
 
     def sheet(self, name, title, intro, col_width=7.0, label_width=None):
         """Add a worksheet with a title line and an introduction line (column A may be wider,
@@ -244,6 +259,7 @@ class Book:
         if len(series) == 1:
             chart.set_legend({"none": True})
         sheet.ws.insert_chart(row, col, chart)
+        sheet.chart_at(row, col, size)
         self.charts.append({"name": name, "kind": kind, "title": title, "x_label": x_label,
                             "y_label": y_label, "categories": list(categories or []),
                             "series": recorded, **({"y_log": True} if y_log else {})})
@@ -287,9 +303,33 @@ class Book:
         if size:
             chart.set_size({"width": size[0], "height": size[1]})
         sheet.ws.insert_chart(row, col, chart)
+        sheet.chart_at(row, col, size)
         self.charts.append({"name": name, "kind": "scatter", "title": title, "x_label": x_label,
                             "y_label": y_label, "series": recorded})
         return chart
+
+    def _unshow_solutions(self):
+        """A spreadsheet shows the values cached in the file until it recalculates (LibreOffice
+        does not on open), so an exercise book must not cache the solution anywhere: every
+        block after an exercise caches no value. LibreOffice computes such cells when it opens
+        the book, and Excel recalculates on open: both show what the blank cells imply (a blank
+        read as 0, skipped by AVERAGE), computed by the spreadsheet itself."""
+        after = {name for name, block in self.tensors.items() if block.exercise}
+        changed = True
+        while changed:  # over the op graph to a fixed point: a recurrence's blocks read each other
+            changed = False
+            for entry in self.ops:
+                reads = {spec.split("[")[0] for spec in entry["inputs"].values()}
+                if reads & after:
+                    for out in entry["outputs"].values():
+                        if out not in after:
+                            after.add(out)
+                            changed = True
+        for name in sorted(after):
+            block = self.tensors[name]
+            ws = self.workbook.get_worksheet_by_name(block.sheet)
+            for r, c, formula, fmt in block.written:
+                ws.write_formula(r, c, formula, fmt, "")
 
     def manifest(self):
         """Return the manifest dict describing this workbook."""
@@ -309,6 +349,9 @@ class Book:
                              f"blocks it can leave to the learner: {', '.join(self.eligible)}")
         if self.exercises:
             self.settings["exercises"] = list(self.exercises_placed)
+            if self.worth:
+                self.settings["exercise_points"] = dict(self.worth)
+            self._unshow_solutions()
         for sheet in self.sheets:
             if sheet._footer is None:
                 sheet.footer(self.default_footer(sheet))

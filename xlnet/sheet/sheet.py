@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 from xlsxwriter.utility import xl_rowcol_to_cell
 
 from ..errors import LayoutError
 from ..ops.base import Arg
+from ..workbook import legibility
 from .styles import HEAT_DIVERGING, HEAT_POSITIVE
 from .blocks import ROLES, Look, TensorBlock, Tile, check_name, index_label
 from .worksheet import PortableWorksheet
@@ -41,6 +43,10 @@ class Sheet:
         self._extent = [1, 0]  # the last row and column holding anything
         self._frozen = None
         self._footer = None
+        self._charts = []  # (first row, first col, last row, last col) of each chart
+        self._heights = {}  # rows made taller, in points
+        self._captions = []  # (row, col, text, style, block name): wrapped at the end if cut
+        self._texts = set()  # cells holding a line of text
         self.ws.write_string(0, 0, title, book.fmt("title"))
         self._claim(0, 0, 0, 0, "title")
         self.paragraph(1, intro, "intro")
@@ -65,6 +71,54 @@ class Sheet:
         self._widths[col] = width
         self.ws.set_column(col, col, width)
 
+    def fit(self, col, pixels):
+        """Widen a column, if need be, to hold a text ``pixels`` wide (as legibility measures it)."""
+        if self.px(col) < pixels:
+            self.widen(col, math.ceil((pixels - 4) / 7 * 10) / 10)
+
+    def px(self, col):
+        """A column's width in pixels (XlsxWriter stores a width of w characters as 7w + 5 pixels)."""
+        return round(self.width(col) * 7) + 5
+
+    def headers(self, row, col, texts, style="label"):
+        """Column headers from ``col`` on, each wrapped within its column and the row made as
+        tall as the longest needs (a long measurement name is read whole, not cut)."""
+        size = self.book.text_size(style)
+        lines = 1
+        for k, text in enumerate(texts):
+            self._extent = [max(self._extent[0], row), max(self._extent[1], col + k)]
+            self.ws.write_string(row, col + k, text, self.book.fmt(f"wrapped:{style}", style=style))
+            room = self.px(col + k) - 2 * legibility.PADDING_PX
+            lines = max(lines, legibility.lines(text, room, size, False))
+        if lines > 1:
+            self.height(row, lines * 15 * size / 11 + 2)
+
+    def height(self, row, points):
+        """Make a row ``points`` tall."""
+        self._heights[row] = points
+        self.ws.set_row(row, points)
+
+    def clear_col(self, first_row, last_row, gap=1):
+        """The first column right of everything in rows ``first_row`` to ``last_row``, plus
+        ``gap`` empty columns: where a chart beside them covers nothing."""
+        used = [c for (r, c) in list(self._used) + list(self._texts) if first_row <= r <= last_row
+                and not str(self._used.get((r, c), "")).startswith(("paragraph", "the legend", "title"))]
+        return max(used, default=-1) + 1 + gap
+
+    def chart_at(self, row, col, size):
+        """Record the cells a chart of ``size`` pixels (width, height; None: 480 x 288) covers
+        from (row, col), so the footer goes below it."""
+        width, height = size or (480, 288)
+        last_col, used = col, 0
+        while used < width:
+            used += self.px(last_col)
+            last_col += 1
+        last_row, used = row, 0
+        while used < height:
+            used += self._heights.get(last_row, 15) * 96 / 72
+            last_row += 1
+        self._charts.append((row, col, last_row - 1, last_col - 1))
+
     def text(self, row, col, text, style="note"):
         """Write a line of explanatory text at (row, col); a long one from column A of the
         intro's rows wraps as a paragraph (``paragraph``)."""
@@ -74,6 +128,7 @@ class Sheet:
         if owner.startswith("paragraph"):
             raise LayoutError(f"sheet {self.name}: text at {xl_rowcol_to_cell(row, col)} falls inside {owner}")
         self._extent = [max(self._extent[0], row), max(self._extent[1], col)]
+        self._texts.add((row, col))
         self.ws.write_string(row, col, text, self.book.fmt(style))
 
     def paragraph(self, row, text, style="intro"):
@@ -91,7 +146,41 @@ class Sheet:
         else:
             self.ws.write_string(row, 0, text, fmt)
         if lines > 1:
-            self.ws.set_row(row, 15 * lines + 2)
+            self.height(row, 15 * lines + 2)
+
+    def _wrap_cut_captions(self):
+        """A caption longer than the free cells to its right (up to the next block, text or
+        chart) is wrapped over them, its row made tall enough: read whole, not cut."""
+        for row, col, text, style, owner, short in self._captions:
+            bold = True
+            need = legibility.text_px(text, self.book.text_size(style), bold) + 2 * legibility.PADDING_PX
+            room, last = 0, col - 1
+            while room < need and last < col + 60:
+                k = last + 1
+                if (k != col and ((row, k) in self._texts or self._used.get((row, k), owner) != owner)
+                        or any(r0 <= row <= r1 and c0 <= k <= c1 for r0, c0, r1, c1 in self._charts)):
+                    break
+                room += self.px(k)
+                last = k
+            if room >= need or last <= col and room == 0:
+                continue
+            count = legibility.lines(text, room - 2 * legibility.PADDING_PX, self.book.text_size(style), bold)
+            if count > 3 and short:  # an exercise in a narrow column: its note says what to do
+                text = short
+                count = legibility.lines(text, room - 2 * legibility.PADDING_PX, self.book.text_size(style), bold)
+                block = self.book.tensors[owner]
+                for tile in block.tiles:
+                    self.ws.write_comment(tile.row, tile.col, f"Exercise: {block.exercise['instruction']}",
+                                          {"visible": False, "x_scale": 2.2, "y_scale": 1.2,
+                                           "author": "xlnet"})
+            fmt = self.book.fmt(f"paragraph:{style}", style=style)
+            if last > col:
+                self.ws.merge_range(row, col, row, last, text, fmt)
+            else:
+                self.ws.write_string(row, col, text, fmt)
+            self.height(row, max(self._heights.get(row, 15), count * 15 + 2))
+            for k in range(col, last + 1):
+                self._used.setdefault((row, k), owner)
 
     def freeze(self, row, col=1, print_rows=None):
         """Keep rows above ``row`` and columns left of ``col`` on screen while scrolling, and print
@@ -119,7 +208,9 @@ class Sheet:
             else:
                 self.ws.write_string(0, col, text, fmt)
             col += span + 1
+        self._wrap_cut_captions()
         last_row, last_col = self._extent
+        last_row = max([last_row] + [box[2] for box in self._charts])
         if self._footer:
             self.text(last_row + 2, 0, self._footer, "footer")
             printed = self._footer if len(self._footer) <= 200 else self._footer[:197].rsplit(" ", 1)[0] + " ..."
@@ -222,12 +313,16 @@ class Sheet:
             with np.errstate(invalid="ignore", divide="ignore"):
                 values = op.cached({k: v.cached for k, v in args.items() if v is not None}, at)
         values = np.asarray(values, dtype=np.float64)
-        instruction = self.book.exercise_instruction(name, caption, shape, look.headers)
+        stride = at.get("stride") or (at.get("kernel_size") if "pool" in op.name else None)
+        instruction = self.book.exercise_instruction(name, caption, shape, look.headers, stride)
+        short = f"Exercise: {caption}"
         if instruction:
             caption = f"Exercise: {instruction}"
         block = self._layout(name, shape, row, col, "output", caption, look, blank, False, expected_errors)
         if instruction:
-            block.exercise = {"instruction": instruction}
+            block.exercise = {"instruction": instruction, "points": float(self.book.worth.get(name, 1.0))}
+            if look.headers:
+                self._captions[-1][5] = short + " (point at its first cell: the note says what to do)"
         if reserved is not None and (reserved.tiles != block.tiles):
             raise LayoutError(f"{where}: placed at {block.tiles[0].a1(0, 0)}, not where it was reserved")
         args.update({k: Arg(block, (), self.name) for k, v in args.items() if v is None})  # OUT: the block itself
@@ -296,13 +391,14 @@ class Sheet:
             if claim:
                 self._claim(row, col, bottom, right, name)
                 if headers:
-                    ws.write_string(row, col, caption, book.fmt("exercise_caption" if caption.startswith("Exercise: ")
-                                                            and role == "output" else "caption"))
+                    style = "exercise_caption" if caption.startswith("Exercise: ") and role == "output" else "caption"
+                    ws.write_string(row, col, caption, book.fmt(style))
+                    self._captions.append([row, col, caption, style, name, None])
                     for tile in tiles:
                         ws.write_string(tile.row - 1, tile.col, tile.label, book.fmt("label"))
-                        needed = len(tile.label) * 0.8 + 1  # a one-column tile's label must fit its column
-                        if tile.ncols == 1 and self.width(tile.col) < needed:
-                            self.widen(tile.col, round(needed, 1))
+                        if tile.ncols == 1:  # a one-column tile's label must fit its column
+                            self.fit(tile.col, legibility.text_px(tile.label, self.book.text_size("label"))
+                                     + 2 * legibility.PADDING_PX)
         return TensorBlock(name, shape, role, caption, self.name, tiles,
                            orient if len(shape) == 1 else "row", top, left, bottom, right,
                            expected_errors=[tuple(int(k) for k in ix) for ix in expected_errors],
@@ -337,9 +433,9 @@ class Sheet:
                 continue
             formula = formulas(index)
             if block.exercise and isinstance(formula, str):
-                if (i, j) == (0, 0):  # each tile's first formula: the pattern a hint compares with
+                if (i, j) == (0, 0):  # each tile's first formula: worked, the pattern a hint compares with
                     patterns.append(formula)
-                if index != tuple(0 for _ in shape):  # the one worked cell; the rest left to the learner
+                else:  # left to the learner
                     ws.write_blank(r, c, None, todo_fmt)
                     continue
                 # shown open where no caption says it (a block whose headers the lesson writes)
@@ -350,10 +446,14 @@ class Sheet:
             elif not isinstance(formula, str):  # a fixed number inside a computed block
                 ws.write_number(r, c, float(formula), cell_fmt)
             else:
-                ws.write_formula(r, c, formula, cell_fmt, value if np.isfinite(value) else "#NUM!")
+                cached = value if np.isfinite(value) else "" if np.isnan(value) and block.blank == "nan" else "#NUM!"
+                ws.write_formula(r, c, formula, cell_fmt, cached)
+                block.written.append((r, c, formula, cell_fmt))
 
         if block.exercise:
             block.exercise["patterns"] = patterns
+        if not block.text:
+            self._fit_numbers(block, values, number_format, bold=style in ("hyper", "fixed"))
         if heat and len(shape) > 0 and not block.text:
             finite = values[np.isfinite(values)]
             if heat == "auto":  # a quantity that goes negative (an error, a gradient, a weight) is signed
@@ -370,6 +470,21 @@ class Sheet:
             else:
                 self.heat_map(block.tiles, block.heat, values)
         book.register(block)
+
+    def _fit_numbers(self, block, values, number_format, bold):
+        """Widen the block's columns so that no value prints as ###."""
+        widest = {}
+        for index in np.ndindex(*block.shape):
+            value = float(values[index])
+            if not np.isfinite(value):
+                continue
+            tile, _, j = block.locate(index)
+            shown = legibility.formatted(value, number_format)
+            width = legibility.text_px(shown, 11, bold) + 2 * legibility.PADDING_PX
+            col = tile.col + j
+            widest[col] = max(widest.get(col, 0), width)
+        for col, width in widest.items():
+            self.fit(col, width)
 
     def heat_map(self, tiles, colours, values):
         """A colour scale over tiles. A diverging one is white at 0 and as strong at -M as at
