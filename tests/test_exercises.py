@@ -39,10 +39,12 @@ def fill(source, target, block, mistake=None, upto=None):
     """Fill ``block`` as a learner would: the worked cell's formula dragged over the block.
 
     mistake: None (right), ``dollar`` (typed without $ and dragged), ``relu`` (MAX(0, left out),
-    ``log`` (LOG for LN), ``window`` (each window one row late), ``typed`` (numbers typed in).
+    ``log`` (LOG for LN), ``window`` (each window one row late), ``typed`` (numbers typed in),
+    ``tiles`` (the first tile's worked cell dragged into every tile).
     upto: fill only the first ``upto`` cells of each tile (half done)."""
     wb = openpyxl.load_workbook(source)
     manifest = read.read_workbook(source).manifest
+    tiles = [(cells[0], pattern) for cells, pattern in _cells(wb, manifest, block)]
     for cells, pattern in _cells(wb, manifest, block):
         first = cells[0]
         for n, cell in enumerate(cells[:upto]):
@@ -56,6 +58,9 @@ def fill(source, target, block, mistake=None, upto=None):
                 formula = formula.replace("LN(", "LOG(")
             if mistake == "window" and n:  # each window one row down; the anchored kernel stays
                 formula = moved(pattern, (first.row, first.column), (cell.row + 1, cell.column))
+            if mistake == "tiles":  # the first map's worked cell dragged into every map
+                origin = tiles[0][0]
+                formula = moved(tiles[0][1], (origin.row, origin.column), (cell.row, cell.column))
             cell.value = 0.5 if mistake == "typed" and n else formula
     wb.save(target)
     return target
@@ -228,6 +233,10 @@ def test_hints_tell_the_common_mistakes_apart():
     assert hint(worked, "=MAX(0,SUMPRODUCT(C7:E9,$A$1:$C$3))", 1.0, 2.0) == ""
     assert hint(worked, "=MAX(0,SUMPRODUCT(Z7:AB9,$K$6:$M$8))", 1.0, 2.0) == ""
     assert hint(worked, worked, 1.0, 2.0) == ""
+    # a flipped sign, and a 0-based class read by INDEX without +1
+    assert "sign is flipped" in hint("=-LN(B5)", "=LN(B5)", 0.25, -0.25)
+    losses = "=-LN(INDEX(B5:F5,1,H5+1))"
+    assert "INDEX counts from 1" in hint(losses, "=-LN(INDEX(B5:F5,1,H5))", 1.2, 0.7)
 
 
 def test_grade_counts_cells_and_accepts_an_overflow_where_one_is_meant():
@@ -244,3 +253,56 @@ def test_grade_counts_cells_and_accepts_an_overflow_where_one_is_meant():
                    {"rtol": 1e-9, "atol": 1e-9}, lambda k: formulas.get(k, ""), expected_errors=[(0, 2)])
     assert (graded.right, graded.empty, graded.cells) == (3, 1, 6)  # 1.0, 5.0 and the overflow meant at (0, 2)
     assert (graded.first_cell, graded.expected, graded.found) == ("s!X1", 2.5, "2")
+
+
+def test_no_exercise_can_be_hit_by_accident(built):
+    """Over every lesson's exercise set, on the books as built: no tile of an exercise is
+    constant (a formula returning that constant would score it), and no input of an exercise's
+    op holds the same numbers as another block before it, one of them computed (a formula reading the
+    wrong one, ``EXP(logit)`` for ``EXP(logit / T)`` at T = 1, would be right by coincidence;
+    two blocks of typed inputs that start equal are told apart by the perturbed recheck, which
+    moves each on its own)."""
+    import numpy as np
+
+    from xlnet import lessons
+
+    for lesson in lessons.all_lessons().values():
+        book = read.read_workbook(built[lesson.NAME])
+        values = {name: t.values for name, t in book.tensors.items()}
+        computed = {n for n, info in book.manifest["tensors"].items() if info["role"] == "output"}
+        copied_from = {e["outputs"]["out"]: e["inputs"]["x"] for e in book.manifest["ops"] if e["op"] == "copy"}
+
+        def origin(n):  # a copy of a copy of ... a block is that block (the same quantity, not a coincidence)
+            while n in copied_from:
+                n = copied_from[n]
+            return n
+        for name in lesson.EXERCISES:
+            tiles = values[name].reshape(-1, *values[name].shape[-2:]) if values[name].ndim > 2 else [values[name]]
+            for k, tile in enumerate(tiles):
+                finite = tile[np.isfinite(tile)]
+                assert finite.size and np.ptp(finite) > 0, f"{lesson.NAME}: exercise {name} tile {k} is constant"
+            at = next(k for k, e in enumerate(book.manifest["ops"]) if name in e["outputs"].values())
+            entry = book.manifest["ops"][at]
+            later = {o for e in book.manifest["ops"][at:] for o in e["outputs"].values()}  # not yet computed there
+            for spec in entry["inputs"].values():
+                source = spec.split("[")[0]
+                for other, held in values.items():
+                    if (other not in later and other != source and held.shape == values[source].shape and held.size > 1
+                            and {other, source} & computed and origin(other) != origin(source)):
+                        assert not np.array_equal(held, values[source], equal_nan=True), (
+                            f"{lesson.NAME}: exercise {name} reads {source}, which holds the same numbers as {other}")
+
+
+@needs_warm_libreoffice
+def test_hints_for_a_drag_into_the_next_map_and_across_a_stride(books, tmp_path):
+    """Dragging map 1's worked cell into map 2 reads map 1's inputs; dragging a stride-2 pooling
+    cell moves its window by 1: each mistake gets its own hint."""
+    conv = books["conv"]
+    maps = fill(conv, tmp_path / "maps.xlsx", "conv1_out", "tiles")
+    pooled = fill(fill(conv, tmp_path / "pool.xlsx", "conv1_out"), tmp_path / "pool.xlsx", "pool_out")
+    graded = [{e["tensor"]: e for e in r.exercises} for r in check([maps, pooled], perturb=False)]
+    first = graded[0]["conv1_out"]
+    assert not first["done"] and first["first_cell"] != "" and "dragged from map 1" in first["hint"], first
+    pool = graded[1]["pool_out"]
+    assert graded[1]["conv1_out"]["done"] and not pool["done"], pool
+    assert "window moves 2 cells" in pool["hint"], pool

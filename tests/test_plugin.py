@@ -124,3 +124,33 @@ def test_a_workbook_part_that_inflates_to_a_gigabyte_is_one_failing_item_in_boun
     assert "conv.xlsx: inflates to 1,07" in out and "zip bomb" in out, out
     peak = int(peak_file.read_text())
     assert peak < 400, f"peak memory {peak} MB"
+
+
+@needs_libreoffice
+def test_a_class_graded_by_the_original_as_the_command_line_does(tmp_path):
+    """``--xlnet-reference``: every copy is graded by the handed-out book's manifest, as ``xlnet
+    check --reference`` grades it: a copy whose own manifest lost the exercise's op is still
+    graded on it, and pasted values fail."""
+    from test_exercises import fill
+
+    [original] = xlnet.build(["embeddings"], out=tmp_path / "handed-out", exercise="dot_pred")
+    books = tmp_path / "class"
+    books.mkdir()
+    fill(original, books / "done.xlsx", "dot_pred")
+    fill(original, books / "wrong.xlsx", "dot_pred", "dollar")
+    hostile.with_manifest(books / "done.xlsx", books / "forged.xlsx",
+                          lambda m: dict(m, ops=[e for e in m["ops"] if e["outputs"].get("out") != "dot_pred"]))
+    with tempfile.TemporaryDirectory() as work:  # the learner's saved book, values cached
+        saved = xlnet.engines.recalc([books / "done.xlsx"], "libreoffice", work)[0]
+        hostile.forge(saved, books / "pasted.xlsx", "value")
+    result = run_pytest(tmp_path, "--xlnet", "class", "--xlnet-reference", str(original), "-rf")
+    failing = {line.split("::")[0].split("/")[-1] for line in result.stdout.splitlines() if line.startswith("FAILED")}
+    verdicts = {}
+    for book in sorted(books.iterdir()):
+        cli = subprocess.run([sys.executable, "-m", "xlnet", "check", str(book), "--reference", str(original)],
+                             capture_output=True, text=True, cwd=tmp_path)
+        verdicts[book.name] = cli.returncode
+    assert verdicts["done.xlsx"] == 0 and verdicts["wrong.xlsx"] == 1 and verdicts["pasted.xlsx"] == 1, verdicts
+    assert verdicts["forged.xlsx"] == 0, verdicts  # graded on the original's manifest: its cells are right
+    assert failing == {name for name, code in verdicts.items() if code}, result.stdout
+    assert "handed-out" not in result.stdout  # the original itself is not a submission

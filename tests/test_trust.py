@@ -134,8 +134,8 @@ def test_set_values_writes_numbers_and_keeps_every_other_byte_of_the_sheet(built
 
 
 @needs_libreoffice
-def test_a_temperature_left_out_passes_at_t_1_and_fails_once_the_inputs_move(copy_of):
-    path = copy_of("softmax")
+def test_a_temperature_left_out_passes_at_t_1_and_fails_once_the_inputs_move(tmp_path):
+    [path] = xlnet.build(["softmax"], out=tmp_path, temperature=1.0)
     book = openpyxl.load_workbook(path)
     for address in xlnet.load(path).tensors["scaled"].cells:
         sheet, cell = address.split("!")

@@ -7,7 +7,9 @@ test item that fails with its worst cell, the value there and torch's, or becaus
 not compute (typed values, formulas reading none of its inputs); one more item per workbook,
 ``workbook``, fails when the check cannot run or finds what fails the book outside its blocks.
 The items pass exactly when ``xlnet check`` exits 0. ``--junitxml`` then reports them like any
-other test.
+other test. ``--xlnet-reference ORIGINAL`` grades every workbook by the original's manifest, as
+``xlnet check --reference`` does (a class's copies of an exercise book: a forged manifest in a
+copy changes nothing).
 
 The ``xlnet_open`` fixture opens workbooks as tensors for a test (``xlnet.open``), caching for
 the session.
@@ -33,13 +35,18 @@ def pytest_addoption(parser):
     group.addoption("--xlnet-engine", default="libreoffice",
                     help="engine that recalculates them: libreoffice (default), gnumeric, formulas, excel, cached")
     group.addoption("--xlnet-device", default="auto", help="where torch runs: auto (default), cpu, cuda")
+    group.addoption("--xlnet-reference", default=None, metavar="ORIGINAL",
+                    help="grade every workbook by this trusted original's manifest (the copy handed out), as "
+                         "`xlnet check --reference` does")
     group.addoption("--xlnet-cold", action="store_true", default=False,
                     help="start LibreOffice afresh for each recalculation instead of keeping one warm for the session")
 
 
 def pytest_configure(config):
+    reference = config.getoption("xlnet_reference")
     config._xlnet_session = _Session(config.getoption("xlnet_engine"), config.getoption("xlnet_device"),
-                                     keep_warm=not config.getoption("xlnet_cold"))
+                                     keep_warm=not config.getoption("xlnet_cold"),
+                                     reference=Path(reference).resolve() if reference else None)
 
 
 def pytest_unconfigure(config):
@@ -67,6 +74,9 @@ def pytest_collect_file(file_path, parent):
         return None
     if file_path.name.startswith(("~$", ".")):  # Excel's lock files, hidden files
         return None
+    reference = parent.config._xlnet_session.reference
+    if reference is not None and file_path.resolve() == reference:  # the original is not a submission
+        return None
     from .checking.spec import exists_beside
     carries = exists_beside(file_path) or (file_path.suffix.lower() in SUFFIXES and _carries_manifest(file_path))
     if carries is False:
@@ -80,8 +90,8 @@ def pytest_collect_file(file_path, parent):
 class _Session:
     """Checks every collected workbook in one engine run, the first time a result is asked for."""
 
-    def __init__(self, engine, device, keep_warm=True):
-        self.engine, self.device, self.keep_warm = engine, device, keep_warm
+    def __init__(self, engine, device, keep_warm=True, reference=None):
+        self.engine, self.device, self.keep_warm, self.reference = engine, device, keep_warm, reference
         self.pending, self.reports, self.errors = [], {}, {}
         self.opened = {}
         self._warm = None
@@ -108,17 +118,21 @@ class _Session:
             batch = [p for p in self.pending if p not in self.reports and p not in self.errors] or [path]
             warm = self.warm()
             try:
-                for p, report in zip(batch, api.check(batch, engine=self.engine, device=self.device, warm=warm)):
+                for p, report in zip(batch, self._check(api, batch, warm)):
                     self.reports[p] = report
             except XlnetError:  # find which workbook: check them one by one
                 for p in batch:
                     try:
-                        self.reports[p] = api.check([p], engine=self.engine, device=self.device, warm=warm)[0]
+                        self.reports[p] = self._check(api, [p], warm)[0]
                     except XlnetError as exc:
                         self.errors[p] = " ".join(str(exc).split())
         if path in self.errors:
             raise WorkbookError(self.errors[path])
         return self.reports[path]
+
+
+    def _check(self, api, paths, warm):
+        return api.check(paths, engine=self.engine, device=self.device, warm=warm, reference=self.reference)
 
 
 class WorkbookError(Exception):
@@ -145,9 +159,10 @@ class WorkbookFile(pytest.File):
         if self.refused:
             yield BlockItem.from_parent(self, name="workbook", index=None, error=self.refused)
             return
+        session = self.config._xlnet_session
         try:
-            with engines.workspace() as workdir:
-                prep = prepare(Path(self.path), workdir, self.config._xlnet_session.engine)
+            with engines.workspace() as workdir:  # the blocks a check names: the original's, with a reference
+                prep = prepare(session.reference or Path(self.path), workdir, session.engine)
                 prep.close()
                 titles = _titles(prep.manifest)
         except XlnetError as exc:

@@ -201,7 +201,8 @@ def check_workbook(book, device="auto", engine="?", typed=None, e2e=None, formul
                     at = formula_at(name) if formula_at else (lambda k: "")
                     graded.append(exercises.grade(name, entry.get("title", name), infos[name], sheet, ref,
                                                   widen(tol, block_out, key), at, expected,
-                                                  typed=typed.get(name, ()), unread=unread.get(name, ())))
+                                                  typed=typed.get(name, ()), unread=unread.get(name, ()),
+                                                  attrs=entry.get("attrs", {})))
             if upstream and not composite and "exercise" in infos[name]:
                 graded.append(exercises.waiting(name, entry.get("title", name), sheet, upstream, infos[name]))
             if name in typed and not composite:

@@ -17,7 +17,7 @@ from ..report import ExerciseResult
 from .tolerance import agreement
 
 
-def grade(name, title, info, sheet, reference, tol, formula_at, expected_errors=(), typed=(), unread=()):
+def grade(name, title, info, sheet, reference, tol, formula_at, expected_errors=(), typed=(), unread=(), attrs=None):
     """Grade one exercise block.
 
     Args:
@@ -31,6 +31,7 @@ def grade(name, title, info, sheet, reference, tol, formula_at, expected_errors=
         expected_errors: indices where the sheet is meant to show an error (an overflow).
         typed: flat indices of cells holding a typed value; unread: of cells whose formula reads
             none of the block's inputs. Neither computes, so neither counts as right.
+        attrs: the op's attributes (a stride tells a dragged window from a right one).
 
     Returns:
         An ExerciseResult.
@@ -58,13 +59,61 @@ def grade(name, title, info, sheet, reference, tol, formula_at, expected_errors=
         result.found = "empty" if not learner else "blank"
     else:
         result.found = f"{got[k]:.6g}"
+        if result.expected is not None and result.found == f"{want[k]:.6g}":  # they print alike: show more
+            result.found = f"{got[k]:.12g}"
+            result.expected = float(want[k])
     if k in unread:
         result.hint = ("this formula reads none of the block's inputs, so it cannot follow them; "
                        "compute the cell from its inputs")
         return result
-    result.hint = hint(_expected_formula(info, sheet, k), learner, got[k], want[k], typed=not learner and
-                       k not in sheet.errors and not np.isnan(got[k]))
+    result.hint = (_dragged_from_another_tile(info, sheet, k, learner)
+                   or _dragged_across_a_stride(info, sheet, k, learner, attrs or {})
+                   or hint("" if _stride(attrs or {}) > 1 else _expected_formula(info, sheet, k), learner, got[k],
+                           want[k], typed=not learner and k not in sheet.errors and not np.isnan(got[k])))
     return result
+
+
+def _same(a, b):
+    return bool(a) and bool(b) and a.upper().replace(" ", "").lstrip("=") == b.upper().replace(" ", "").lstrip("=")
+
+
+def _tile_of(info, sheet, k):
+    shape = tuple(info["shape"])
+    per_tile = int(np.prod(shape[-2:])) if len(shape) > 2 else int(np.prod(shape))
+    return k // per_tile, per_tile
+
+
+def _dragged_from_another_tile(info, sheet, k, learner):
+    """The worked cell of another map dragged into this one: it reads that map's inputs."""
+    patterns = info.get("exercise", {}).get("patterns") or []
+    tile, per_tile = _tile_of(info, sheet, k)
+    _, r, c = sheet.coords[k]
+    for other, pattern in enumerate(patterns):
+        if other == tile:
+            continue
+        _, r0, c0 = sheet.coords[other * per_tile]
+        if _same(fillpatterns.moved(pattern, (r0, c0), (r, c)), learner):
+            _, tr, tc = sheet.coords[tile * per_tile]
+            return (f"this formula was dragged from map {other + 1}'s worked cell {refs.a1(r0, c0)}, so it reads "
+                    f"that map's inputs; this map has its own worked cell, {refs.a1(tr, tc)}: drag that one")
+    return ""
+
+
+def _stride(attrs):
+    """How many cells an op's window moves per output cell (a pool's defaults to its window)."""
+    return int(attrs.get("stride") or attrs.get("kernel_size") or 1)
+
+
+def _dragged_across_a_stride(info, sheet, k, learner, attrs):
+    """The worked cell dragged where the window moves more than one cell per output cell."""
+    stride = _stride(attrs)
+    if stride < 2:
+        return ""
+    dragged = _expected_formula(info, sheet, k)
+    if _same(dragged, learner):
+        return (f"this is the worked cell's formula dragged here, but the window moves {stride} cells for each "
+                f"output cell and a dragged formula moves by 1: shift the window by {stride} per cell")
+    return 
 
 
 def _worth(info):
@@ -113,6 +162,10 @@ def hint(expected, learner, found, want, typed=False):
     e, g = expected.upper().replace(" ", ""), learner.upper().replace(" ", "")
     if "LN(" in e and _LOG.search(g):
         return "LOG is the base-10 logarithm; the natural log the loss needs is LN"
+    if np.isfinite(found) and np.isfinite(want) and want != 0 and abs(found + want) <= 1e-6 * abs(want):
+        return (f"the sign is flipped: found {found:.6g} where {want:.6g} belongs (a minus left out, or one too many)")
+    if e and "+1" in e and _same(e.replace("+1", "", 1), g):
+        return ("the classes count from 0 but INDEX counts from 1: add 1 to the class, as INDEX(row, class+1)")
     if "MAX(0," in e and "MAX(" not in g:  # MAX(x,0) is as good
         return ("a missing MAX(0, ...): the ReLU keeps a positive sum and turns a negative one into 0"
                 + (f" (this cell's sum is {found:.4g})" if np.isfinite(found) and found < 0 and want == 0 else ""))

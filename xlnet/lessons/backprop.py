@@ -108,6 +108,17 @@ def build(path, seed=0, exercises=None, worth=None, **options):
     labels = digits.target[indices].astype(np.float64)
     book = Book(NAME, dict(options, seed=seed, digits=",".join(map(str, indices)), batch_size=len(indices)),
                 exercises=exercises, worth=worth)
+    book.start_here(
+        "training a network in cells, by backpropagation",
+        "Training, every number of it: a small CNN on handwritten digits (the cnn sheet) and a two-layer network "
+        "on the wine data (the mlp sheet), each run forward, its loss taken, its gradients worked out layer by "
+        "layer from the loss back to the weights, and its weights updated, step after step down the sheet.",
+        ["Change the learning rate (yellow, near the top of each sheet) and watch the loss chart: too large and the "
+         "loss jumps, too small and it hardly moves.",
+         "Change a starting weight: every step below it recalculates.",
+         "In a step's band, a gradient in red is negative: the update moves that weight up."],
+        ["weight", "kernel", "ReLU", "max-pool", "logit", "softmax", "cross-entropy", "gradient",
+         "backpropagation", "learning rate", "step", "batch"])
     _cnn_sheet(book, images, labels, indices, options, rng)
     wine = load_wine()
     _mlp_sheet(book, wine, options, rng)

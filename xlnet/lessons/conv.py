@@ -67,6 +67,13 @@ def edge_kernels(count, k, rng):
     return np.stack(kernels)[:, None]  # [O, 1, k, k]
 
 
+def edge_names(count):
+    """What ``edge_kernels(count, ...)`` finds, filter by filter, counted from 1."""
+    names = ["horizontal edges", "vertical edges", "diagonal edges", "other diagonal"][:count]
+    names += ["random"] * (count - len(names))
+    return "; ".join(f"filter {i + 1}: {name}" for i, name in enumerate(names))
+
+
 def _settings(options):
     for key in ("kernel_size", "stride", "filters1", "filters2", "pool"):
         if options[key] < 1:
@@ -120,9 +127,21 @@ def build(path, seed=0, exercises=None, worth=None, **options):
     _check_fits(img.shape, options)
     trained = None if options["untrained"] else conv_training.weights_for(img.shape, options)
     book = Book(NAME, dict(options, seed=seed, source=source), exercises=exercises, worth=worth)
+    book.start_here(
+        "a convolutional network, one cell at a time",
+        "How a small convolutional network reads a handwritten digit: each cell of the conv sheet is one "
+        "multiply-and-add you can click and read, from the pixels through two convolutions, ReLU, max-pooling and "
+        "a dense layer to the probability of each digit. The matmul sheet does the same convolution as one matrix "
+        "product; the dropout sheet zeroes activations at random.",
+        ["Change a pixel of the image (the blue grid at the top of conv) from 0 to 1 and watch the maps, the "
+         "probabilities and the prediction follow.",
+         "Change a weight of a conv layer 1 filter: the map under it shows where the new filter responds.",
+         "On dropout, change p and watch the mask and the drop rate."],
+        ["input", "weight", "kernel", "filter", "ReLU", "max-pool", "logit", "softmax"])
     if trained:
-        about = (f"The weights were trained on {trained['trained_on']:,} scikit-learn digits; on the "
-                 f"{trained['held_out']} held out they read {trained['accuracy']:.1%} of the digits right.")
+        about = (f"Layer 1's filters are fixed edge detectors: its maps show where the digit's edges are. The "
+                 f"layers after it were trained on {trained['trained_on']:,} scikit-learn digits; on the "
+                 f"{trained['held_out']} held out the network reads {trained['accuracy']:.1%} of the digits right.")
     else:
         about = "Weights are fixed or random: the network is untrained, the lesson is the arithmetic."
     sheet = book.sheet(
@@ -155,7 +174,7 @@ def _network(book, sheet, x, options, rng, trained, label):
                       "zero padding of the image", 3, image.right + 2)
     w1 = trained["conv1_w"] if trained else edge_kernels(f1, k, rng)
     kernel1 = sheet.place("conv1_w", w1.shape, row=3, col=conv_in.right + 2, role="parameter", values=w1,
-                          caption=f"Conv layer 1: {f1} filters {k}x{k} ({'trained' if trained else 'edge detectors'})")
+                          caption=f"Conv layer 1: {f1} filters {k}x{k}, " + edge_names(f1))
     row = max(image.bottom, conv_in.bottom, kernel1.bottom) + 2
     conv1 = sheet.apply(ops.Conv2d(x=conv_in, weight=kernel1, stride=s, padding=0, relu=True), "conv1_out",
                         row=row, col=1, title="conv layer 1 + ReLU",
@@ -264,7 +283,7 @@ def _dropout_sheet(book, conv1, p, rng):
     f = int(np.argmax((conv1.cached > 0).sum(axis=(1, 2))))
     sheet = book.sheet(
         "dropout", "Dropout: zero some activations, scale the rest by 1/(1-p)",
-        f"Each activation of conv layer 1 (filter {f}) is kept when its random draw u >= p. Change p "
+        f"Each activation of conv layer 1 (filter {f + 1}, the map conv1_out[{f}]) is kept when its random draw u >= p. Change p "
         "and watch the mask, the measured drop rate and the output change.")
     sheet.footer("Checked against PyTorch: the keep-mask, the output x * keep / (1 - p) (torch's inverted dropout, "
                  "with this sheet's mask instead of a draw of its own) and the drop rate, the share of zeros "

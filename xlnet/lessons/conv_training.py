@@ -1,5 +1,8 @@
 """Trained weights for the conv lesson: a network of exactly the conv sheet's shape (two conv
 layers without bias, ReLUs, max-pool, dense to 10) trained by torch on scikit-learn's digits.
+The first layer's filters are fixed edge detectors (horizontal and vertical edges, then the
+diagonals), never trained, so that what a learner sees in its maps is edges of the digit; the
+layers after them are trained.
 
 The weights of the shapes in ``SHIPPED`` (the default lesson's, and the README's custom
 example's) ship in ``conv_weights.json`` (made by ``scripts/train_conv_weights.py`` with
@@ -40,7 +43,7 @@ def held_out(index):
 def shape_key(side, options):
     """What the weights depend on: the image side and the network's settings."""
     keys = ("kernel_size", "stride", "padding", "filters1", "filters2", "pool")
-    return {"side": list(side), **{k: options[k] for k in keys}}
+    return {"side": list(side), **{k: options[k] for k in keys}, "conv1": "fixed edge filters"}
 
 
 def weights_for(side, options):
@@ -114,6 +117,8 @@ def train(side, options):
     import torch
     import torch.nn.functional as F
 
+    from .conv import edge_kernels
+
     images, labels = _dataset(side)
     test = np.array([held_out(i) for i in range(len(labels))])
     x = torch.tensor(images[~test])
@@ -133,14 +138,14 @@ def train(side, options):
             h = F.max_pool2d(F.relu(F.conv2d(h, w2, stride=s, padding=p)), pool)
             return F.linear(h.flatten(1), wd, bd)
 
-        w1 = init(f1, 1, k, k, fan_in=k * k)
+        w1 = torch.tensor(edge_kernels(f1, k, np.random.default_rng(TRAIN_SEED)), dtype=torch.float64)  # fixed
         w2 = init(f2, f1, k, k, fan_in=f1 * k * k)
         with torch.no_grad():
             features = F.max_pool2d(F.conv2d(F.conv2d(x[:1], w1, stride=s, padding=p), w2, stride=s, padding=p),
                                     pool).numel()
         wd = init(10, features, fan_in=features)
         bd = torch.zeros(10, dtype=torch.float64, requires_grad=True)
-        optimizer = torch.optim.Adam([w1, w2, wd, bd], lr=LR)
+        optimizer = torch.optim.Adam([w2, wd, bd], lr=LR)
         for _ in range(EPOCHS):
             optimizer.zero_grad()
             F.cross_entropy(forward(w1, w2, wd, bd, x), y).backward()
@@ -156,5 +161,6 @@ def train(side, options):
         "dense_w": rounded[2].tolist(), "dense_b": rounded[3].tolist(),
         "accuracy": float((predicted == labels[test]).mean()), "held_out": int(test.sum()),
         "trained_on": int((~test).sum()),
-        "how": f"torch.optim.Adam, lr {LR}, {EPOCHS} full-batch steps, seed {TRAIN_SEED}, float64, one thread",
+        "how": (f"layer 1 fixed, the rest by torch.optim.Adam, lr {LR}, {EPOCHS} full-batch steps, seed {TRAIN_SEED}, "
+                "float64, one thread"),
     }

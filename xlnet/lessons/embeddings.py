@@ -93,6 +93,16 @@ def build(path, seed=0, exercises=None, worth=None, **options):
     # the settings stored in the workbook name the ratings file, not where it lay on this machine
     book = Book(NAME, dict(options, seed=seed, ratings=Path(options["ratings"]).name if options["ratings"] else None),
                 exercises=exercises, worth=worth)
+    book.start_here(
+        "embeddings and collaborative filtering",
+        "How a recommender guesses a rating nobody gave: each user and each movie gets a few learned numbers "
+        "(factors), and a rating is their dot product, plus biases, squeezed into the star range. The lookup sheet "
+        "shows that looking up an embedding is a one-hot row times a matrix; train runs gradient descent in "
+        "cells; words turns a sentence into a matrix of word vectors.",
+        ["Change a rating on the ratings sheet, or leave one blank, and watch the predictions and the loss.",
+         "Change a user's factor on dotprod: that user's row of predictions moves.",
+         "Change the learning rate on train and watch the loss per epoch."],
+        ["embedding", "bias", "sigmoid", "one-hot", "loss", "gradient", "learning rate", "epoch"])
 
     rated = _ratings_sheet(book, data)
     factors = _dotprod_sheet(book, rated, data, user0, movie0)

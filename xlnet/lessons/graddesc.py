@@ -108,6 +108,16 @@ def build(path, seed=0, exercises=None, worth=None, **options):
     noise = np.round(rng.normal(0, options["noise"], n), 2) if options["noise"] > 0 else np.zeros(n)
     steps = batches(n, bs, epochs)
     book = Book(NAME, dict(options, seed=seed), exercises=exercises, worth=worth)
+    book.start_here(
+        "gradient descent and its optimizers",
+        "Fitting a line y = a*x + b to data, one step at a time: plain SGD, then momentum, RMSProp, Adam (with and "
+        "without bias correction), AdamW and Adam with a decaying learning rate, each on its own sheet with every "
+        "step's numbers in a row, and compare puts them side by side. The ema sheet shows the running average "
+        "momentum and Adam are made of.",
+        ["Change the learning rate (yellow) on an optimizer's sheet and watch its loss chart and the line it fits.",
+         "Change a data row on the data sheet: every optimizer refits.",
+         "On ema, change beta and watch the average lag behind the data."],
+        ["loss", "gradient", "learning rate", "step", "epoch", "batch", "momentum", "Adam"])
     data = _data_sheet(book, options, x, noise)
     runs = {name: _optimizer_sheet(book, data, optimizer, options, steps) for name, optimizer in OPTIMIZERS.items()}
     _fitted_lines(book, data, runs["sgd"], epochs)

@@ -36,7 +36,8 @@ OPTIONS = [
     Option("classes", int, 5, "softmax: number of classes", 2, 100),
     Option("batch", int, 4, "softmax: number of examples", 1, 100),
     Option("class_names", str, None, "softmax: comma-separated class names (default: cat,dog,plane,fish,building,…)"),
-    Option("temperature", float, 1.0, "softmax: the temperature T dividing the logits", 1e-06, 1000000.0),
+    Option("temperature", float, 2.0, "softmax: the temperature T dividing the logits (not 1 by default, so "
+           "that a formula leaving T out shows)", 1e-06, 1000000.0),
 ]
 
 
@@ -62,6 +63,16 @@ def build(path, seed=0, exercises=None, worth=None, **options):
         raise InputError(f"{option('temperature')} {t}: expected a positive number")
     rng = np.random.default_rng(seed)
     book = Book(NAME, dict(options, seed=seed), exercises=exercises, worth=worth)
+    book.start_here(
+        "softmax and cross-entropy",
+        "How a classifier's raw scores (logits) become probabilities, why the row maximum is subtracted first, "
+        "how the loss of a prediction is measured with the natural log, and how the sigmoid answers many yes/no "
+        "questions at once.",
+        ["Change a logit on the softmax sheet: its probability and every other one in the row move, and the row "
+         "still sums to 1.",
+         "Change the temperature T: small values make the largest probability take almost everything.",
+         "On xent, change a target class and watch the loss of that row."],
+        ["logit", "softmax", "temperature", "cross-entropy", "loss", "gradient", "one-hot", "sigmoid"])
     logits = np.round(rng.normal(0, 2, (b, c)), 2)
     targets = rng.integers(0, c, b).astype(float)
     labels = (rng.random((b, c)) < 0.4).astype(float)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import io
+from pathlib import Path
 
 import numpy as np
 import xlsxwriter
@@ -19,6 +20,7 @@ from ..errors import InputError, LayoutError, XlnetError, option
 from ..workbook.refs import quote_sheet
 from .styles import CELL_STYLES, LEGEND, TEXT_STYLES
 from .blocks import TensorBlock, TensorRef
+from . import start
 from .sheet import Sheet
 
 FIXED_DATE = datetime.datetime(2024, 1, 1, 0, 0, 0)
@@ -59,6 +61,7 @@ class Book:
         self.worth = dict(worth or {})
         self.eligible = []  # the blocks that could be exercises, in the order they are placed
         self.exercises_placed = []
+        self._start = None
 
     def fmt(self, key, role=None, number_format=None, style=None):
         """Return a cached XlsxWriter format for a style key."""
@@ -117,6 +120,16 @@ class Book:
             text += (f". The window moves {stride} cells for each output cell, so a dragged formula (which moves "
                      f"by 1) is wrong: shift each window by {stride}")
         return text
+
+    def start_here(self, title, teaches, edit, terms):
+        """The book's first sheet, "start": what it teaches, its sheets in order (written when
+        the book is saved), what to edit and the words it uses (keys of ``start.GLOSSARY``)."""
+        unknown = [t for t in terms if t not in start.GLOSSARY]
+        if unknown:
+            raise LayoutError(f"the start sheet's glossary has no entry {unknown[0]!r}")
+        sheet = self.sheet("start", f"Start here: {title}", teaches, col_width=9, label_width=16)
+        self._start = (sheet, list(edit), list(terms))
+        return sheet
 
     def sheet(self, name, title, intro, col_width=7.0, label_width=None):
         """Add a worksheet with a title line and an introduction line (column A may be wider,
@@ -352,6 +365,10 @@ class Book:
             if self.worth:
                 self.settings["exercise_points"] = dict(self.worth)
             self._unshow_solutions()
+        if self._start:
+            first, edit, terms = self._start
+            start.fill(first, [s for s in self.sheets if s is not first], edit, terms,
+                       "Check every block against PyTorch: xlnet check " + Path(path).name)
         for sheet in self.sheets:
             if sheet._footer is None:
                 sheet.footer(self.default_footer(sheet))
