@@ -159,4 +159,4 @@ def test_a_book_shows_itself_in_a_line(built):
     tensor = next(iter(book.tensors.values()))
     assert len(repr(tensor)) < 5000  # the values (numpy shortens them), not every cell's address
     opened = xlnet.open(built["conv"], engine="cached")
-    assert repr(opened).startswith("<OpenedBook conv.xlsx (cached, as saved): sheets conv") and len(repr(opened)) < 300
+    assert repr(opened).startswith("<OpenedBook conv.xlsx (cached, as saved): sheets start, conv") and len(repr(opened)) < 300

@@ -24,10 +24,24 @@ def opened():
 
 
 def _sheets(opened):
+    """The visible sheets of lesson blocks (the start sheet holds only text)."""
     for name, wb in opened.items():
         for ws in wb.worksheets:
-            if ws.sheet_state == "visible":
+            if ws.sheet_state == "visible" and ws.title != "start":
                 yield name, ws
+
+
+def test_every_book_starts_with_a_sheet_that_says_what_it_teaches(opened):
+    from xlnet.sheet.start import GLOSSARY
+    for name, wb in opened.items():
+        start = wb.worksheets[0]
+        assert start.title == "start", name
+        text = [c.value for row in start.iter_rows() for c in row if isinstance(c.value, str)]
+        assert text[0].startswith("Start here:") and "What to edit" in text and "Words used" in text, name
+        others = [ws.title for ws in wb.worksheets[1:] if ws.sheet_state == "visible"]
+        listed = text[text.index("The sheets, in order") + 1:text.index("What to edit")]
+        assert listed[0::2] == others, name  # each sheet's name, then its title, in the book's order
+        assert any(t in GLOSSARY for t in text) and f"xlnet check {name}.xlsx" in text[-1], name
 
 
 def _luminance(hex_colour):

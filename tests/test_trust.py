@@ -262,7 +262,7 @@ def test_opening_a_book_with_a_cell_at_the_last_cell_stays_small(built, tmp_path
     with zipfile.ZipFile(built["conv"]) as zin, zipfile.ZipFile(far, "w", zipfile.ZIP_DEFLATED) as zout:
         for item in zin.infolist():
             data = zin.read(item.filename)
-            if item.filename == "xl/worksheets/sheet1.xml":
+            if item.filename == "xl/worksheets/sheet2.xml":  # conv (sheet1 is the start sheet)
                 data = data.replace(b"</sheetData>", b'<row r="1048576"><c r="XFD1048576"><v>7</v></c></row></sheetData>')
             zout.writestr(item, data)
     code = ("import re, sys, xlnet\n"

@@ -86,6 +86,8 @@ def _tile_of(info, sheet, k):
 def _dragged_from_another_tile(info, sheet, k, learner):
     """The worked cell of another map dragged into this one: it reads that map's inputs."""
     patterns = info.get("exercise", {}).get("patterns") or []
+    if len(patterns) < 2:
+        return ""
     tile, per_tile = _tile_of(info, sheet, k)
     _, r, c = sheet.coords[k]
     for other, pattern in enumerate(patterns):

@@ -520,5 +520,8 @@ def _words_sheet(book, words, rng):
                             caption="id",
                             title="words: id = MATCH(word, vocabulary) - 1",
                             look=Look(orient="col", number_format="0", heat=None))
-    sheet.apply(ops.Embedding(weight=embedding, rows=token_ids, base=0), "sentence_vectors", row=top, col=col + 3,
-                caption="the sentence as a matrix of vectors", title="words: vectors = nn.Embedding(ids)")
+    vectors = sheet.apply(ops.Embedding(weight=embedding, rows=token_ids, base=0), "sentence_vectors", row=top,
+                          col=col + 3, caption="the sentence as a matrix of vectors",
+                          title="words: vectors = nn.Embedding(ids)")
+    for block in (embedding, vectors):  # each column of a vector is one dimension of the embedding
+        sheet.headers(top + 1, block.left, [f"dim {j + 1}" for j in range(d)])

@@ -65,7 +65,7 @@ OPTIONS = [
 ]
 
 START = (1.0, 1.0)  # a and b before the first step, the classic lesson's start
-TABLE_ROW = 12      # where each optimizer's step table starts
+TABLE_ROW = 20      # where each optimizer's step table starts (the loss chart above it)
 
 LEGEND = {
     True: "loss = (a*x+b-y)^2    dL/da = 2*(a*x+b-y)*x    dL/db = 2*(a*x+b-y)",
@@ -207,11 +207,12 @@ def _optimizer_sheet(book, data, optimizer, options, steps):
                                batches=[list(s) for s in steps],
                                **({"steps_per_epoch": per_epoch} if optimizer.schedule else {})),
                    trajectory, title=f"{sheet.name}: torch.optim run")
-    book.chart(sheet, f"{optimizer.name}_loss", "line", "Loss at each step", [("loss", table.blocks["loss"])],
-               row=3, col=6, x_label="step", y_label="loss (log)", y_log=True, size=(640, 155),
-               categories=[str(t + 1) for t in range(len(steps))], x_interval=max(1, len(steps) // 10))
     rmse, ends = _epoch_table(book, sheet, table.blocks, data, steps, epochs, optimizer.prefix,
                               table.col_of["new_b"] + 2)
+    # above the table, tall enough to read its axis: the loss spans orders of magnitude
+    book.chart(sheet, f"{optimizer.name}_loss", "line", "Loss at each step", [("loss", table.blocks["loss"])],
+               row=3, col=6, x_label="step", y_label="loss (log)", y_log=True, size=(640, 20 * (TABLE_ROW - 5)),
+               categories=[str(t + 1) for t in range(len(steps))], x_interval=max(1, len(steps) // 10))
     return {"rmse": rmse, "a": ends["a"], "b": ends["b"]}
 
 

@@ -144,11 +144,11 @@ def _stable_sheet(book, rng, c, names):
     naive_exps = sheet.apply(ops.Exp(x=big), "naive_exps", row=3, col=big.right + 2, caption="naive: EXP(logit)",
                              expected_errors=overflow_row,
                              title="naive EXP (overflows)",
-                             look=Look(number_format="0.00E+00"))
+                             look=Look(number_format="General"))  # 14.7 as 14.7, EXP(700) as 1.01E+304
     naive_sums = sheet.apply(ops.Sum(x=naive_exps, dim=1), "naive_sums", row=3, col=naive_exps.right + 2,
                              caption="row sum", expected_errors=[(1,)],
                              title="naive row sums",
-                             look=Look(orient="col", number_format="0.00E+00"))
+                             look=Look(orient="col", number_format="General"))
     sheet.apply(ops.DivRows(x=naive_exps, s=naive_sums), "naive_probs", row=3, col=naive_sums.right + 2,
                 caption="naive probabilities", expected_errors=overflow_row,
                 title="naive probabilities", look=Look(number_format="0.000"))
@@ -218,17 +218,21 @@ def _sigmoid_sheet(book, logits, labels, names):
                               caption="labels (1: present)",
                               look=Look(number_format="0"))
     _labels(sheet, 4, 1, names)
-    sig = sheet.apply(ops.Sigmoid(x=logits), "sigmoid_probs", row=3, col=label_block.right + 2,
+    shown = sheet.apply(ops.Copy(x=logits), "sigmoid_logits", row=3, col=label_block.right + 2,
+                        caption="logits z (from the softmax sheet)", title="the logits, read from softmax",
+                        look=Look(number_format="0.00"))
+    _labels(sheet, 4, shown.left, names)
+    sig = sheet.apply(ops.Sigmoid(x=shown), "sigmoid_probs", row=3, col=shown.right + 2,
                       caption="sigmoid = 1/(1+EXP(-z))", title="sigmoid of the logits",
                       look=Look(number_format="0.000"))
     sheet.text(sig.bottom + 2, sig.left, "Why the cells hold IF(z>=0, 1/(1+EXP(-z)), EXP(z)/(1+EXP(z))): the same "
                "number either way, but EXP only ever sees a negative argument, so it cannot overflow for a large |z|.")
-    bce = sheet.apply(ops.BceWithLogits(x=logits, y=label_block, reduction="none"), "bce", row=3, col=sig.right + 2,
+    bce = sheet.apply(ops.BceWithLogits(x=shown, y=label_block, reduction="none"), "bce", row=3, col=sig.right + 2,
                       caption="BCE = MAX(z,0) - z y + LN(1+EXP(-|z|))",
                       title="binary cross-entropy", look=Look(number_format="0.000"))
     sheet.text(bce.bottom + 1, bce.left,
                "= -(y LN p + (1-y) LN(1-p)) with p = sigmoid(z), written so it never takes LN(0).", "note")
     mean = sheet.apply(ops.Mean(x=bce), "bce_loss", row=bce.bottom + 3, col=bce.left, caption="mean BCE",
                        title="mean BCE", look=Look(number_format="0.0000"))
-    book.composite(ops.BceWithLogits(x=logits, y=label_block), {"out": mean},
+    book.composite(ops.BceWithLogits(x=shown, y=label_block), {"out": mean},
                    title="F.binary_cross_entropy_with_logits")

@@ -128,6 +128,7 @@ class Book:
         if unknown:
             raise LayoutError(f"the start sheet's glossary has no entry {unknown[0]!r}")
         sheet = self.sheet("start", f"Start here: {title}", teaches, col_width=9, label_width=16)
+        sheet.one_page = True
         self._start = (sheet, list(edit), list(terms))
         return sheet
 

@@ -17,6 +17,8 @@ from .blocks import ROLES, Look, TensorBlock, Tile, check_name, index_label
 from .worksheet import PortableWorksheet
 
 PARAGRAPH_WIDTH = 130   # characters a wrapped paragraph spans (about a laptop screen)
+PAGE_PX = 987           # the printable width of a landscape A4 page at 100%, in pixels
+MIN_PRINT_SCALE = 0.45  # a wide sheet prints on more pages across rather than smaller than this
 INTRO_ROWS = 4          # a long text in these first rows is wrapped into a paragraph
 LONG_SHEET_ROWS = 40    # a sheet taller or wider than this keeps its title and labels in view
 WIDE_SHEET_COLS = 24
@@ -38,7 +40,7 @@ class Sheet:
         self.ws.hide_gridlines(2)
         self.ws.set_landscape()
         self.ws.set_paper(9)  # A4
-        self.ws.fit_to_pages(1, 0)  # printed (and exported to PDF) one page wide
+        self.one_page = False  # print on one page (a short sheet of text); else as wide as finish says
         self._used = {}
         self._extent = [1, 0]  # the last row and column holding anything
         self._frozen = None
@@ -211,6 +213,11 @@ class Sheet:
         self._wrap_cut_captions()
         last_row, last_col = self._extent
         last_row = max([last_row] + [box[2] for box in self._charts])
+        last_col = max([last_col] + [box[3] for box in self._charts])
+        wide = sum(self.px(c) for c in range(last_col + 1))
+        # one page wide while that keeps the print at 45% or more (8-point text); a wider sheet takes more pages
+        self.ws.fit_to_pages(1, 1) if self.one_page else self.ws.fit_to_pages(
+            max(1, math.ceil(wide / (PAGE_PX / MIN_PRINT_SCALE))), 0)
         if self._footer:
             self.text(last_row + 2, 0, self._footer, "footer")
             printed = self._footer if len(self._footer) <= 200 else self._footer[:197].rsplit(" ", 1)[0] + " ..."
@@ -465,8 +472,12 @@ class Sheet:
                 for tile, lead in zip(block.tiles, leads):
                     rows = values[lead] if values.ndim > 1 else values[None, :]
                     for i in range(tile.nrows):
+                        # a row of one sign (logits near 800) scales from its own least to its largest:
+                        # centred on 0 it would be one flat colour
+                        finite = rows[i][np.isfinite(rows[i])]
+                        colours = HEAT_POSITIVE if finite.size and finite.min() >= 0 else block.heat
                         self.heat_map([Tile(tile.sheet, tile.row + i, tile.col, 1, tile.ncols, "", "")],
-                                      block.heat, rows[i])
+                                      colours, rows[i])
             else:
                 self.heat_map(block.tiles, block.heat, values)
         book.register(block)
