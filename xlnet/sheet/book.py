@@ -114,11 +114,9 @@ class Book:
         given = self.exercises[name]
         text = given or f"fill each cell: {caption[0].lower() + caption[1:]}; the first cell is done for you"
         if len(shape) > 2 and int(np.prod(shape[:-2])) > 1:
-            text += (". Each map's first cell is done for you: a formula dragged from one map into the next "
-                     "would keep reading the first map's inputs")
+            text += ". Each map's first cell is done for you: dragged into the next map, a formula reads the wrong inputs"
         if stride and stride > 1:
-            text += (f". The window moves {stride} cells for each output cell, so a dragged formula (which moves "
-                     f"by 1) is wrong: shift each window by {stride}")
+            text += f". The window moves {stride} cells for each output cell: shift it by {stride} (a drag moves it by 1)"
         return text
 
     def start_here(self, title, teaches, edit, terms):

@@ -18,7 +18,8 @@ from .worksheet import PortableWorksheet
 
 PARAGRAPH_WIDTH = 130   # characters a wrapped paragraph spans (about a laptop screen)
 PAGE_PX = 987           # the printable width of a landscape A4 page at 100%, in pixels
-MIN_PRINT_SCALE = 0.45  # a wide sheet prints on more pages across rather than smaller than this
+MIN_PRINT_SCALE = 0.6   # a wide sheet prints on more pages across rather than smaller than this,
+CHART_PRINT_SCALE = 0.45  # or than this when it holds a chart (a chart cut across two pages reads worse)
 INTRO_ROWS = 4          # a long text in these first rows is wrapped into a paragraph
 LONG_SHEET_ROWS = 40    # a sheet taller or wider than this keeps its title and labels in view
 WIDE_SHEET_COLS = 24
@@ -152,12 +153,15 @@ class Sheet:
 
     def _wrap_cut_captions(self):
         """A caption longer than the free cells to its right (up to the next block, text or
-        chart) is wrapped over them, its row made tall enough: read whole, not cut."""
+        chart, and no further than the sheet's blocks reach) is wrapped over them, its row made
+        tall enough: read whole, not cut, and the sheet no wider for it."""
+        edge = max((c for (_, c), owner in self._used.items()
+                    if not str(owner).startswith(("paragraph", "the legend", "title"))), default=0)
         for row, col, text, style, owner, short in self._captions:
             bold = True
             need = legibility.text_px(text, self.book.text_size(style), bold) + 2 * legibility.PADDING_PX
             room, last = 0, col - 1
-            while room < need and last < col + 60:
+            while room < need and last < max(edge, col + 1):
                 k = last + 1
                 if (k != col and ((row, k) in self._texts or self._used.get((row, k), owner) != owner)
                         or any(r0 <= row <= r1 and c0 <= k <= c1 for r0, c0, r1, c1 in self._charts)):
@@ -215,9 +219,10 @@ class Sheet:
         last_row = max([last_row] + [box[2] for box in self._charts])
         last_col = max([last_col] + [box[3] for box in self._charts])
         wide = sum(self.px(c) for c in range(last_col + 1))
-        # one page wide while that keeps the print at 45% or more (8-point text); a wider sheet takes more pages
+        # one page wide while the print stays legible; a wider sheet takes more pages across
+        scale = CHART_PRINT_SCALE if self._charts else MIN_PRINT_SCALE
         self.ws.fit_to_pages(1, 1) if self.one_page else self.ws.fit_to_pages(
-            max(1, math.ceil(wide / (PAGE_PX / MIN_PRINT_SCALE))), 0)
+            max(1, math.ceil(wide / (PAGE_PX / scale))), 0)
         if self._footer:
             self.text(last_row + 2, 0, self._footer, "footer")
             printed = self._footer if len(self._footer) <= 200 else self._footer[:197].rsplit(" ", 1)[0] + " ..."
