@@ -82,12 +82,13 @@ def test_libreoffice_every_optimizer_matches_torch_optim(built):
     runs = {b.title.split(":")[0] for b in report.blocks if b.op == "fit_line"}
     assert runs == set(OPTIMIZERS)
     assert {"mse_grad", "mse_fd", "ewma", "bias_correct", "adam_update", "rmsprop_update", "sgd_update",
-            "rmse", "index_rows", "carry"} <= {b.op for b in report.blocks}
+            "rmse", "carry"} <= {b.op for b in report.blocks}  # every row a step: no row looked up by INDEX
     book = recalculated(built["graddesc"])
     assert_trajectories_match(book)
     sgd = book.tensors
-    # the finite differences agree with the analytic derivatives up to the size of h
-    np.testing.assert_allclose(sgd["sgd_fd_a"].values, sgd["sgd_da"].values, atol=0.1)
+    # a forward difference of the squared error is off by exactly h x mean(x^2) (its second derivative / 2)
+    x, h = sgd["data_x"].values, float(sgd["sgd_h"].values)
+    np.testing.assert_allclose(sgd["sgd_fd_a"].values - sgd["sgd_da"].values, h * np.mean(x ** 2), rtol=1e-6)
     # momentum's average starts at the first gradient, as torch's buffer does
     assert sgd["mom_v_a"].values[0] == sgd["mom_da"].values[0]
 
@@ -102,12 +103,12 @@ def test_gnumeric_passes(built):
 def test_editing_the_learning_rate_beta_and_a_data_point_still_matches(copy_of):
     path = copy_of("graddesc")
     before = recalculated(path)
-    edit(path, {tensor_cell(path, "sgd_lr"): 0.05, tensor_cell(path, "mom_beta"): 0.5,
-                tensor_cell(path, "adam_beta1"): 0.8, tensor_cell(path, "data_x", 3): 1.5})
+    edit(path, {tensor_cell(path, "sgd_lr"): 0.0001, tensor_cell(path, "mom_beta"): 0.5,
+                tensor_cell(path, "adam_beta1"): 0.8, tensor_cell(path, "data_x", 3): 15})
     [report] = check(path, engine="libreoffice")
     assert report.passed, report.text()
     after = recalculated(path)
-    assert float(after.tensors["sgd_lr"].values) == 0.05 and after.tensors["data_x"].values[3] == 1.5
+    assert float(after.tensors["sgd_lr"].values) == 0.0001 and after.tensors["data_x"].values[3] == 15
     for name in ("sgd_new_a", "mom_new_b", "adam_new_a", "rms_new_b"):
         assert not np.allclose(after.tensors[name].values, before.tensors[name].values), name
     assert_trajectories_match(after)
@@ -116,17 +117,19 @@ def test_editing_the_learning_rate_beta_and_a_data_point_still_matches(copy_of):
 @needs_libreoffice
 def test_a_smaller_h_brings_the_finite_differences_closer(copy_of):
     path = copy_of("graddesc")
-    edit(path, {tensor_cell(path, "sgd_h"): 1e-6})
+    edit(path, {tensor_cell(path, "sgd_h"): 1e-4})
     [report] = check(path, engine="libreoffice")
     assert report.passed, report.text()
     book = recalculated(path)
-    np.testing.assert_allclose(book.tensors["sgd_fd_a"].values, book.tensors["sgd_da"].values, atol=1e-4)
+    # 100 times smaller h, 100 times closer: the gap is h x mean(x^2), the squared error's curvature / 2
+    gap = book.tensors["sgd_fd_a"].values - book.tensors["sgd_da"].values
+    np.testing.assert_allclose(gap, 1e-4 * np.mean(book.tensors["data_x"].values ** 2), rtol=1e-3)
 
 
 @needs_libreoffice
 @pytest.mark.parametrize("tensor, index, old, new", [
     ("adam_m_a", 5, "(1-", "(2-"),        # a wrong average
-    ("sgd_da", 7, "2*(", "3*("),           # a wrong derivative
+    ("sgd_da", 7, "=2*", "=3*"),           # a wrong derivative
     ("rms_new_b", 2, "SQRT(", "("),        # forgetting the root
 ])
 def test_one_broken_formula_fails_exactly_its_block(copy_of, tensor, index, old, new):
@@ -143,7 +146,7 @@ def test_an_edited_epoch_count_is_refused_with_the_cell(copy_of):
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @pytest.mark.slow
 @given(seed=st.integers(0, 10_000), points=st.integers(3, 12), batch_size=st.integers(1, 4),
-       epochs=st.integers(1, 4), lr=st.sampled_from([0.001, 0.05, 0.2]),
+       epochs=st.integers(1, 4), lr=st.sampled_from([0.00001, 0.00003, 0.00008]),  # x up to 100: small steps
        adaptive_lr=st.sampled_from([0.01, 0.3, 2.0]), beta=st.sampled_from([0.0, 0.5, 0.95]),
        beta2=st.sampled_from([0.9, 0.999]), noise=st.sampled_from([0.0, 2.0]))
 def test_random_settings_match_torch_optim(tmp_path, seed, points, batch_size, epochs, lr, adaptive_lr, beta,
@@ -170,7 +173,7 @@ def test_the_compare_sheet_charts_every_optimizer(built):
     manifest = xlnet.load(built["graddesc"]).manifest
     [chart] = [c for c in manifest["charts"] if c["name"] == "loss"]
     assert chart["kind"] == "line" and [s["label"] for s in chart["series"]] == list(PREFIX)
-    assert manifest["tensors"]["rmse_all"]["shape"] == [len(PREFIX), 9]
+    assert manifest["tensors"]["rmse_all"]["shape"] == [len(PREFIX), 61]  # epoch 0 and 60 epochs
 
 
 def test_bad_settings_are_refused(tmp_path):

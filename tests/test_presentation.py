@@ -100,7 +100,7 @@ def test_signed_quantities_diverge_around_zero_and_rows_get_their_own_scale(open
     stable = [rng for rng, _ in _scales(opened["softmax"]["stable"])]
     assert "B6:F6" in stable and "B7:F7" in stable  # the logits near 800 do not wash out the ordinary row
     compare = [rng for rng, _ in _scales(opened["graddesc"]["compare"])]
-    assert compare == ["C6:J12"], compare  # epoch 0 (column B) is left out
+    assert compare == ["C6:BJ12"], compare  # epoch 0 (column B) is left out; 60 epochs: C to BJ
 
 
 def test_text_fits(opened):
@@ -171,7 +171,7 @@ def test_new_sheets_are_checked_against_torch(built, tmp_path):
     runs = {b.title.split(":")[0] for b in graddesc.blocks if b.op == "fit_line"}
     assert "adam_annealed" in runs
     # a broken cell fails its own block, and no other
-    for book, tensor, index, old, new in (("graddesc", "adaml_lr_t", 5, "INT(", "ROUND("),
+    for book, tensor, index, old, new in (("graddesc", "adaml_lr_t", 5, "INT(", "1+INT("),
                                           ("graddesc", "moving_average", 3, "AVERAGE(", "MEDIAN("),
                                           ("conv", "drop_rate", 0, "COUNTIF(", "1+COUNTIF(")):
         copy = tmp_path / f"{tensor}.xlsx"
@@ -196,6 +196,7 @@ def test_new_sheets_follow_their_edited_inputs(built, tmp_path):
     reports = check([graddesc, conv])
     assert all(r.passed for r in reports), "\n".join(r.text() for r in reports)
     book = recalculated(graddesc)
-    assert book.tensors["adaml_lr_t"].values[-1] == pytest.approx(float(book.tensors["adaml_lr"].values) * 0.5 ** 7)
+    last_epoch = int(book.tensors["epochs"].values) - 1
+    assert book.tensors["adaml_lr_t"].values[-1] == pytest.approx(float(book.tensors["adaml_lr"].values) * 0.5 ** last_epoch)
     assert book.tensors["ema"].values[0] == pytest.approx(0.4 * book.tensors["ema_series"].values[0])
     assert recalculated(conv).tensors["drop_rate"].values < 0.5

@@ -134,18 +134,18 @@ def test_optimizer_trajectories_match_torch_optim():
 def test_trajectories_match_the_graddesc_workbook(recalculated):
     t = {k: v.values for k, v in recalculated["graddesc"].items()}
     data = (t["data_x"][:, None], t["data_y"][:, None], t["start_a"], t["start_b"])
-    epochs = float(t["epochs"])
+    epochs, batch = float(t["epochs"]), float(t["batch_size"])
 
     def sheet(prefix):
         return np.stack([t[f"{prefix}_new_a"], t[f"{prefix}_new_b"]], axis=1)
 
     tol = dict(rtol=1e-9, atol=1e-9)
-    np.testing.assert_allclose(udfs.XLNET_SGD_TRAJECTORY(*data, t["sgd_lr"], epochs), sheet("sgd"), **tol)
-    np.testing.assert_allclose(udfs.XLNET_SGD_TRAJECTORY(*data, t["mom_lr"], epochs, t["mom_beta"]),
+    np.testing.assert_allclose(udfs.XLNET_SGD_TRAJECTORY(*data, t["sgd_lr"], epochs, 0, batch), sheet("sgd"), **tol)
+    np.testing.assert_allclose(udfs.XLNET_SGD_TRAJECTORY(*data, t["mom_lr"], epochs, t["mom_beta"], batch),
                                sheet("mom"), **tol)
-    adam = (t["adam_lr"], t["adam_beta1"], t["adam_beta2"], t["adam_eps"], epochs)
+    adam = (t["adam_lr"], t["adam_beta1"], t["adam_beta2"], t["adam_eps"], epochs, batch)
     np.testing.assert_allclose(udfs.XLNET_ADAM_TRAJECTORY(*data, *adam), sheet("adam"), **tol)
-    adamw = (t["adamw_lr"], t["adamw_beta1"], t["adamw_beta2"], t["adamw_eps"], epochs, 1, t["adamw_weight_decay"])
+    adamw = (t["adamw_lr"], t["adamw_beta1"], t["adamw_beta2"], t["adamw_eps"], epochs, batch, t["adamw_weight_decay"])
     np.testing.assert_allclose(udfs.XLNET_ADAM_TRAJECTORY(*data, *adamw), sheet("adamw"), **tol)
 
 

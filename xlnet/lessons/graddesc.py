@@ -47,10 +47,10 @@ DESCRIPTION = ("fitting y = a*x + b by gradient descent: online SGD with finite 
 
 OPTIONS = [
     Option("points", int, 10, "graddesc: number of data rows", 2, 500),
-    Option("epochs", int, 8, "graddesc: epochs unrolled down each optimizer's sheet", 1, 100),
-    Option("batch_size", int, 1, "graddesc: data rows per step (1: online SGD)", 1, 500),
-    Option("lr", float, 0.1, "graddesc: learning rate of SGD and momentum", 0, 100, low_open=True),
-    Option("adaptive_lr", float, 1.0, "graddesc: learning rate of RMSProp, Adam and AdamW", 0, 100, low_open=True),
+    Option("epochs", int, 60, "graddesc: epochs unrolled down each optimizer's sheet", 1, 100),
+    Option("batch_size", int, None, "graddesc: data rows per step (1: online SGD; default: all of them)", 1, 500),
+    Option("lr", float, 0.0002, "graddesc: learning rate of SGD and momentum", 0, 100, low_open=True),
+    Option("adaptive_lr", float, 2.0, "graddesc: learning rate of RMSProp, Adam and AdamW", 0, 100, low_open=True),
     Option("beta", float, 0.9, "graddesc: momentum's beta", 0, 1, high_open=True),
     Option("alpha", float, 0.99, "graddesc: RMSProp's alpha", 0, 1, high_open=True),
     Option("beta1", float, 0.9, "graddesc: Adam's beta1", 0, 1, high_open=True),
@@ -101,10 +101,11 @@ def _settings(options):
 
 def build(path, seed=0, exercises=None, worth=None, **options):
     """Build the gradient-descent workbook at ``path``."""
+    options = dict(options, batch_size=options["batch_size"] or options["points"])  # default: every row
     _settings(options)
     rng = np.random.default_rng(seed)
     n, epochs, bs = options["points"], options["epochs"], options["batch_size"]
-    x = np.round(rng.uniform(-2, 2, n), 2)
+    x = rng.integers(1, 101, n).astype(np.float64)  # 1 to 100, as fast.ai's sheet: a and b differ in scale
     noise = np.round(rng.normal(0, options["noise"], n), 2) if options["noise"] > 0 else np.zeros(n)
     steps = batches(n, bs, epochs)
     book = Book(NAME, dict(options, seed=seed), exercises=exercises, worth=worth)
@@ -129,7 +130,10 @@ def build(path, seed=0, exercises=None, worth=None, **options):
 def _data_sheet(book, options, x, noise):
     sheet = book.sheet("data", "Gradient descent: fitting y = a*x + b",
                        "The data are drawn from a line (the true slope and intercept below) plus noise, from a "
-                       "seed. Every optimizer starts from the same a and b and fits the line one step at a time.",
+                       "seed. Every optimizer starts from the same a and b and fits the line one step at a time. "
+                       "x runs from 1 to 100, so the loss changes about 50 times faster with a than with b: a "
+                       "learning rate small enough for a leaves b crawling, unless the optimizer scales each "
+                       "weight's step by its own gradients (RMSProp, Adam). The compare sheet shows the race.",
                        col_width=9, label_width=12)
     n = x.size
     slope = sheet.place("slope", (), row=3, col=3, role="input", values=options["slope"], caption="true slope",
@@ -154,7 +158,7 @@ def _data_sheet(book, options, x, noise):
     for i in range(n):
         sheet.text(row + 2 + i, 0, str(i + 1), "label")
     xb = sheet.place("data_x", (n,), row=row, col=1, role="input", values=x, caption="x",
-                     look=Look(orient="col", heat=None))
+                     look=Look(orient="col", heat=None, number_format="0"))
     nb = sheet.place("noise", (n,), row=row, col=2, role="input", values=noise, caption="noise",
                      look=Look(orient="col", heat=None))
     yb = sheet.apply(ops.LineData(slope=slope, intercept=intercept, x=xb, noise=nb), "data_y", row=row, col=3,
@@ -400,7 +404,12 @@ def _ema_sheet(book, options, rng):
 def _compare_sheet(book, rmse, epochs):
     sheet = book.sheet("compare", "Every optimizer, epoch by epoch",
                        "The root mean squared error over all the data after each epoch, copied from each "
-                       "optimizer's sheet. Change a learning rate or a beta there and watch its line move.",
+                       "optimizer's sheet. Plain SGD crawls: its learning rate must be small enough for a (x is "
+                       "up to 100), so b hardly moves. Momentum, at the same learning rate, overshoots along a "
+                       "first. RMSProp and Adam divide each step by that weight's own gradient size, so b moves "
+                       "as fast as a: Adam fits the line; without its bias correction the first steps are wild; "
+                       "annealing its learning rate this early stops it before b arrives. Change a learning rate "
+                       "or a beta on an optimizer's sheet and watch its line move.",
                        col_width=8, label_width=18)
     names = list(rmse)
     table = sheet.apply(ops.Stack(**rmse, order=names), "rmse_all", row=3, col=1, caption="RMSE after each epoch",
