@@ -188,7 +188,11 @@ def _optimizer_sheet(book, data, optimizer, options, steps):
     RMSE block."""
     bs, epochs = options["batch_size"], options["epochs"]
     per_epoch = len(steps) // epochs
-    sheet = book.sheet(optimizer.name, optimizer.title, optimizer.rule, col_width=9, label_width=9)
+    title = optimizer.title
+    if optimizer.name == "sgd" and bs > 1:  # its title says how much data a step sees
+        title = ("Gradient descent: every data row in each step" if bs >= options["points"]
+                 else f"SGD: a mini-batch of {bs} data rows per step")
+    sheet = book.sheet(optimizer.name, title, optimizer.rule, col_width=9, label_width=9)
     sheet.footer(optimizer.torch_note)
     sheet.freeze(TABLE_ROW + 2, 1, print_rows=(TABLE_ROW, TABLE_ROW + 1))  # the column headers stay in view
     hyper = {h.key: sheet.place(f"{optimizer.prefix}_{h.key}", (), row=3 + i, col=3, role="hyper",
