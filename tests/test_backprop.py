@@ -3,9 +3,10 @@ block against torch's autograd, every band against an nn.Module trained by torch
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings, strategies as st
+from hypothesis import assume, HealthCheck, Phase, given, settings, strategies as st
 
 import xlnet
+from xlnet.workbook import legibility
 from xlnet import ops
 from xlnet.cli import main
 from conftest import (check, assert_every_block_checked, break_formula, edit, needs_gnumeric, needs_libreoffice,
@@ -150,7 +151,12 @@ def test_random_sizes_train_as_torch(tmp_path, batch, kernel, filters, steps, se
     out = tmp_path / f"b{batch}-k{kernel}-f{filters}-s{steps}-{seed}-{ties}"
     [path] = xlnet.build(["backprop"], out=out, seed=seed, batch_size=batch, kernel_size=kernel, filters=filters,
                          steps=steps, hidden=2, wine_rows=4)
+    assert [str(p) for p in legibility.problems(path)] == []  # read whole, whatever the settings
     if ties:  # flat patches of ink: equal windows, so equal maxima inside the pooling windows
+        # a kernel whose weights sum to exactly 0 would put a flat patch on ReLU's kink instead (z = 0,
+        # which the sheet and torch may round to opposite sides): a different case from a tie
+        kernels = xlnet.load(path).tensors["conv_w"].values
+        assume(not np.any(np.round(kernels.reshape(len(kernels), -1).sum(axis=1), 9) == 0))
         images = xlnet.load(path).tensors["images"]
         changes = {}
         for b in range(images.values.shape[0]):

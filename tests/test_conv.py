@@ -7,6 +7,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, assume, given, settings, strategies as st
 
 import xlnet
+from xlnet.workbook import legibility
 from xlnet.errors import InputError
 from conftest import check, assert_every_block_checked, edit, needs_gnumeric, needs_libreoffice, recalculated, statuses, tensor_cell
 
@@ -108,6 +109,7 @@ def test_random_shapes_equal_torch(tmp_path, size, kernel, stride, padding, filt
         [path] = xlnet.build(["conv"], out=out, seed=seed, size=size, kernel_size=kernel, stride=stride,
                              padding=padding, filters1=filters1, filters2=filters2, pool=1 if size < 10 else 2,
                              untrained=True)  # the arithmetic of every shape; trained shapes are tested below
+        assert [str(p) for p in legibility.problems(path)] == []  # read whole, whatever the settings
     except InputError as exc:  # a shape that leaves nothing after the second layer is refused
         assert "leaves nothing" in str(exc)
         assume(False)

@@ -9,6 +9,7 @@ import torch
 from hypothesis import HealthCheck, Phase, given, settings, strategies as st
 
 import xlnet
+from xlnet.workbook import legibility
 from xlnet.lessons import ratings
 from xlnet.ops.embedding import train
 from xlnet.cli import main
@@ -125,6 +126,7 @@ def test_random_sizes_factors_and_epochs_match_torch(tmp_path, seed, users, movi
     out = tmp_path / f"{seed}-{users}-{movies}-{factors}-{epochs}-{lr}"
     [path] = xlnet.build(["embeddings"], out=out, seed=seed, users=users, movies=movies, factors=factors,
                          epochs=epochs, lr=lr)
+    assert [str(p) for p in legibility.problems(path)] == []  # read whole, whatever the settings
     [report] = check(path, engine="libreoffice")
     assert_every_block_checked(report, path)
     book = recalculated(path)

@@ -7,6 +7,7 @@ import torch
 from hypothesis import HealthCheck, Phase, given, settings, strategies as st
 
 import xlnet
+from xlnet.workbook import legibility
 from xlnet.errors import InputError
 from xlnet.ops.optim import OPTIMIZERS
 from conftest import check, assert_every_block_checked, assert_edited_cell_refused, break_formula, edit, needs_gnumeric, needs_libreoffice, recalculated, tensor_cell
@@ -155,6 +156,7 @@ def test_random_settings_match_torch_optim(tmp_path, seed, points, batch_size, e
     out = tmp_path / f"{seed}-{points}-{batch_size}-{epochs}-{lr}-{adaptive_lr}-{beta}-{beta2}-{noise}"
     [path] = xlnet.build(["graddesc"], out=out, seed=seed, points=points, batch_size=batch_size, epochs=epochs,
                          lr=lr, adaptive_lr=adaptive_lr, beta=beta, beta1=beta, beta2=beta2, noise=noise)
+    assert [str(p) for p in legibility.problems(path)] == []  # read whole, whatever the settings
     [report] = check(path, engine="libreoffice")
     assert_every_block_checked(report, path)
 

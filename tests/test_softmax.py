@@ -6,6 +6,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings, strategies as st
 
 import xlnet
+from xlnet.workbook import legibility
 from xlnet import engines
 from xlnet.workbook import read
 from conftest import check, assert_every_block_checked, edit, needs_gnumeric, needs_libreoffice, recalculated, statuses, tensor_cell
@@ -82,6 +83,7 @@ def test_log_base_10_mistake_fails_exactly_the_log_block(copy_of):
 def test_random_logits_including_extreme_ones(tmp_path, classes, batch, seed, temperature, z, huge):
     out = tmp_path / f"{classes}-{batch}-{seed}-{temperature}-{z}-{huge}"
     [path] = xlnet.build(["softmax"], out=out, seed=seed, classes=classes, batch=batch, temperature=temperature)
+    assert [str(p) for p in legibility.problems(path)] == []  # read whole, whatever the settings
     # a very large or very negative scaled logit (z = logit / T, still inside EXP's range) on the
     # softmax sheet, and an even larger one where the naive softmax is meant to overflow
     edit(path, {tensor_cell(path, "logits", 0): z * temperature,

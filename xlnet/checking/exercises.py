@@ -77,7 +77,7 @@ def _same(a, b):
     return bool(a) and bool(b) and a.upper().replace(" ", "").lstrip("=") == b.upper().replace(" ", "").lstrip("=")
 
 
-def _tile_of(info, sheet, k):
+def _tile_of(info, k):
     shape = tuple(info["shape"])
     per_tile = int(np.prod(shape[-2:])) if len(shape) > 2 else int(np.prod(shape))
     return k // per_tile, per_tile
@@ -88,7 +88,7 @@ def _dragged_from_another_tile(info, sheet, k, learner):
     patterns = info.get("exercise", {}).get("patterns") or []
     if len(patterns) < 2:
         return ""
-    tile, per_tile = _tile_of(info, sheet, k)
+    tile, per_tile = _tile_of(info, k)
     _, r, c = sheet.coords[k]
     for other, pattern in enumerate(patterns):
         if other == tile:
@@ -115,7 +115,7 @@ def _dragged_across_a_stride(info, sheet, k, learner, attrs):
     if _same(dragged, learner):
         return (f"this is the worked cell's formula dragged here, but the window moves {stride} cells for each "
                 f"output cell and a dragged formula moves by 1: shift the window by {stride} per cell")
-    return 
+    return ""
 
 
 def _worth(info):

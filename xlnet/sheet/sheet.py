@@ -48,8 +48,9 @@ class Sheet:
         self._footer = None
         self._charts = []  # (first row, first col, last row, last col) of each chart
         self._heights = {}  # rows made taller, in points
-        self._captions = []  # (row, col, text, style, block name): wrapped at the end if cut
+        self._captions = []  # [row, col, text, style, block name, shorter text or None]: wrapped if cut
         self._texts = set()  # cells holding a line of text
+        self._labels = []  # (row, col, text) of right-aligned labels: their column widened if cut
         self.ws.write_string(0, 0, title, book.fmt("title"))
         self._claim(0, 0, 0, 0, "title")
         self.paragraph(1, intro, "intro")
@@ -133,19 +134,35 @@ class Sheet:
         self._extent = [max(self._extent[0], row), max(self._extent[1], col)]
         self._texts.add((row, col))
         self.ws.write_string(row, col, text, self.book.fmt(style))
+        if style == "scalar_label":
+            self._labels.append((row, col, text))
+        else:
+            self._captions.append([row, col, text, style, None, None])
 
-    def paragraph(self, row, text, style="intro"):
-        """Write a text across the first columns of a row, wrapped, the row made as tall as its
-        lines: a long introduction reads in the first screen instead of running off it."""
+    def _merged_text(self, row, first, last, text, fmt):
+        """Merge a row's cells and write a text there, always as text (a note such as
+        "= -(y LN p ...)" is words, not a formula)."""
+        self.ws.merge_range(row, first, row, last, "", fmt)
+        self.ws.write_string(row, first, text, fmt)
+
+    def _paragraph_last(self):
+        """The last column a paragraph spans (the columns from A that make PARAGRAPH_WIDTH)."""
         last, width = 0, self.width(0)
         while width < PARAGRAPH_WIDTH and last < 60:
             last += 1
             width += self.width(last)
+        return last
+
+    def paragraph(self, row, text, style="intro"):
+        """Write a text across the first columns of a row, wrapped, the row made as tall as its
+        lines: a long introduction reads in the first screen instead of running off it."""
+        last = self._paragraph_last()
+        width = sum(self.width(c) for c in range(last + 1))
         lines = max(1, -(-int(len(text) * 1.05) // int(width * 1.1)))
         self._claim(row, 0, row, last, f"paragraph at row {row + 1}")
         fmt = self.book.fmt(f"paragraph:{style}", style=style)
         if last:
-            self.ws.merge_range(row, 0, row, last, text, fmt)
+            self._merged_text(row, 0, last, text, fmt)
         else:
             self.ws.write_string(row, 0, text, fmt)
         if lines > 1:
@@ -157,8 +174,9 @@ class Sheet:
         tall enough: read whole, not cut, and the sheet no wider for it."""
         edge = max((c for (_, c), owner in self._used.items()
                     if not str(owner).startswith(("paragraph", "the legend", "title"))), default=0)
+        edge = max(edge, self._paragraph_last())  # a sheet of text is as wide as its paragraphs
         for row, col, text, style, owner, short in self._captions:
-            bold = True
+            bold = style in ("caption", "exercise_caption", "title", "scalar_label")
             need = legibility.text_px(text, self.book.text_size(style), bold) + 2 * legibility.PADDING_PX
             room, last = 0, col - 1
             while room < need and last < max(edge, col + 1):
@@ -181,12 +199,24 @@ class Sheet:
                                            "author": "xlnet"})
             fmt = self.book.fmt(f"paragraph:{style}", style=style)
             if last > col:
-                self.ws.merge_range(row, col, row, last, text, fmt)
+                self._merged_text(row, col, last, text, fmt)
             else:
                 self.ws.write_string(row, col, text, fmt)
             self.height(row, max(self._heights.get(row, 15), count * 15 + 2))
             for k in range(col, last + 1):
                 self._used.setdefault((row, k), owner)
+
+    def _widen_cut_labels(self):
+        """A right-aligned label (a scalar's, left of its value) spills left into empty cells;
+        where those run out first, its own column is widened to hold the rest."""
+        for row, col, text in self._labels:
+            need = legibility.text_px(text, self.book.text_size("scalar_label"), True) + 2 * legibility.PADDING_PX
+            room, k = self.px(col), col - 1
+            while room < need and k >= 0 and (row, k) not in self._used and (row, k) not in self._texts:
+                room += self.px(k)
+                k -= 1
+            if room < need:
+                self.fit(col, self.px(col) + need - room)
 
     def freeze(self, row, col=1, print_rows=None):
         """Keep rows above ``row`` and columns left of ``col`` on screen while scrolling, and print
@@ -210,10 +240,11 @@ class Sheet:
             self._claim(0, col, 0, col + span - 1, "the legend")
             fmt = self.book.fmt(f"legend:{style}", role=style, number_format="@")
             if span > 1:
-                self.ws.merge_range(0, col, 0, col + span - 1, text, fmt)
+                self._merged_text(0, col, col + span - 1, text, fmt)
             else:
                 self.ws.write_string(0, col, text, fmt)
             col += span + 1
+        self._widen_cut_labels()
         self._wrap_cut_captions()
         last_row, last_col = self._extent
         last_row = max([last_row] + [box[2] for box in self._charts])
@@ -221,8 +252,10 @@ class Sheet:
         wide = sum(self.px(c) for c in range(last_col + 1))
         # one page wide while the print stays legible; a wider sheet takes more pages across
         scale = CHART_PRINT_SCALE if self._charts else MIN_PRINT_SCALE
-        self.ws.fit_to_pages(1, 1) if self.one_page else self.ws.fit_to_pages(
-            max(1, math.ceil(wide / (PAGE_PX / scale))), 0)
+        if self.one_page:
+            self.ws.fit_to_pages(1, 1)
+        else:
+            self.ws.fit_to_pages(max(1, math.ceil(wide / (PAGE_PX / scale))), 0)
         if self._footer:
             self.text(last_row + 2, 0, self._footer, "footer")
             printed = self._footer if len(self._footer) <= 200 else self._footer[:197].rsplit(" ", 1)[0] + " ..."
@@ -379,6 +412,7 @@ class Sheet:
             if claim:
                 self._claim(row, col, row, col + 1, name)
                 ws.write_string(row, col, caption, book.fmt("scalar_label"))
+                self._labels.append((row, col, caption))
         else:
             if len(shape) == 1:
                 h, w = (1, shape[0]) if orient == "row" else (shape[0], 1)
