@@ -89,3 +89,17 @@ def test_check_format_csv_grades_the_others_when_one_file_is_broken(handed_out, 
     run = subprocess.run([sys.executable, "-m", "xlnet", "check", str(broken), "--format", "gradescope"],
                          capture_output=True, text=True, cwd=tmp_path)
     assert run.returncode == 2 and json.loads(run.stdout)["tests"][0]["status"] == "failed"
+
+
+def test_points_read_from_a_book_are_validated(handed_out):
+    """A manifest giving an exercise no points, negative points or a billion is refused before a
+    gradebook uses them."""
+    from xlnet import manifest as manifest_mod
+
+    good = xlnet.load(handed_out).manifest
+    manifest_mod.validate(good, where="book")
+    for bad in (0, -3, 1e9, "3"):
+        forged = json.loads(json.dumps(good))
+        forged["tensors"]["conv1_out"]["exercise"]["points"] = bad
+        with pytest.raises(xlnet.ManifestError, match="points"):
+            manifest_mod.validate(forged, where="book")

@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from .. import engines, manifest as manifest_mod, ops
+from ..ops.base import window_stride
 from . import exercises
 from .device import pick_device
 from ..errors import ManifestError, option
@@ -202,7 +203,7 @@ def check_workbook(book, device="auto", engine="?", typed=None, e2e=None, formul
                     graded.append(exercises.grade(name, entry.get("title", name), infos[name], sheet, ref,
                                                   widen(tol, block_out, key), at, expected,
                                                   typed=typed.get(name, ()), unread=unread.get(name, ()),
-                                                  attrs=entry.get("attrs", {})))
+                                                  stride=window_stride(entry["op"], entry.get("attrs", {}))))
             if upstream and not composite and "exercise" in infos[name]:
                 graded.append(exercises.waiting(name, entry.get("title", name), sheet, upstream, infos[name]))
             if name in typed and not composite:

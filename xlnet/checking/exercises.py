@@ -17,7 +17,7 @@ from ..report import ExerciseResult
 from .tolerance import agreement
 
 
-def grade(name, title, info, sheet, reference, tol, formula_at, expected_errors=(), typed=(), unread=(), attrs=None):
+def grade(name, title, info, sheet, reference, tol, formula_at, expected_errors=(), typed=(), unread=(), stride=1):
     """Grade one exercise block.
 
     Args:
@@ -31,7 +31,8 @@ def grade(name, title, info, sheet, reference, tol, formula_at, expected_errors=
         expected_errors: indices where the sheet is meant to show an error (an overflow).
         typed: flat indices of cells holding a typed value; unread: of cells whose formula reads
             none of the block's inputs. Neither computes, so neither counts as right.
-        attrs: the op's attributes (a stride tells a dragged window from a right one).
+        stride: how far the op's window moves per output cell (ops.base.window_stride): above
+            1, a dragged formula is wrong, and the hint says so.
 
     Returns:
         An ExerciseResult.
@@ -67,8 +68,8 @@ def grade(name, title, info, sheet, reference, tol, formula_at, expected_errors=
                        "compute the cell from its inputs")
         return result
     result.hint = (_dragged_from_another_tile(info, sheet, k, learner)
-                   or _dragged_across_a_stride(info, sheet, k, learner, attrs or {})
-                   or hint("" if _stride(attrs or {}) > 1 else _expected_formula(info, sheet, k), learner, got[k],
+                   or _dragged_across_a_stride(info, sheet, k, learner, stride)
+                   or hint("" if stride > 1 else _expected_formula(info, sheet, k), learner, got[k],
                            want[k], typed=not learner and k not in sheet.errors and not np.isnan(got[k])))
     return result
 
@@ -101,14 +102,8 @@ def _dragged_from_another_tile(info, sheet, k, learner):
     return ""
 
 
-def _stride(attrs):
-    """How many cells an op's window moves per output cell (a pool's defaults to its window)."""
-    return int(attrs.get("stride") or attrs.get("kernel_size") or 1)
-
-
-def _dragged_across_a_stride(info, sheet, k, learner, attrs):
+def _dragged_across_a_stride(info, sheet, k, learner, stride):
     """The worked cell dragged where the window moves more than one cell per output cell."""
-    stride = _stride(attrs)
     if stride < 2:
         return ""
     dragged = _expected_formula(info, sheet, k)

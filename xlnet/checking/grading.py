@@ -77,12 +77,7 @@ def _check(paths, options):
 def _check_batch(paths, options):
     from . import pipeline
 
-    try:
-        reports = pipeline.check(paths, **options)
-    except XlnetError:  # find which: one by one
-        return [g for p in paths for g in _check([p], options)]
-    per_engine = len(reports) // len(paths)
-    return [Graded(str(p), reports[i::len(paths)][:per_engine]) for i, p in enumerate(paths)]
+    return check_each(paths, pipeline.check, isolate=True, **options)
 
 
 def check_files(paths, jobs, engine="libreoffice", **options):

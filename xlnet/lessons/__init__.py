@@ -2,6 +2,7 @@
 ``build(path, seed, **options)``. Adding a lesson means adding its module here."""
 
 from ..errors import InputError, option
+from ..manifest.schema import MAX_POINTS
 from .options import Option
 
 
@@ -62,7 +63,6 @@ def resolve_options(lesson, given):
 
 
 SEED = Option("seed", int, 0, "seed of every random constant", 0, 2 ** 32 - 1)
-MAX_POINTS = 1000
 
 
 def exercise_points(points, sets):

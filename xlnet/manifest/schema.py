@@ -29,6 +29,7 @@ MAX_DIM = MAX_ROWS
 _NAME = {"type": "string", "minLength": 1, "maxLength": MAX_NAME}
 _TEXT = {"type": "string", "maxLength": MAX_TEXT}
 _NUMBER = {"type": "number"}
+MAX_POINTS = 1000  # what one exercise may be worth in a gradebook
 _INDEX = {"type": "integer", "minimum": 0, "maximum": MAX_DIM}
 
 _TENSOR = {
@@ -51,7 +52,8 @@ _TENSOR = {
         "fixed": {"type": "object", "required": ["option", "value"],
                   "properties": {"option": _NAME, "value": _NUMBER}},
         "exercise": {"type": "object", "required": ["instruction"],
-                     "properties": {"instruction": _TEXT, "points": _NUMBER,
+                     "properties": {"instruction": _TEXT,
+                                    "points": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_POINTS},
                                     "patterns": {"type": "array", "maxItems": 100_000,
                                                  "items": {"type": "string", "maxLength": 8192}}}},
     },

@@ -331,3 +331,13 @@ def slice_shape(shape, index):
             out.append(len(range(*part.indices(n))))
     out.extend(shape[len(index):])
     return tuple(out)
+
+
+def window_stride(op_name, attrs):
+    """How many cells an op's window moves for each output cell: its ``stride``, a pool's
+    defaulting to its window (``kernel_size``), 1 for an op without one. A formula dragged
+    from one output cell to the next moves by 1, so it is right only where this is 1."""
+    stride = attrs.get("stride")
+    if not stride and "pool" in op_name:
+        stride = attrs.get("kernel_size")
+    return int(stride or 1)

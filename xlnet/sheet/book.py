@@ -331,7 +331,7 @@ class Book:
         while changed:  # over the op graph to a fixed point: a recurrence's blocks read each other
             changed = False
             for entry in self.ops:
-                reads = {spec.split("[")[0] for spec in entry["inputs"].values()}
+                reads = {manifest_mod.parse_spec(spec)[0] for spec in entry["inputs"].values()}
                 if reads & after:
                     for out in entry["outputs"].values():
                         if out not in after:

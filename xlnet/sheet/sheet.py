@@ -10,7 +10,7 @@ import numpy as np
 from xlsxwriter.utility import xl_rowcol_to_cell
 
 from ..errors import LayoutError
-from ..ops.base import Arg
+from ..ops.base import Arg, window_stride
 from ..workbook import legibility
 from .styles import HEAT_DIVERGING, HEAT_POSITIVE
 from .blocks import ROLES, Look, TensorBlock, Tile, check_name, index_label
@@ -358,8 +358,8 @@ class Sheet:
             with np.errstate(invalid="ignore", divide="ignore"):
                 values = op.cached({k: v.cached for k, v in args.items() if v is not None}, at)
         values = np.asarray(values, dtype=np.float64)
-        stride = at.get("stride") or (at.get("kernel_size") if "pool" in op.name else None)
-        instruction = self.book.exercise_instruction(name, caption, shape, look.headers, stride)
+        instruction = self.book.exercise_instruction(name, caption, shape, look.headers,
+                                                     window_stride(op.name, at))
         short = f"Exercise: {caption}"
         if instruction:
             caption = f"Exercise: {instruction}"
