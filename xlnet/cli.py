@@ -172,6 +172,11 @@ def _list_ops():
         doc = " ".join((type(op).__doc__ or "").replace("``", "").split())  # the docstring's markup is not for a terminal
         print(f"{op.name:<24} ({inputs})" + (f"  {attrs}" if attrs else ""))
         print(textwrap.fill(doc, width=100, initial_indent="    ", subsequent_indent="    "))
+        shapes = [f"{arg} {op.ranks[arg]}-D" for arg in (*op.inputs, *op.optional) if arg in op.ranks]
+        shapes += [f"{' and '.join(group)} of one shape" for group in op.same_shape]
+        if shapes:  # how a spec's ranges are read for it
+            print(textwrap.fill("shapes: " + "; ".join(shapes) + " (any other input: a cell is a number, a row or "
+                                "column a vector)", width=100, initial_indent="    ", subsequent_indent="    "))
     return 0
 
 
@@ -202,7 +207,9 @@ def main(argv=None):
         with _signals_as_interrupts():
             return _run(args)
     except XlnetError as exc:
-        print("xlnet: error: " + " ".join(exc.command_line().split()), file=sys.stderr)
+        for line in exc.command_line().split("\n"):  # one line per mistake (a spec's several)
+            if line.strip():
+                print("xlnet: error: " + " ".join(line.split()), file=sys.stderr)
         return exc.exit_code
     except OSError as exc:  # a file system refusal not met on purpose: still one line
         where = exc.filename if exc.filename is not None else _subject(args)

@@ -99,7 +99,8 @@ def end_to_end(manifest, sheet_values, device):
     values = {n: v for n, v in sheet_values.items() if n not in providers}
     results = {}
     for k in manifest_mod.evaluation_order(manifest):
-        results[k] = _run(entries[k], values, device)
+        results[k] = _recurrence(entries[k], values, device, manifest["tensors"]) if _reads_itself(entries[k]) else \
+            _run(entries[k], values, device)
         if ops.get(entries[k]["op"]).trajectory:
             results[k][_UNMEASURED] = (entries[k], values, device)
         for key, name in entries[k]["outputs"].items():
@@ -109,6 +110,33 @@ def end_to_end(manifest, sheet_values, device):
 
 
 _UNMEASURED = "probe:unmeasured"
+
+
+def _reads_itself(entry):
+    """True when an op reads its own output (a column whose rows read the row above: ``ewma``
+    with state = out, as every sheet writes a running average)."""
+    own = set(entry["outputs"].values())
+    return any(manifest_mod.parse_spec(spec)[0] in own for spec in entry["inputs"].values())
+
+
+def _recurrence(entry, values, device, tensors):
+    """The end-to-end value of an op that reads its own output: torch's reference run again on
+    its own result, from zeros, until nothing changes. Row t reads only rows before it, so a
+    column of n rows is exact after at most n + 1 runs; one that still moves is refused."""
+    import torch
+
+    values = dict(values)
+    rows = max(tensors[name]["shape"][0] if tensors[name]["shape"] else 1 for name in entry["outputs"].values())
+    out = {key: torch.zeros(tensors[name]["shape"], dtype=torch.float64, device=device)
+           for key, name in entry["outputs"].items()}
+    for _ in range(rows + 2):
+        values.update({name: out[key] for key, name in entry["outputs"].items()})
+        moved = _run(entry, values, device)
+        if all(torch.allclose(moved[key], out[key], rtol=0, atol=0, equal_nan=True) for key in out):
+            return moved
+        out = moved
+    raise ManifestError(f"op {entry['op']} ({entry.get('title', entry['op'])[:60]}): reads its own output, and "
+                        "running it again on its result does not settle: it is not a recurrence down its rows")
 
 
 def _measure_conditioning(outputs):
@@ -138,7 +166,8 @@ def _end_to_end_source(manifest, provider, k, key, name):
     return source, next(key2 for key2, name2 in manifest["ops"][source]["outputs"].items() if name2 == name)
 
 
-def check_workbook(book, device="auto", engine="?", typed=None, e2e=None, formula_at=None, unread=None):
+def check_workbook(book, device="auto", engine="?", typed=None, e2e=None, formula_at=None, unread=None,
+                   unusable=None):
     """Check every block of a read workbook against torch.
 
     Args:
@@ -152,6 +181,7 @@ def check_workbook(book, device="auto", engine="?", typed=None, e2e=None, formul
         e2e: ``end_to_end`` of this manifest from these very raw inputs, when it already ran.
         formula_at: tensor name -> (flat index -> the formula the learner wrote there), for the
             hints of exercise blocks (default: none read).
+        unusable: {input tensor: why its cells cannot be read}: the blocks reading it are skipped.
 
     Returns:
         A Report.
@@ -168,7 +198,7 @@ def check_workbook(book, device="auto", engine="?", typed=None, e2e=None, formul
     sheet_values = {n: t.values for n, t in tensors.items()}
     lenient = engine in engines.ENGINES and engines.get(engine).overflow_may_be_finite
     broken = {name for entry in manifest["ops"] if not entry.get("composite") for name in entry["outputs"].values()
-              if _unexpected_errors(tensors[name], infos[name].get("expected_errors", []))}
+              if _unexpected_errors(tensors[name], infos[name].get("expected_errors", []))} | set(unusable or ())
     if e2e is None:
         e2e = end_to_end(manifest, sheet_values, device)
     provider = manifest_mod.providers(manifest)
@@ -192,7 +222,7 @@ def check_workbook(book, device="auto", engine="?", typed=None, e2e=None, formul
                 status, max_abs, max_rel, worst, message = "e2e", e2e_abs, math.nan, None, ""
             elif upstream:
                 status, max_abs, max_rel, worst = "skip", math.nan, math.nan, None
-                message = _unreadable(upstream, tensors)
+                message = _unreadable(upstream, tensors, unusable or {}, infos)
             else:
                 ref = block_out[key].detach().cpu().numpy()
                 passed, max_abs, max_rel, worst, message = compare(sheet, ref, expected,
@@ -225,11 +255,18 @@ def check_workbook(book, device="auto", engine="?", typed=None, e2e=None, formul
                   exercises=[g.to_dict() for g in graded])
 
 
-def _unreadable(upstream, tensors):
-    """Why a block is skipped: its inputs hold blank cells (an exercise not filled in yet) or
-    error values."""
+def _unreadable(upstream, tensors, unusable, infos):
+    """Why a block is skipped: its inputs hold blank cells (an exercise not filled in yet),
+    error values, or cells that are not numbers. Inputs are named by their titles (the ranges
+    of a spec), not by internal names."""
+    named = ", ".join(infos.get(n, {}).get("title") or n for n in upstream)
+    bad = [n for n in upstream if n in unusable]
+    if bad:
+        first = tensors[bad[0]]
+        k, problem = next(iter(first.errors.items()))
+        return f"input {named}: cell {first.address(k)} holds {problem}"
     blank = [n for n in upstream if n in tensors and tensors[n].errors
              and all(code == "blank" for code in tensors[n].errors.values())]
     if len(blank) == len(upstream):
-        return f"input {', '.join(upstream)} has blank cells (not filled in yet)"
-    return f"input {', '.join(upstream)} holds error values"
+        return f"input {named} has blank cells (not filled in yet)"
+    return f"input {named} holds error values"

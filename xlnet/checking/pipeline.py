@@ -83,7 +83,8 @@ def trust_file(prep, trusted=None, rebuild=None):
     saved = read.read_workbook(prep.package, manifest=prep.manifest, strict_inputs=False, source=prep.source)
     trust.refuse_external_inputs(saved.manifest, saved.tensors, formulas, prep.source)
     typed, unread, reach = trust.typed_values(saved.manifest, saved.tensors, formulas, trusted, prep.package.names,
-                                              hand_made=prep.spec is not None or not prep.manifest.get("lesson"))
+                                              hand_made=prep.spec is not None or not prep.manifest.get("lesson"),
+                                              tables=prep.package.tables)
     problems = []
     exercises = any("exercise" in info for info in saved.manifest["tensors"].values())
     if lesson_book and (not exercises or why):  # a learner's own scratch cells pass only where the manifest is proved
@@ -367,16 +368,20 @@ def _check_one(prep, proof, copy, engine, device, trusted, ahead=None, recheck=N
 
     book = read.read_workbook(copy, manifest=prep.manifest, strict_inputs=False, source=prep.source,
                               limits=prep.limits)
-    _refuse_bad_inputs(book, prep)
-    assert_recalculated(book.sentinel, prep.source, engine)
+    recalculates = engines.get(engine).recalculates
+    unusable = _refuse_bad_inputs(book, prep)
+    if not recalculates:
+        _refuse_unsaved_values(book, proof.formulas, prep.source)
+    if recalculates or prep.spec is None:  # a spec'd book read as saved has no sentinel of its own to prove
+        assert_recalculated(book.sentinel, prep.source, engine)
     e2e = ahead[1] if ahead is not None and _same_inputs(ahead[0], book) else None
     formula_at = None
     if any("exercise" in info for info in book.manifest["tensors"].values()):
         from . import exercises
         formula_at = exercises.formula_reader(book.tensors, proof.formulas)
     report = bridge.check_workbook(book, device, engine=engine, typed=proof.typed, e2e=e2e, formula_at=formula_at,
-                                   unread=proof.unread)
-    report.problems += proof.problems
+                                   unread=proof.unread, unusable=unusable)
+    report.problems += list(unusable.values()) + proof.problems
     report.notes += proof.notes
     if trusted is not None:
         report.notes += trusted.notes
@@ -390,12 +395,14 @@ def _check_one(prep, proof, copy, engine, device, trusted, ahead=None, recheck=N
         again = bridge.check_workbook(moved, device, engine=engine, typed=proof.typed, formula_at=formula_at,
                                       unread=proof.unread, e2e=e2e_moved)
         perturb_mod.merge(report, again, moves)
-    report.sentinel = "ok" if engines.get(engine).recalculates else "as saved"
-    if not engines.get(engine).recalculates:
-        report.notes.append("engine cached: the values are read as last saved; this proves the formulas "
-                            "agree with torch, not that any engine recalculated them")
+    report.sentinel = "ok" if recalculates else "as saved"
+    if not recalculates:
+        report.notes.append("engine cached: nothing was recalculated; the values are read as the file was last "
+                            "saved; this proves they agree with torch, not that any engine computes them")
     if trusted is not None:
         report.notes.append(f"checked by the manifest of {trusted.path.name}; this file's own is ignored")
+    if engine == "gnumeric" and prep.package.tables:
+        report.notes += _structured_refs_unread(book, proof.formulas, prep.package.tables)
     if prep.spec is not None:
         names = sorted({t.cells[k] for t in book.tensors.values() for k, e in t.errors.items()
                         if e == "#NAME?"})
@@ -404,8 +411,43 @@ def _check_one(prep, proof, copy, engine, device, trusted, ahead=None, recheck=N
     return report
 
 
+def _refuse_unsaved_values(book, formulas, source):
+    """Read as saved, a formula cell without a value proves nothing: the file was written by a
+    program that does not calculate (openpyxl, a script). Said in one line, not graded."""
+    for tensor in book.tensors.values():
+        for k, problem in tensor.errors.items():
+            sheet, r, c = tensor.coords[k]
+            if problem == "blank" and formulas.get(sheet, {}).get((r, c)):
+                raise InputError(f"{source}: cell {tensor.address(k)} holds a formula saved without its value (the "
+                                 "file was written by a program that does not calculate); open and save it in a "
+                                 "spreadsheet, or check it with an engine that recalculates")
+
+
+def _structured_refs_unread(book, formulas, tables):
+    """A line naming the cells that hold errors under Gnumeric because their formulas use
+    structured references to Excel Tables (``Passengers[fare]``), which Gnumeric does not read."""
+    from ..workbook import precedents
+
+    found = []
+    for tensor in book.tensors.values():
+        for k in tensor.errors:
+            sheet, r, c = tensor.coords[k]
+            text = formulas.get(sheet, {}).get((r, c)) or ""
+            spans = precedents.structured(text, tables) if "[" in text else []
+            if spans:
+                found.append(f"{tensor.address(k)} ({spans[0]})")
+    if not found:
+        return []
+    return [f"Gnumeric does not read structured references to Excel Tables: {', '.join(found[:3])}"
+            + (f" and {len(found) - 3} more" if len(found) > 3 else "")
+            + " hold errors here; check this book with --engine libreoffice"]
+
+
 def _refuse_bad_inputs(book, prep):
-    """An input cell holding no number is bad input (exit 2), named by the spec's line if any."""
+    """An input cell holding no number is bad input, named by the spec's line if any: the book
+    is refused (exit 2) unless a spec's other blocks do not depend on it, which are checked
+    while the blocks that do are skipped. Returns tensor -> the line saying why."""
+    unusable = {}
     for name, tensor in book.tensors.items():
         info = book.manifest["tensors"][name]
         if info["role"] == "output" or info.get("text") or not tensor.errors:
@@ -419,9 +461,25 @@ def _refuse_bad_inputs(book, prep):
         if problem == "#NAME?":
             unknown = prep.survey.unknown_functions(address)
             why = f" (the engine does not know {', '.join(unknown) or 'a function or name it uses'})"
-        raise InputError(f"{prep.spec.path}:{prep.spec.tensor_lines.get(name, 1)}: input range "
-                         f"{info.get('title', name)} of {prep.source.name}: cell {address} holds {problem}{more}{why}; "
-                         "expected numbers")
+        unusable[name] = (f"{prep.spec.path}:{prep.spec.tensor_lines.get(name, 1)}: input range "
+                          f"{info.get('title', name)} of {prep.source.name}: cell {address} holds {problem}{more}{why}; "
+                          "expected numbers")
+    if unusable and not _some_block_without(book.manifest, unusable):
+        raise InputError(next(iter(unusable.values())))
+    return unusable
+
+
+def _some_block_without(manifest, bad):
+    """True when some block of the manifest reads none of the ``bad`` tensors, directly or
+    through the blocks that do."""
+    bad, free = set(bad), False
+    for entry in manifest["ops"]:  # a spec lists its blocks in the order they compute
+        reads = {manifest_mod.parse_spec(spec)[0] for spec in entry["inputs"].values()}
+        if reads & bad:
+            bad.update(entry["outputs"].values())
+        elif not entry.get("composite"):
+            free = True
+    return free
 
 
 def assert_recalculated(sentinel, path, engine):

@@ -97,7 +97,7 @@ def _input_shapes(manifest, entry):
     return shapes
 
 
-def reach_of(manifest, tensors, formulas, names):
+def reach_of(manifest, tensors, formulas, names, tables=None):
     """A precedents.Reach over the book's tensors: bit k stands for the k-th tensor of the manifest."""
     bits = {name: 1 << k for k, name in enumerate(manifest["tensors"])}
     owners = {}
@@ -105,10 +105,10 @@ def reach_of(manifest, tensors, formulas, names):
         for sheet, r, c in tensor.coords:
             cells = owners.setdefault(sheet, {})
             cells[(r, c)] = cells.get((r, c), 0) | bits[name]
-    return precedents.Reach(formulas, owners, names), bits
+    return precedents.Reach(formulas, owners, names, tables), bits
 
 
-def typed_values(manifest, tensors, formulas, reference=None, names=None, hand_made=False):
+def typed_values(manifest, tensors, formulas, reference=None, names=None, hand_made=False, tables=None):
     """The output cells that do not compute: a typed value where a formula belongs, or a formula
     that reads none of its op's inputs (``=6.7639``, ``=answers!C17``, ``=AZ40``), directly or
     through helper cells.
@@ -119,6 +119,7 @@ def typed_values(manifest, tensors, formulas, reference=None, names=None, hand_m
         formulas: formula_cells of the file as saved (before any engine).
         reference: a Reference: a cell must be a formula where it is one in the original.
         names: the workbook's defined names (a formula may read a block through one).
+        tables: its Excel Tables (package.Table by name in capitals), for structured references.
         hand_made: the book is checked by a spec: a formula whose reference is built from text
             (``INDIRECT``) is taken as reading its inputs (xlnet never writes one, so in a book
             it built such a formula proves nothing).
@@ -128,7 +129,7 @@ def typed_values(manifest, tensors, formulas, reference=None, names=None, hand_m
         reading none of the inputs}, the precedents.Reach used), only tensors with such cells.
     """
     typed, unread = {}, {}
-    reach, bits = reach_of(manifest, tensors, formulas, names)
+    reach, bits = reach_of(manifest, tensors, formulas, names, tables)
     for entry in manifest["ops"]:
         if entry.get("composite"):
             continue

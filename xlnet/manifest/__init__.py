@@ -140,6 +140,18 @@ def validate(manifest, where, limits=None):
         shape = info.get("shape") if isinstance(info, dict) else None
         if not isinstance(shape, list) or not all(isinstance(s, int) and s > 0 for s in shape):
             raise ManifestError(f"{where}: tensor {name} has no valid shape")
+        if "value" in info:  # a number the spec gives (a literal hyper-parameter): no cells
+            if info.get("tiles") or len(info["value"]) != math.prod(shape):
+                raise ManifestError(f"{where}: tensor {name} has a value of {len(info['value'])} numbers and "
+                                    f"{len(info.get('tiles', []))} tiles; a literal has {math.prod(shape)} numbers "
+                                    "and no tiles")
+            continue
+        if "grid" in info:  # cells laid out otherwise than the shape (a reshape, a transpose)
+            per_tile = info["grid"][0] * info["grid"][1]
+            if per_tile * len(info.get("tiles", [])) != math.prod(shape):
+                raise ManifestError(f"{where}: tensor {name}: {len(info.get('tiles', []))} tiles of "
+                                    f"{info['grid'][0]}x{info['grid'][1]} cells cannot hold shape {shape}")
+            continue
         lead = 1
         for s in shape[:-2]:
             lead *= s
@@ -171,6 +183,9 @@ def validate(manifest, where, limits=None):
                 if name in written:
                     raise ManifestError(f"{label}: {name} is already computed by op #{written[name]}")
                 written[name] = k
+        mismatch = op.mismatch(shapes)
+        if mismatch:
+            raise ManifestError(f"{label}: {mismatch}")
         if not entry.get("composite"):
             rules = op.shape(shapes, at)
             for key, name in outputs.items():

@@ -212,6 +212,7 @@ class AbsDiff(Op):
 
     name = "abs_diff"
     inputs = ("a", "b")
+    same_shape = (('a', 'b'),)
 
     def formula(self, ins, at, ix):
         return formula(f"ABS({ins['a'].ref(ix)}-{ins['b'].ref(ix)})")

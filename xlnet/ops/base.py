@@ -105,6 +105,8 @@ class Op:
             2-D range to it).
         discrete: inputs whose values are whole numbers by meaning (a class index, a row, a
             step count): a perturbed recheck keeps them as they are.
+        same_shape: groups of inputs the op pairs cell by cell, whose shapes must be equal.
+        spec_only: only a spec names it (a formula the sheet's author wrote): it writes no cells.
 
     and define ``shape`` (output shape from input shapes), ``reference`` (torch) and, for ops
     that place a block, ``formula`` (one output cell) and ``cached`` (numpy values).
@@ -119,6 +121,19 @@ class Op:
     trajectory = False
     ranks = {}
     discrete = ()
+    same_shape = ()
+    spec_only = False
+
+    def mismatch(self, shapes):
+        """A line saying which inputs differ in shape where the op pairs them cell by cell
+        (``same_shape``), or None. A mismatch is refused, never broadcast: a [29] column
+        against a [29, 1] one would otherwise make 29 x 29 differences."""
+        for group in self.same_shape:
+            given = [(n, tuple(shapes[n])) for n in group if n in shapes]
+            if len({s for _, s in given}) > 1:
+                return (f"op {self.name} pairs {' and '.join(n for n, _ in given)} cell by cell, but they have shapes "
+                        f"{' and '.join(str(list(s)) for _, s in given)}")
+        return None
 
     def rank(self, arg, shapes):
         """The number of dimensions torch's reference wants for input ``arg`` (None: any), so a

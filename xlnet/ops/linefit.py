@@ -40,8 +40,9 @@ def _squared_error(ins, at, t, a_shift="", b_shift=""):
 
 
 def _batch_weights(at, steps, n, like):
-    """(steps, n) weights averaging each step's rows."""
-    ranges = at.get("batches") or [(t, t + 1) for t in range(steps)]
+    """(steps, n) weights averaging each step's rows: its batch, its own row, or every row when
+    there is a single step (a sheet's loss over all its data)."""
+    ranges = at.get("batches") or ([(0, n)] if steps == 1 else [(t, t + 1) for t in range(steps)])
     bounds = torch.tensor(ranges[:steps], dtype=torch.int64, device=like.device).reshape(-1, 2)
     columns = torch.arange(n, device=like.device)
     inside = (columns[None, :] >= bounds[:, :1]) & (columns[None, :] < bounds[:, 1:])
@@ -65,9 +66,12 @@ def batch_mse(slope, intercept, a, at, rounding=False):
 
 
 class _PerStep(Op):
-    """An op computing one number per step from the step's a, b, x and y."""
+    """An op computing one number per step from the step's a, b, x and y (every row of x and y
+    for a single step)."""
 
     inputs = ("a", "b", "x", "y")
+    ranks = {"a": 1, "b": 1, "x": 1, "y": 1}
+    same_shape = (('x', 'y'),)
     attrs = {"batches": []}
 
     def shape(self, s, at):
@@ -80,6 +84,7 @@ class LineData(Op):
 
     name = "line_data"
     inputs = ("slope", "intercept", "x", "noise")
+    same_shape = (('x', 'noise'),)
 
     def shape(self, s, at):
         return s["x"]
@@ -228,11 +233,13 @@ class MseForwardDifference(_PerStep):
 @register
 class Ewma(Op):
     """An exponentially weighted average down a column: ``beta*previous+(1-beta)*g`` (g^2
-    with ``square``). The first row starts from 0, or from the first g itself (``first:
-    grad``, as torch's momentum buffer does)."""
+    with ``square``). The first row starts from 0, from ``init`` (a state carried in from
+    before), or from the first g itself (``first: grad``, as torch's momentum buffer does).
+    ``state`` is the column of averages itself, each row reading the row above."""
 
     name = "ewma"
     inputs = ("g", "state", "beta")
+    optional = ("init",)
     attrs = {"square": False, "first": "zero"}
 
     def shape(self, s, at):
@@ -244,7 +251,7 @@ class Ewma(Op):
             return formula(g)
         g = f"{g}^2" if at["square"] else g
         if t == 0:
-            return formula(f"(1-{beta})*{g}")
+            return formula(f"{beta}*{ins['init'].scalar()}+(1-{beta})*{g}" if "init" in ins else f"(1-{beta})*{g}")
         return formula(f"{beta}*{ins['state'].ref((t - 1,))}+(1-{beta})*{g}")
 
     def cached(self, v, at):
@@ -253,12 +260,13 @@ class Ewma(Op):
         for t in range(g.size):
             first = t == 0
             out[t] = v["g"][0] if first and at["first"] == "grad" else (
-                v["beta"] * (0.0 if first else out[t - 1]) + (1 - v["beta"]) * g[t])
+                v["beta"] * (float(v.get("init", 0.0)) if first else out[t - 1]) + (1 - v["beta"]) * g[t])
         return out
 
     def reference(self, a, at):
         g = a["g"] * a["g"] if at["square"] else a["g"]
-        previous = torch.cat([torch.zeros_like(g[:1]), a["state"][:-1]])
+        start = a["init"].reshape(g[:1].shape) if "init" in a else torch.zeros_like(g[:1])
+        previous = torch.cat([start, a["state"][:-1]])
         out = a["beta"] * previous + (1 - a["beta"]) * g
         return torch.cat([g[:1], out[1:]]) if at["first"] == "grad" else out
 
@@ -290,6 +298,7 @@ class SgdUpdate(Op):
 
     name = "sgd_update"
     inputs = ("p", "g", "lr")
+    same_shape = (('p', 'g'),)
 
     def shape(self, s, at):
         return s["p"]
@@ -314,6 +323,7 @@ class RmspropUpdate(Op):
 
     name = "rmsprop_update"
     inputs = ("p", "g", "s", "lr", "eps")
+    same_shape = (('p', 'g', 's'),)
 
     def shape(self, s, at):
         return s["p"]
@@ -332,6 +342,7 @@ class AdamUpdate(Op):
 
     name = "adam_update"
     inputs = ("p", "m", "v", "lr", "eps")
+    same_shape = (('p', 'm', 'v'),)
     optional = ("weight_decay",)
 
     def shape(self, s, at):
@@ -378,6 +389,8 @@ class Rmse(Op):
 
     name = "rmse"
     inputs = ("a", "b", "x", "y")
+    same_shape = (("x", "y"),)
+    ranks = {"a": 1, "b": 1, "x": 1, "y": 1}
 
     def shape(self, s, at):
         return s["a"]

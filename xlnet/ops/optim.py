@@ -483,14 +483,15 @@ class OptimizerStep(Op):
         missing = [k for k in wanted if k not in names]
         if given and len(given) != len(states):
             missing.append(next(s for s in states if s not in names))
-        if given and "t" not in names:
+        if given and "t" not in names and at["optimizer"] != "momentum":  # torch's momentum keeps no step count
             missing.append("t")
         extra = [k for k in names if k not in ("p", "g") + tuple(wanted) + tuple(states) + ("t",)]
         if missing or extra:
             raise ManifestError(f"{where}: optimizer_step with {at['optimizer']} "
                                 + (f"lacks input {missing[0]!r}" if missing else f"takes no input {extra[0]!r}")
                                 + f"; it takes p, g, {', '.join(wanted)}"
-                                + (f" and, after the first step, {', '.join(states)}, t" if states else ""))
+                                + (f" and, after the first step, {', '.join(states)}"
+                                   + ("" if at["optimizer"] == "momentum" else ", t") if states else ""))
 
     def shape(self, s, at):
         return {key: s["p"] for key in ("out",) + OPTIMIZERS[at["optimizer"]].states}

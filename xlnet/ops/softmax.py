@@ -240,6 +240,7 @@ class BceWithLogits(Op):
 
     name = "bce_with_logits"
     inputs = ("x", "y")
+    same_shape = (('x', 'y'),)
     attrs = {"reduction": "mean"}
 
     def shape(self, s, at):
@@ -264,6 +265,7 @@ class BinaryCrossEntropy(_View):
 
     name = "binary_cross_entropy"
     inputs = ("x", "y")
+    same_shape = (('x', 'y'),)
     attrs = {"reduction": "mean"}
 
     def shape(self, s, at):
@@ -279,6 +281,7 @@ class MseLoss(Op):
 
     name = "mse_loss"
     inputs = ("x", "y")
+    same_shape = (('x', 'y'),)
     attrs = {"reduction": "mean"}
 
     def shape(self, s, at):
@@ -382,6 +385,7 @@ class Equal(Op):
 
     name = "equal"
     inputs = ("a", "b")
+    same_shape = (('a', 'b'),)
 
     def formula(self, ins, at, ix):
         return formula(f"IF({ins['a'].ref(ix)}={ins['b'].ref(ix)},1,0)")

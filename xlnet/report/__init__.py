@@ -136,7 +136,8 @@ class Report:
         """A table: one line per block, then a summary line."""
         engine = f"{self.engine}, {self.started}" if self.started else self.engine
         proof = {"ok": "recalculated: sentinel ok",
-                 "as saved": "not recalculated here: sentinel ok as last saved"}.get(self.sentinel, "sentinel not read")
+                 "as saved": "not recalculated here: values as last saved"
+                 + ("" if self.spec else ", sentinel ok")}.get(self.sentinel, "sentinel not read")
         lines = [f"{self.path}  (engine {engine}, device {self.device}, {proof}"
                  + (f", spec {self.spec})" if self.spec else ")")]
         if self.perturbed:

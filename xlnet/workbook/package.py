@@ -23,6 +23,7 @@ import posixpath
 import re
 import threading
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from defusedxml import ElementTree as SafeET
@@ -50,6 +51,8 @@ class Package:
         sheetnames: the sheets, in workbook order.
         sheet_parts: sheet name -> its worksheet part inside the zip.
         names: workbook-level defined name -> the text it is defined as (``conv!$B$2:$I$9``).
+        tables: Excel Tables, by name in capitals -> Table (its sheet, body rows and columns),
+            read when first asked for.
         workbook_part: the workbook part's name (``xl/workbook.xml``).
         limits: the limits.Limits it was measured by, which its readers keep to.
     """
@@ -65,6 +68,12 @@ class Package:
         self.sheet_parts = _sheet_parts(self, root)
         self.sheetnames = [s.get("name") for s in root.iter(f"{{{MAIN}}}sheet")]
         self.names = _defined_names(self, root)
+
+    @property
+    def tables(self):
+        if getattr(self, "_tables", None) is None:
+            self._tables = _tables(self)
+        return self._tables
 
     def has(self, part):
         """True when the package holds ``part``."""
@@ -199,6 +208,60 @@ def workbook_part_named(package_rels, path):
         if rel.get("Type", "").endswith("/officeDocument"):
             return rel.get("Target", "").lstrip("/")
     raise InputError(f"{path}: not a spreadsheet package (no officeDocument relationship)")
+
+
+@dataclass(frozen=True)
+class Table:
+    """An Excel Table (a ListObject): ``Passengers[fare]`` is the body of its column "fare"."""
+
+    name: str
+    sheet: str
+    body: object  # refs.Range of its data rows, header and totals left out
+    columns: tuple  # column names, in order
+
+    def column(self, name):
+        """The refs.Range of one column's body, or None when the table has no such column."""
+        from . import refs
+
+        wanted = name.strip().replace("'", "").upper()
+        for k, column in enumerate(self.columns):
+            if column.upper() == wanted:
+                return refs.Range(self.body.sheet, self.body.min_row, self.body.min_col + k,
+                                  self.body.max_row, self.body.min_col + k)
+        return None
+
+
+def _tables(package):
+    """Every Excel Table of the package, by name in capitals (a part it cannot read is left out)."""
+    from . import refs
+
+    found = {}
+    for sheet, part in package.sheet_parts.items():
+        rels = rels_name(part)
+        if not package.has(rels):
+            continue
+        try:
+            relations = list(SafeET.fromstring(package.read(rels)).iter(f"{{{PKG_REL}}}Relationship"))
+        except Exception:
+            continue
+        for rel in relations:
+            if not rel.get("Type", "").endswith("/table"):
+                continue
+            target = rel.get("Target", "")
+            target = target.lstrip("/") if target.startswith("/") else posixpath.normpath(
+                posixpath.join(posixpath.dirname(part), target))
+            try:
+                root = SafeET.fromstring(package.read(target))
+                whole = refs.parse(f"{refs.quote_sheet(sheet)}!{root.get('ref', '')}")
+            except Exception:
+                continue
+            header, totals = int(root.get("headerRowCount", "1") or 1), int(root.get("totalsRowCount", "0") or 0)
+            body = refs.Range(sheet, whole.min_row + header, whole.min_col, whole.max_row - totals, whole.max_col)
+            columns = tuple(c.get("name", "") for c in root.iter(f"{{{MAIN}}}tableColumn"))
+            name = root.get("displayName") or root.get("name") or ""
+            if name:
+                found[name.upper()] = Table(name, sheet, body, columns)
+    return found
 
 
 def rels_name(part):

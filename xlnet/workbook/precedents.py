@@ -5,7 +5,8 @@ compute from. ``Reach`` answers, for a cell, which of a set of named blocks its 
 directly or through cells that are neither (helper cells), from the formulas' text alone:
 
 - references as people type them: ``B3``, ``$B$3:D9``, ``'my sheet'!A1``, whole columns
-  (``A:A``) and rows (``3:3``), workbook-level defined names;
+  (``A:A``) and rows (``3:3``), workbook-level defined names, Excel Tables' structured
+  references (``Passengers[fare]``);
 - a block's cell ends the walk: the cell is the block's, whatever it holds;
 - text inside quotes is not a reference; a function name (``LOG10(``) is not a cell;
 - ``INDIRECT`` builds its reference from text, so what it reads is unknowable from the formula:
@@ -28,19 +29,24 @@ _TOKEN = re.compile(
     r"""|(\$?[0-9]{1,7}):(\$?[0-9]{1,7})(?![\w(!])"""              # 7, 8: whole rows
     r"""|([A-Za-z_\\][\w.]*)(?![\w(!.]))""")                       # 9: a name
 _DYNAMIC = re.compile(r"\bINDIRECT\s*\(", re.I)
+# a structured reference to an Excel Table: Passengers[fare], Passengers[[#This Row],[fare]], Passengers[@fare]
+_STRUCTURED = re.compile(r"""("(?:[^"]|"")*")|(?<![\w.$!])([A-Za-z_\\][\w.]*)\[((?:[^\[\]]|\[[^\]]*\])*)\]""")
 _WORDS = {"TRUE", "FALSE"}
 _SMALL = 4096  # a range of at most this many cells is walked cell by cell
 
 
-def references(text, sheet, names=None):
+def references(text, sheet, names=None, tables=None):
     """The ranges a formula reads, as refs.Range (a name resolved through ``names``, a
-    workbook-level name -> its text; a name that is not one is left out).
+    workbook-level name -> its text; a name that is not one is left out; a structured
+    reference through ``tables``, package.Table by name in capitals).
 
     Args:
         text: the formula, with or without '='.
         sheet: the sheet it is on (a reference without a sheet is on it).
     """
     found = []
+    if tables and "[" in text:
+        text = _structured(text, tables, found)
     for m in _TOKEN.finditer(text):
         if m.group(1):
             continue
@@ -66,6 +72,30 @@ def references(text, sheet, names=None):
             if target is not None:
                 found.append(target)
     return found
+
+
+def structured(text, tables):
+    """The structured references of a formula to the given tables, as written (``Passengers[p]``)."""
+    return [m.group(0) for m in _STRUCTURED.finditer(text) if m.group(2) and m.group(2).upper() in tables]
+
+
+def _structured(text, tables, found):
+    """Add the ranges of the formula's structured references to ``found``; return the formula
+    with them blanked out (a column's name is not a defined name)."""
+    def resolve(m):
+        if m.group(1):
+            return m.group(1)
+        table = tables.get(m.group(2).upper())
+        if table is None:
+            return m.group(0)
+        inside = m.group(3)
+        columns = [c for c in re.findall(r"\[([^\]]*)\]", inside) if not c.startswith("#")] if "[" in inside \
+            else ([] if inside.startswith("#") else [inside.lstrip("@")])
+        spans = [table.column(c.lstrip("@")) for c in columns] if columns else [table.body]
+        found.extend(span for span in spans if span is not None)
+        return " " * len(m.group(0))
+
+    return _STRUCTURED.sub(resolve, text)
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -99,8 +129,8 @@ class Reach:
         names: workbook-level defined names (name -> text).
     """
 
-    def __init__(self, formulas, owners, names=None):
-        self.formulas, self.owners, self.names = formulas, owners, names or {}
+    def __init__(self, formulas, owners, names=None, tables=None):
+        self.formulas, self.owners, self.names, self.tables = formulas, owners, names or {}, tables or {}
         self._memo = {}  # node -> mask of the blocks it holds or reads; a node is a cell or a refs.Range
         self._walked = set()  # formula cells walked through
         self._parsed = {}  # (sheet, row, col) -> the ranges its formula reads
@@ -124,7 +154,7 @@ class Reach:
         found = self._parsed.get(key)
         if found is None:
             text = self.formulas.get(sheet, {}).get((row, col))
-            found = self._parsed[key] = references(text, sheet, self.names) if text else []
+            found = self._parsed[key] = references(text, sheet, self.names, self.tables) if text else []
         return found
 
     def _children(self, node):

@@ -140,12 +140,16 @@ def _rows(book, sheet, max_row, max_col):
 def _tile_ranges(book, path, name, info):
     """Resolve the defined names of a tensor's tiles to (sheet, min_row, min_col, max_row, max_col)."""
     shape = info["shape"]
-    if len(shape) == 0:
+    if "grid" in info:  # a reshape or transpose: the cells as they lie on the sheet
+        want = tuple(info["grid"])
+    elif len(shape) == 0:
         want = (1, 1)
     elif len(shape) == 1:
         want = (1, shape[0]) if info.get("orient", "row") == "row" else (shape[0], 1)
     else:
         want = (shape[-2], shape[-1])
+    step = info.get("step", (1, 1))
+    want = ((want[0] - 1) * step[0] + 1, (want[1] - 1) * step[1] + 1)  # every step-th row and column
     ranges = []
     for tile_name in info["tiles"]:
         where = f"{path}: tensor {name}: "
@@ -275,34 +279,40 @@ def _read_tensors(book, path, shown, manifest, strict_inputs):
     tensors = {}
     for name, info in manifest["tensors"].items():
         shape = tuple(info["shape"])
+        if "value" in info:  # a literal of the spec's: no cell holds it
+            tensors[name] = SheetTensor(name, np.array(info["value"], dtype=np.float64).reshape(shape))
+            continue
         flat, errors, cells, coords = [], {}, [], []
-        text, blank_is_nan = info.get("text"), info.get("blank") == "nan"
+        text, blank = info.get("text"), info.get("blank")
+        step_r, step_c = info.get("step", (1, 1))
         for sheet, min_row, min_col, max_row, max_col in layout[name]:
             grid, prefix = grids[sheet], _quote(sheet) + "!"
             values, error_values = grid.values, grid.errors
-            letters = [get_column_letter(c) for c in range(min_col, max_col + 1)]
-            for r in range(min_row, max_row + 1):
-                for c, letter in zip(range(min_col, max_col + 1), letters):
-                    raw = values.get((r, c))
-                    if raw is None:  # empty, or an error value
-                        raw = error_values.get((r, c))
-                    coords.append((sheet, r, c))
-                    cells.append(f"{prefix}{letter}{r}")
-                    if text:  # words: whatever the cell shows, as text
-                        flat.append(_word(raw))
-                        continue
-                    if type(raw) is float and math.isfinite(raw):  # the common case, first
-                        flat.append(raw)
-                        continue
-                    value, problem = _number(raw)
-                    if problem == "blank" and blank_is_nan:
-                        problem = None
-                    if problem is not None:
-                        if info["role"] != "output" and strict_inputs:
-                            raise InputError(f"{shown}: input cell {cells[-1]} of {name} holds {problem}; "
-                                             "expected a number")
-                        errors[len(flat)] = problem
-                    flat.append(value)
+            rows, cols = range(min_row, max_row + 1, step_r), range(min_col, max_col + 1, step_c)
+            order = ((r, c) for c in cols for r in rows) if info.get("by") == "col" else \
+                ((r, c) for r in rows for c in cols)
+            for r, c in order:
+                letter = get_column_letter(c)
+                raw = values.get((r, c))
+                if raw is None:  # empty, or an error value
+                    raw = error_values.get((r, c))
+                coords.append((sheet, r, c))
+                cells.append(f"{prefix}{letter}{r}")
+                if text:  # words: whatever the cell shows, as text
+                    flat.append(_word(raw))
+                    continue
+                if type(raw) is float and math.isfinite(raw):  # the common case, first
+                    flat.append(raw)
+                    continue
+                value, problem = _number(raw)
+                if problem == "blank" and blank in ("nan", "zero"):  # a gap the op masks, or 0 as Excel sees it
+                    problem, value = None, (0.0 if blank == "zero" else value)
+                if problem is not None:
+                    if info["role"] != "output" and strict_inputs:
+                        raise InputError(f"{shown}: input cell {cells[-1]} of {name} holds {problem}; "
+                                         "expected a number")
+                    errors[len(flat)] = problem
+                flat.append(value)
         values = np.array(flat, dtype=object if info.get("text") else np.float64).reshape(shape)
         tensors[name] = SheetTensor(name, values, errors, cells, coords)
     return Workbook(shown, manifest, sentinel, tensors, book.package.limits)

@@ -4,6 +4,7 @@ their used areas, its defined names, and (when asked) every formula, array formu
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,16 @@ class Sheets:
     extent: dict
     names: dict = field(default_factory=dict)
     limits: object = None
+    _arrays: dict = field(default=None, repr=False)
+
+    def reach(self, sheet):
+        """(rows, columns) a sheet's cells reach, counting the whole range of each array formula
+        (a CSE array may be saved as its first cell alone); read from the file when first asked."""
+        if self._arrays is None:
+            self._arrays = _array_reach(self.path, self.limits)
+        rows, cols = self.extent.get(sheet, (0, 0))
+        more_rows, more_cols = self._arrays.get(sheet, (0, 0))
+        return max(rows, more_rows), max(cols, more_cols)
 
 
 @dataclass
@@ -84,6 +95,25 @@ def _mentions(path, pattern, limits):
                    for part in package.sheet_parts.values() if package.has(part))
 
 
+_ARRAY_REF = re.compile(rb'<(?:\w+:)?f\b[^>]*\bt="array"[^>]*\bref="([A-Z$0-9:]+)"|'
+                        rb'<(?:\w+:)?f\b[^>]*\bref="([A-Z$0-9:]+)"[^>]*\bt="array"')
+
+
+def _array_reach(path, limits):
+    reach = {}
+    with contextlib.suppress(Exception), open_package(path, limits) as package:
+        for sheet, part in package.sheet_parts.items():
+            if not package.has(part):
+                continue
+            for match in _ARRAY_REF.finditer(package.read(part)):
+                ref = (match.group(1) or match.group(2)).decode("ascii")
+                with contextlib.suppress(InputError):
+                    found = refs.parse(f"{refs.quote_sheet(sheet)}!{ref}")
+                    rows, cols = reach.get(sheet, (0, 0))
+                    reach[sheet] = (max(rows, found.max_row), max(cols, found.max_col))
+    return reach
+
+
 def _split(address):
     found = refs.parse(address)
     return found.sheet, (found.min_row, found.min_col)
@@ -115,6 +145,15 @@ def survey(path, with_formulas=True, limits=None):
                 names[name] = defined_range(book, name)
             except InputError:
                 continue  # a name for a constant or a formula: not a range a spec can use
+        for ws in book.worksheets:  # a name scoped to one sheet, as Excel writes it: momentum!lr
+            for name, defined in dict(getattr(ws, "defined_names", {}) or {}).items():
+                dests = []
+                with contextlib.suppress(Exception):
+                    dests = list(defined.destinations)
+                if len(dests) == 1:
+                    with contextlib.suppress(InputError):
+                        names[f"{refs.quote_sheet(ws.title)}!{name}"] = refs.parse(
+                            f"{refs.quote_sheet(dests[0][0])}!{dests[0][1]}")
         has_manifest = manifest_mod.SHEET in book.sheetnames
     except InputError:
         raise
