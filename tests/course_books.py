@@ -9,6 +9,7 @@ Each maker returns (book, spec) and takes options that plant the bug a course sh
 had, so a test can see it named at its cell.
 """
 
+import math
 import random
 from pathlib import Path
 
@@ -421,5 +422,247 @@ out = "step!C2:C5"
     return handmade.as_xlsm(path)
 
 
-MAKERS = [ewma_book, line_fit_book, xent_book, pool_book, ratings_book, titanic_book, gram_book, offset_book,
+def training_run_book(folder, lr_cell="lr"):
+    """Gradient descent down the rows, as a course's graddesc sheet writes it: each row a step on
+    its own data point, the gradient of (a*x+b-y)^2 in D and E, and the next row's a and b
+    computed from this row's (B5 = B4-lr*D4). The second sheet runs RMSProp the way the course
+    writes it: a running average of g^2 whose state is its own column, and a step without eps."""
+    rng = random.Random(13)
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "sgd"
+    ws.append(["x", "a", "b", "da", "db", "y", "", "", "", "lr", 0.0005])
+    ws["J2"], ws["K2"] = "beta", 0.9
+    steps = 24
+    ws["B2"], ws["C2"] = 1.0, 0.5  # the starting parameters
+    for t in range(steps):
+        r = t + 2
+        x = rng.randint(1, 40)
+        ws[f"A{r}"], ws[f"F{r}"] = x, round(2 * x + 3 + rng.gauss(0, 1), 2)
+        ws[f"D{r}"] = f"=2*(B{r}*A{r}+C{r}-F{r})*A{r}"
+        ws[f"E{r}"] = f"=2*(B{r}*A{r}+C{r}-F{r})"
+        lr = "$K$2" if lr_cell == "bug" and t == 5 else "$K$1"  # the bug: row 8 steps by beta, not lr
+        ws[f"B{r + 1}"] = f"=B{r}-{lr}*D{r}"
+        ws[f"C{r + 1}"] = f"=C{r}-{lr}*E{r}"
+    last = steps + 2
+    rms = wb.create_sheet("rmsprop")
+    rms.append(["g", "s", "p", "", "lr", 0.1, "beta", 0.9])
+    rms["C2"] = 2.0
+    for t in range(steps):
+        r = t + 2
+        rms[f"A{r}"] = f"=2*C{r}-1"  # the gradient of (p-0.5)^2
+        rms[f"B{r}"] = f"=$H$1*B{r - 1}+(1-$H$1)*A{r}^2" if t else f"=(1-$H$1)*A{r}^2"
+        rms[f"C{r + 1}"] = f"=C{r}-$F$1*A{r}/SQRT(B{r})"
+    spec = f"""[ranges]
+a = "sgd!B2:B{last - 1}"
+b = "sgd!C2:C{last - 1}"
+x = "sgd!A2:A{last - 1}"
+y = "sgd!F2:F{last - 1}"
+
+[[block]]
+title = "gradient in a, one row a step"
+op = "mse_grad"
+wrt = "a"
+a = "a"
+b = "b"
+x = "x"
+y = "y"
+out = "sgd!D2:D{last - 1}"
+
+[[block]]
+title = "gradient in b"
+op = "mse_grad"
+wrt = "b"
+a = "a"
+b = "b"
+x = "x"
+y = "y"
+out = "sgd!E2:E{last - 1}"
+
+[[block]]
+title = "the step, row after row"
+op = "sgd_update"
+rows = "sgd!B2:C{last}"
+g = "sgd!D2:E{last - 1}"
+lr = "sgd!K1"
+
+[[block]]
+title = "rmsprop gradient"
+op = "expr"
+expr = "2 * p - 1"
+p = "rmsprop!C2:C{last - 1}"
+out = "rmsprop!A2:A{last - 1}"
+
+[[block]]
+title = "running average of g^2"
+op = "ewma"
+square = true
+g = "rmsprop!A2:A{last - 1}"
+state = "rmsprop!B2:B{last - 1}"
+beta = "rmsprop!H1"
+out = "rmsprop!B2:B{last - 1}"
+
+[[block]]
+title = "rmsprop step without eps"
+op = "expr"
+expr = "p - lr * g / sqrt(s)"
+p = "rmsprop!C2:C{last - 1}"
+lr = "rmsprop!F1"
+g = "rmsprop!A2:A{last - 1}"
+s = "rmsprop!B2:B{last - 1}"
+out = "rmsprop!C3:C{last}"
+"""
+    return _save(wb, folder, "run", spec)
+
+
+def words_book(folder):
+    """Words to vectors as an embeddings sheet does it: each word of a sentence found in the
+    vocabulary with MATCH, its row looked up with INDEX, and a one-hot over the three animal
+    words only (a subset of the classes)."""
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "words"
+    vocab = ["the", "cat", "dog", "sat", "on", "mat", "bird"]
+    ws["A1"] = "vocabulary"
+    for k, word in enumerate(vocab):
+        ws[f"A{k + 2}"] = word
+        for d in range(3):
+            ws.cell(row=k + 2, column=2 + d, value=round(math.sin(k * 3 + d), 3))
+    sentence = ["the", "dog", "sat", "on", "the", "Mat"]
+    animals = ["cat", "dog", "bird"]
+    for j, animal in enumerate(animals):
+        ws.cell(row=11, column=5 + j, value=animal)
+    for i, word in enumerate(sentence):
+        r = 12 + i
+        ws[f"A{r}"] = word
+        ws[f"B{r}"] = f"=MATCH(A{r},$A$2:$A$8,0)"
+        for d in range(3):
+            column = openpyxl.utils.get_column_letter(2 + d)
+            ws[f"{openpyxl.utils.get_column_letter(9 + d)}{r}"] = f"=INDEX(${column}$2:${column}$8,$B{r})"
+        for j in range(3):
+            column = openpyxl.utils.get_column_letter(5 + j)
+            ws[f"{column}{r}"] = f"=IF($A{r}={column}$11,1,0)"
+    spec = """[ranges]
+vocab = { range = "words!A2:A8", text = true }
+sentence = { range = "words!A12:A17", text = true }
+
+[[block]]
+title = "position of each word"
+op = "match"
+values = "sentence"
+ids = "vocab"
+out = "words!B12:B17"
+
+[[block]]
+title = "its vector"
+op = "embedding"
+weight = "words!B2:D8"
+rows = "words!B12:B17"
+out = "words!I12:K17"
+
+[[block]]
+title = "one-hot over the animals"
+op = "one_hot_ids"
+values = "sentence"
+ids = { range = "words!E11:G11", text = true }
+out = "words!E12:G17"
+"""
+    return _save(wb, folder, "words", spec)
+
+
+_PIVOT = {
+    "xl/pivotTables/pivotTable1.xml": (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?><pivotTableDefinition '
+        'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" name="Ratings" cacheId="1" '
+        'dataCaption="Values" compact="0" outline="1"><location ref="F3:J8" firstHeaderRow="1" firstDataRow="2" '
+        'firstDataCol="1"/><pivotFields count="3"><pivotField axis="axisRow" compact="0" outline="1" showAll="0" '
+        'defaultSubtotal="0"><items count="3"><item x="0"/><item x="1"/><item x="2"/></items></pivotField>'
+        '<pivotField axis="axisCol" compact="0" outline="1" showAll="0" defaultSubtotal="0"><items count="3">'
+        '<item x="0"/><item x="1"/><item x="2"/></items></pivotField><pivotField dataField="1" compact="0" '
+        'outline="1" showAll="0"/></pivotFields><rowFields count="1"><field x="0"/></rowFields><colFields '
+        'count="1"><field x="1"/></colFields><dataFields count="1"><dataField name="rating" fld="2" '
+        'subtotal="sum"/></dataFields></pivotTableDefinition>'),
+    "xl/pivotTables/_rels/pivotTable1.xml.rels": (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Relationships xmlns="http://schemas.'
+        'openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.'
+        'openxmlformats.org/officeDocument/2006/relationships/pivotCacheDefinition" '
+        'Target="../pivotCache/pivotCacheDefinition1.xml"/></Relationships>'),
+    "xl/pivotCache/pivotCacheDefinition1.xml": (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?><pivotCacheDefinition '
+        'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.'
+        'openxmlformats.org/officeDocument/2006/relationships" r:id="rId1" recordCount="6"><cacheSource '
+        'type="worksheet"><worksheetSource ref="A1:C7" sheet="ratings"/></cacheSource><cacheFields count="3">'
+        '<cacheField name="user" numFmtId="0"><sharedItems containsSemiMixedTypes="0" containsString="0" '
+        'containsNumber="1" containsInteger="1" minValue="1" maxValue="3" count="3"><n v="1"/><n v="2"/><n v="3"/>'
+        '</sharedItems></cacheField><cacheField name="movie" numFmtId="0"><sharedItems containsSemiMixedTypes="0" '
+        'containsString="0" containsNumber="1" containsInteger="1" minValue="10" maxValue="12" count="3"><n v="10"/>'
+        '<n v="11"/><n v="12"/></sharedItems></cacheField><cacheField name="rating" numFmtId="0"><sharedItems '
+        'containsSemiMixedTypes="0" containsString="0" containsNumber="1" containsInteger="1" minValue="1" '
+        'maxValue="5" count="5"><n v="1"/><n v="2"/><n v="3"/><n v="4"/><n v="5"/></sharedItems></cacheField>'
+        '</cacheFields></pivotCacheDefinition>'),
+    "xl/pivotCache/_rels/pivotCacheDefinition1.xml.rels": (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Relationships xmlns="http://schemas.'
+        'openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.'
+        'openxmlformats.org/officeDocument/2006/relationships/pivotCacheRecords" '
+        'Target="pivotCacheRecords1.xml"/></Relationships>'),
+    "xl/pivotCache/pivotCacheRecords1.xml": (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?><pivotCacheRecords '
+        'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" count="6"><r><x v="0"/><x v="0"/>'
+        '<x v="3"/></r><r><x v="0"/><x v="1"/><x v="2"/></r><r><x v="1"/><x v="0"/><x v="4"/></r><r><x v="1"/>'
+        '<x v="2"/><x v="1"/></r><r><x v="2"/><x v="1"/><x v="0"/></r><r><x v="2"/><x v="2"/><x v="3"/></r>'
+        '</pivotCacheRecords>'),
+}
+
+
+def pivot_book(folder):
+    """Collaborative filtering as the course sheet starts it: the ratings in a list, a pivot
+    table making the user x movie grid, and the sheet's sums reading the grid's cells. The file
+    holds the grid at F1:J6, where the tool that saved it laid the table out; the definition
+    places it at F3:J8, where LibreOffice lays it out again when it opens the book."""
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "ratings"
+    for row in [("user", "movie", "rating"), (1, 10, 4), (1, 11, 3), (2, 10, 5), (2, 12, 2), (3, 11, 1), (3, 12, 4)]:
+        ws.append(row)
+    grid = [("Sum of rating", "movie"), ("user", 10, 11, 12, "Grand Total"), (1, 4, 3, None, 7), (2, 5, None, 2, 7),
+            (3, None, 1, 4, 5), ("Grand Total", 9, 4, 6, 19)]
+    for r, row in enumerate(grid):
+        for c, value in enumerate(row):
+            if value is not None:
+                ws.cell(row=1 + r, column=6 + c, value=value)
+    for r in range(3, 6):
+        ws[f"L{r}"] = f"=SUM(G{r}:I{r})"
+    path, spec = _save(wb, folder, "pivot", """[[block]]
+title = "each user's total"
+op = "expr"
+expr = "sum(r, dim=1)"
+r = { range = "ratings!G3:I5", blank = 0 }
+out = "ratings!L3:L5"
+""")
+    rel = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/"
+    types = {"pivotTable": "pivotTable", "pivotCacheDefinition": "pivotCacheDefinition",
+             "pivotCacheRecords": "pivotCacheRecords"}
+
+    def edit(name, text):
+        if name == "xl/workbook.xml":
+            return text.replace("</sheets>", '</sheets><pivotCaches><pivotCache cacheId="1" r:id="rIdPivot"/>'
+                                '</pivotCaches>')
+        if name == "xl/_rels/workbook.xml.rels":
+            return text.replace("</Relationships>", f'<Relationship Id="rIdPivot" Type="{rel}pivotCacheDefinition" '
+                                'Target="pivotCache/pivotCacheDefinition1.xml"/></Relationships>')
+        if name == "[Content_Types].xml":
+            extra = "".join(f'<Override PartName="/{p}" ContentType="application/vnd.openxmlformats-officedocument.'
+                            f'spreadsheetml.{types[Path(p).stem.rstrip("1")]}+xml"/>'
+                            for p in _PIVOT if not p.endswith(".rels"))
+            return text.replace("</Types>", extra + "</Types>")
+        return text
+
+    handmade._rewrite(path, edit, _PIVOT, sheet_rels={"xl/worksheets/_rels/sheet1.xml.rels": (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Relationships xmlns="http://schemas.'
+        f'openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="{rel}pivotTable" '
+        'Target="../pivotTables/pivotTable1.xml"/></Relationships>')})
+    return path, spec
+
+
+MAKERS = [training_run_book, words_book, ewma_book, line_fit_book, xent_book, pool_book, ratings_book, titanic_book, gram_book, offset_book,
           sgd_book]

@@ -33,6 +33,7 @@ def test_every_block_of_a_course_book_passes(tmp_path, make):
 
 
 PLANTED = [  # (maker, options, the block that must fail, the cell it must name)
+    (course_books.training_run_book, {"lr_cell": "bug"}, "the step, row after row", "sgd!B8"),
     (course_books.ewma_book, {"beta_cell": "0.8"}, "running average", "ewma!C6"),
     (course_books.line_fit_book, {"mean_rows": 29}, "mean squared error", "fit!G4"),
     (course_books.xent_book, {"log": "LOG"}, "y log p", None),
@@ -63,6 +64,29 @@ def test_a_running_average_whose_state_is_its_own_column_is_run_end_to_end(tmp_p
     [report] = check(path)
     [block] = report.blocks
     assert block.status == "fail" and block.worst_cell == "ewma!C3" and not block.e2e_pass, report.text()
+
+
+@needs_libreoffice
+def test_a_training_run_down_the_rows_is_run_end_to_end_through_every_step(tmp_path):
+    path, _ = course_books.training_run_book(tmp_path, lr_cell="bug")  # row 7 steps by beta, not by lr
+    [report] = check(path)
+    found = blocks(report)
+    # each block on the sheet's own values: only the step holds a wrong cell ...
+    assert [b.title for b in report.blocks if b.status != "pass"] == ["the step, row after row"]
+    # ... while torch's run of the whole recurrence from the first row sees every later step move
+    assert not found["gradient in a, one row a step"].e2e_pass and not found["gradient in b"].e2e_pass
+    assert found["rmsprop step without eps"].e2e_pass
+
+
+def test_rows_stands_for_the_parameters_read_and_written(tmp_path):
+    path, spec = course_books.training_run_book(tmp_path)
+    entry = spec_mod.load(spec, survey(path).sheets).manifest
+    step = next(e for e in entry["ops"] if e["op"] == "sgd_update")
+    assert entry["tensors"][step["inputs"]["p"]]["tiles"] == ["sgd!B2:C25"]
+    assert entry["tensors"][step["outputs"]["out"]]["tiles"] == ["sgd!B3:C26"]
+    spec.write_text(spec.read_text().replace('rows = "sgd!B2:C26"', 'rows = "sgd!B2:C26"\np = "sgd!B2:C25"'))
+    with pytest.raises(spec_mod.SpecError, match="rows = the parameters, a row per step, stands for p and out"):
+        spec_mod.load(spec, survey(path).sheets)
 
 
 def test_a_column_against_a_one_column_matrix_is_refused_not_broadcast(tmp_path):
@@ -170,3 +194,34 @@ out = "step!C2:C5"
                                                                               "eps = 1e-8\nm = \"step!B2:B5\""))
     with pytest.raises(spec_mod.SpecError, match="lacks input 't'"):
         spec_mod.load(spec, survey(path).sheets)
+
+
+@needs_libreoffice
+def test_a_pivot_table_laid_out_again_is_named_not_checked_on_moved_cells(tmp_path, capsys):
+    path, _ = course_books.pivot_book(tmp_path)
+    assert cli.main(["check", str(path)]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "pivot table Ratings (ratings!F3:J8) is laid out again by libreoffice" in line
+    assert "input cell ratings!G3 holds 4 in the file and blank after recalculation" in line
+    assert "--engine cached" in line
+
+
+@needs_gnumeric
+def test_gnumeric_leaves_a_pivot_table_alone(tmp_path):
+    path, _ = course_books.pivot_book(tmp_path)
+    [report] = check(path, engine="gnumeric")
+    assert report.passed, report.text()
+
+
+@needs_libreoffice
+def test_an_annotated_book_speaks_of_its_ranges_not_of_internal_names(tmp_path, capsys):
+    path, spec = course_books.line_fit_book(tmp_path)
+    out = tmp_path / "graded" / "linefit.xlsx"
+    assert cli.main(["annotate", str(path), "--spec", str(spec), "-o", str(out)]) == 0
+    wb = openpyxl.load_workbook(out)
+    wb["fit"]["A7"] = "n/a"
+    wb.save(out)
+    capsys.readouterr()
+    assert cli.main(["check", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "input cell fit!A7 of fit!A2:A30 holds text 'n/a'" in err and "b1_" not in err, err

@@ -90,53 +90,134 @@ def raw_inputs(manifest):
     return [name for name in manifest["tensors"] if name not in providers]
 
 
-def end_to_end(manifest, sheet_values, device):
+def end_to_end(manifest, sheet_values, device, coords=None):
     """Run every op from the sheet's raw inputs, each fed by the ops that provide its inputs;
     return op index -> its outputs. A trajectory op's allowance from its conditioning is measured
-    when a comparison first needs it (``_measure_conditioning``)."""
+    when a comparison first needs it (``_measure_conditioning``).
+
+    With ``coords`` (tensor -> its cells), an input read over cells another block computes (a
+    column of parameters read by one block and written, a row further down, by the next) takes
+    its value from that block's result, cell by cell. Ops that feed each other so (a training
+    run down the rows, a running average reading its own column) are run together again and
+    again, from zeros, until nothing changes: row t reads only rows before it, so n rows settle
+    after at most n + 1 runs; ops that never settle are refused."""
+    import torch
+
     entries = manifest["ops"]
     providers = manifest_mod.providers(manifest)
+    derived = _derived_inputs(manifest, providers, sheet_values, coords or {})
     values = {n: v for n, v in sheet_values.items() if n not in providers}
-    results = {}
-    for k in manifest_mod.evaluation_order(manifest):
-        results[k] = _recurrence(entries[k], values, device, manifest["tensors"]) if _reads_itself(entries[k]) else \
-            _run(entries[k], values, device)
+    results, computed = {}, {}
+
+    def run(k):
+        here = dict(values)
+        here.update(computed)
+        for name, pairs in derived.items():
+            base = torch.as_tensor(np.array(sheet_values[name], dtype=np.float64), device=device).clone()
+            flat = base.view(-1)
+            for at, source, source_at in pairs:
+                if source in computed:
+                    flat[at] = computed[source].reshape(-1)[source_at]
+            here[name] = base
+        results[k] = _run(entries[k], here, device)
         if ops.get(entries[k]["op"]).trajectory:
-            results[k][_UNMEASURED] = (entries[k], values, device)
+            results[k][_UNMEASURED] = (entries[k], here, device)
         for key, name in entries[k]["outputs"].items():
             if providers.get(name) == k:
-                values[name] = results[k][key]
+                computed[name] = results[k][key]
+
+    for group in _feeding_groups(entries, providers, derived):
+        if len(group) == 1 and group[0] not in _sources(entries, providers, derived, group[0]):
+            run(group[0])
+            continue
+        outputs = [name for k in group for name in entries[k]["outputs"].values() if providers.get(name) == k]
+        for name in outputs:
+            computed[name] = torch.zeros(manifest["tensors"][name]["shape"], dtype=torch.float64, device=device)
+        rows = sum(manifest["tensors"][name]["shape"][0] if manifest["tensors"][name]["shape"] else 1
+                   for name in outputs)
+        for _ in range(rows + 2):
+            before = {name: computed[name] for name in outputs}
+            for k in group:
+                run(k)
+            if all(torch.allclose(computed[n], before[n], rtol=0, atol=0, equal_nan=True) for n in outputs):
+                break
+        else:
+            titles = " -> ".join(entries[k].get("title", entries[k]["op"])[:40] for k in group)
+            raise ManifestError(f"{titles}: these blocks feed each other, and running them again on their results "
+                                "does not settle: they are not a recurrence down the rows")
     return results
 
 
+def _derived_inputs(manifest, providers, sheet_values, coords):
+    """Input tensor -> [(flat index, the computed tensor holding that cell, its flat index)] for
+    inputs read over cells a block computes."""
+    owner = {}
+    for name in providers:
+        for flat, cell in enumerate(coords.get(name, ())):
+            owner.setdefault(cell, (name, flat))
+    derived = {}
+    for name in manifest["tensors"]:
+        if name in providers or name not in sheet_values or getattr(sheet_values[name], "dtype", None) == object:
+            continue
+        pairs = [(flat,) + owner[cell] for flat, cell in enumerate(coords.get(name, ())) if cell in owner]
+        if pairs:
+            derived[name] = pairs
+    return derived
+
+
+def _sources(entries, providers, derived, k):
+    """The ops whose results op k reads, directly or through cells."""
+    found = set()
+    for spec in entries[k]["inputs"].values():
+        name = manifest_mod.parse_spec(spec)[0]
+        if name in providers:
+            found.add(providers[name])
+        found.update(providers[source] for _, source, _ in derived.get(name, ()))
+    return found
+
+
+def _feeding_groups(entries, providers, derived):
+    """The ops in groups that feed each other (strongly connected), each group after the groups
+    it reads (Tarjan's order), without recursion."""
+    index, low, on_stack, stack, groups, counter = {}, {}, set(), [], [], [0]
+    edges = {k: sorted(_sources(entries, providers, derived, k)) for k in range(len(entries))}
+    for root in range(len(entries)):
+        if root in index:
+            continue
+        work = [(root, iter(edges[root]))]
+        index[root] = low[root] = counter[0]
+        counter[0] += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = counter[0]
+                    counter[0] += 1
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(edges[child])))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                group = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    group.append(member)
+                    if member == node:
+                        break
+                groups.append(sorted(group))
+    return groups
+
+
 _UNMEASURED = "probe:unmeasured"
-
-
-def _reads_itself(entry):
-    """True when an op reads its own output (a column whose rows read the row above: ``ewma``
-    with state = out, as every sheet writes a running average)."""
-    own = set(entry["outputs"].values())
-    return any(manifest_mod.parse_spec(spec)[0] in own for spec in entry["inputs"].values())
-
-
-def _recurrence(entry, values, device, tensors):
-    """The end-to-end value of an op that reads its own output: torch's reference run again on
-    its own result, from zeros, until nothing changes. Row t reads only rows before it, so a
-    column of n rows is exact after at most n + 1 runs; one that still moves is refused."""
-    import torch
-
-    values = dict(values)
-    rows = max(tensors[name]["shape"][0] if tensors[name]["shape"] else 1 for name in entry["outputs"].values())
-    out = {key: torch.zeros(tensors[name]["shape"], dtype=torch.float64, device=device)
-           for key, name in entry["outputs"].items()}
-    for _ in range(rows + 2):
-        values.update({name: out[key] for key, name in entry["outputs"].items()})
-        moved = _run(entry, values, device)
-        if all(torch.allclose(moved[key], out[key], rtol=0, atol=0, equal_nan=True) for key in out):
-            return moved
-        out = moved
-    raise ManifestError(f"op {entry['op']} ({entry.get('title', entry['op'])[:60]}): reads its own output, and "
-                        "running it again on its result does not settle: it is not a recurrence down its rows")
 
 
 def _measure_conditioning(outputs):
@@ -200,7 +281,7 @@ def check_workbook(book, device="auto", engine="?", typed=None, e2e=None, formul
     broken = {name for entry in manifest["ops"] if not entry.get("composite") for name in entry["outputs"].values()
               if _unexpected_errors(tensors[name], infos[name].get("expected_errors", []))} | set(unusable or ())
     if e2e is None:
-        e2e = end_to_end(manifest, sheet_values, device)
+        e2e = end_to_end(manifest, sheet_values, device, {n: t.coords for n, t in tensors.items()})
     provider = manifest_mod.providers(manifest)
     results, graded = [], []
     for k, entry in enumerate(manifest["ops"]):

@@ -32,7 +32,7 @@ from ..engines.warm import START_TIMEOUT
 from ..errors import EngineError, InputError, option
 from ..limits import given_or_env
 from ..workbook import formulacells, hidden_sheet, read, refs
-from . import opened, perturb as perturb_mod, trust
+from . import inputs, opened, perturb as perturb_mod, trust
 from .prepare import prepare, workbooks_in
 
 
@@ -338,7 +338,8 @@ def _run_ahead(proofs, k, device, moved=False):
     values = {name: book.tensors[name].values for name in raw}
     if moved:
         values = {name: perturb_mod.moved_values(book.tensors[name], moves) for name in raw}
-    return values, bridge.end_to_end(book.manifest, values, pick_device(device))
+    return values, bridge.end_to_end(book.manifest, values, pick_device(device),
+                                     {name: tensor.coords for name, tensor in book.tensors.items()})
 
 
 def _same_inputs(used, book):
@@ -369,9 +370,11 @@ def _check_one(prep, proof, copy, engine, device, trusted, ahead=None, recheck=N
     book = read.read_workbook(copy, manifest=prep.manifest, strict_inputs=False, source=prep.source,
                               limits=prep.limits)
     recalculates = engines.get(engine).recalculates
-    unusable = _refuse_bad_inputs(book, prep)
+    if recalculates and prep.package.pivot_tables:
+        inputs.refuse_rewritten(book, proof, prep.package.pivot_tables, prep.source, engine)
+    unusable = inputs.refuse_bad(book, prep)
     if not recalculates:
-        _refuse_unsaved_values(book, proof.formulas, prep.source)
+        inputs.refuse_unsaved_values(book, proof.formulas, prep.source)
     if recalculates or prep.spec is None:  # a spec'd book read as saved has no sentinel of its own to prove
         assert_recalculated(book.sentinel, prep.source, engine)
     e2e = ahead[1] if ahead is not None and _same_inputs(ahead[0], book) else None
@@ -402,84 +405,13 @@ def _check_one(prep, proof, copy, engine, device, trusted, ahead=None, recheck=N
     if trusted is not None:
         report.notes.append(f"checked by the manifest of {trusted.path.name}; this file's own is ignored")
     if engine == "gnumeric" and prep.package.tables:
-        report.notes += _structured_refs_unread(book, proof.formulas, prep.package.tables)
+        report.notes += inputs.structured_refs_unread(book, proof.formulas, prep.package.tables)
     if prep.spec is not None:
         names = sorted({t.cells[k] for t in book.tensors.values() for k, e in t.errors.items()
                         if e == "#NAME?"})
         report.notes += opened.notes_for(prep.survey, names, engine)
         report.spec = str(prep.spec.path)
     return report
-
-
-def _refuse_unsaved_values(book, formulas, source):
-    """Read as saved, a formula cell without a value proves nothing: the file was written by a
-    program that does not calculate (openpyxl, a script). Said in one line, not graded."""
-    for tensor in book.tensors.values():
-        for k, problem in tensor.errors.items():
-            sheet, r, c = tensor.coords[k]
-            if problem == "blank" and formulas.get(sheet, {}).get((r, c)):
-                raise InputError(f"{source}: cell {tensor.address(k)} holds a formula saved without its value (the "
-                                 "file was written by a program that does not calculate); open and save it in a "
-                                 "spreadsheet, or check it with an engine that recalculates")
-
-
-def _structured_refs_unread(book, formulas, tables):
-    """A line naming the cells that hold errors under Gnumeric because their formulas use
-    structured references to Excel Tables (``Passengers[fare]``), which Gnumeric does not read."""
-    from ..workbook import precedents
-
-    found = []
-    for tensor in book.tensors.values():
-        for k in tensor.errors:
-            sheet, r, c = tensor.coords[k]
-            text = formulas.get(sheet, {}).get((r, c)) or ""
-            spans = precedents.structured(text, tables) if "[" in text else []
-            if spans:
-                found.append(f"{tensor.address(k)} ({spans[0]})")
-    if not found:
-        return []
-    return [f"Gnumeric does not read structured references to Excel Tables: {', '.join(found[:3])}"
-            + (f" and {len(found) - 3} more" if len(found) > 3 else "")
-            + " hold errors here; check this book with --engine libreoffice"]
-
-
-def _refuse_bad_inputs(book, prep):
-    """An input cell holding no number is bad input, named by the spec's line if any: the book
-    is refused (exit 2) unless a spec's other blocks do not depend on it, which are checked
-    while the blocks that do are skipped. Returns tensor -> the line saying why."""
-    unusable = {}
-    for name, tensor in book.tensors.items():
-        info = book.manifest["tensors"][name]
-        if info["role"] == "output" or info.get("text") or not tensor.errors:
-            continue
-        k, problem = next(iter(tensor.errors.items()))
-        address = tensor.address(k)
-        more = f" (and {len(tensor.errors) - 1} more)" if len(tensor.errors) > 1 else ""
-        if prep.spec is None:
-            raise InputError(f"{prep.source}: input cell {address} of {name} holds {problem}{more}; expected a number")
-        why = ""
-        if problem == "#NAME?":
-            unknown = prep.survey.unknown_functions(address)
-            why = f" (the engine does not know {', '.join(unknown) or 'a function or name it uses'})"
-        unusable[name] = (f"{prep.spec.path}:{prep.spec.tensor_lines.get(name, 1)}: input range "
-                          f"{info.get('title', name)} of {prep.source.name}: cell {address} holds {problem}{more}{why}; "
-                          "expected numbers")
-    if unusable and not _some_block_without(book.manifest, unusable):
-        raise InputError(next(iter(unusable.values())))
-    return unusable
-
-
-def _some_block_without(manifest, bad):
-    """True when some block of the manifest reads none of the ``bad`` tensors, directly or
-    through the blocks that do."""
-    bad, free = set(bad), False
-    for entry in manifest["ops"]:  # a spec lists its blocks in the order they compute
-        reads = {manifest_mod.parse_spec(spec)[0] for spec in entry["inputs"].values()}
-        if reads & bad:
-            bad.update(entry["outputs"].values())
-        elif not entry.get("composite"):
-            free = True
-    return free
 
 
 def assert_recalculated(sentinel, path, engine):

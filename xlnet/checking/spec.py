@@ -139,7 +139,7 @@ class _Source:
     def ident(self):
         if self.value is not None:
             return None
-        return (tuple(str(r) for r in self.ranges), self.transpose, self.blank, self.text)
+        return (tuple(str(r) for r in self.ranges), self.step, self.transpose, self.blank, self.text)
 
     def picked(self):
         """(rows, columns) of the cells one range gives, as they lie on the sheet (every
@@ -165,7 +165,7 @@ class _Source:
         return ", ".join(str(r) for r in self.ranges) if self.value is None else f"the number(s) {self.value}"
 
 
-_BLOCK_KEYS = {"op", "out", "outputs", "title", "rtol", "atol"}
+_BLOCK_KEYS = {"op", "out", "outputs", "title", "rtol", "atol", "rows"}
 
 
 class _Builder:
@@ -352,6 +352,23 @@ class _Builder:
             info["role"] = "output"
         return name
 
+    def _carried(self, block, argnames, k):
+        """``rows = "fit!B4:C32"``: the parameters of every step, one row each, each row computed
+        from the row above; the block reads p from all rows but the last and writes all rows but
+        the first (out)."""
+        if "p" not in argnames or "p" in block or "out" in block:
+            self.fail("rows = the parameters, a row per step, stands for p and out: give it to an update op "
+                      "(sgd_update, rmsprop_update, adam_update, optimizer_step) instead of p and out", "rows", k)
+        if not isinstance(block["rows"], str):
+            self.fail("rows should be a range such as fit!B4:C32", "rows", k)
+        whole = self._range(block["rows"], "rows", k)
+        if whole.shape[0] < 2:
+            self.fail(f"rows = {whole} is one row; a run needs a starting row and a row per step", "rows", k)
+        block = {key: value for key, value in block.items() if key != "rows"}
+        block["p"] = str(refs.Range(whole.sheet, whole.min_row, whole.min_col, whole.max_row - 1, whole.max_col))
+        block["out"] = str(refs.Range(whole.sheet, whole.min_row + 1, whole.min_col, whole.max_row, whole.max_col))
+        return block
+
     def _input_spec(self, name, rank):
         """``name`` or ``name[0]`` when the tensor has leading 1s the op does not want."""
         shape = self.tensors[name]["shape"]
@@ -422,6 +439,8 @@ class _Builder:
             argnames = tuple(key for key in block if key not in _BLOCK_KEYS | {"expr"})
         else:
             argnames = tuple(op.inputs) + tuple(op.optional)
+        if "rows" in block and "rows" not in argnames:  # a run down the rows: each row's parameters make the next's
+            block = self._carried(block, argnames, k)
         attrs = {key: block[key] for key in block if key in op.attrs and not (key in argnames)}
         outputs = {"out": block["out"]} if "out" in block else {}
         extra_out = block.get("outputs", {})

@@ -204,6 +204,7 @@ def refuse_external_inputs(manifest, tensors, formulas, source):
         for k, (sheet, r, c) in enumerate(tensor.coords):
             text = formulas.get(sheet, {}).get((r, c))
             if text and _EXTERNAL.search(text):
-                raise InputError(f"{source}: input cell {tensor.address(k)} of {name} reads another workbook "
+                title = manifest["tensors"][name].get("title") or name
+                raise InputError(f"{source}: input cell {tensor.address(k)} of {title} reads another workbook "
                                  f"(={text[:60]}); its value cannot be recalculated here: paste the value, "
                                  "or copy that sheet into this workbook")

@@ -273,9 +273,12 @@ class OneHotIds(Op):
 
     def reference(self, a, at):
         positions = _positions(a["values"], a["ids"])
+        if isinstance(positions, list):  # words: the one-hot is of numbers all the same
+            positions = torch.tensor(positions, dtype=torch.int64)
         found = positions >= 0
-        hot = F.one_hot(torch.where(found, positions, torch.zeros_like(positions)), a["ids"].numel())
-        return (hot * found[:, None]).to(a["ids"].dtype)
+        hot = F.one_hot(torch.where(found, positions, torch.zeros_like(positions)), len(np.ravel(a["ids"]))
+                        if isinstance(a["ids"], list) else a["ids"].numel())
+        return (hot * found[:, None]).to(torch.float64)
 
 
 @register

@@ -142,6 +142,7 @@ def evaluate(tree, values, backend):
     """The value of a parsed expression: ``backend`` is ``"numpy"`` (for its shape) or ``"torch"``.
     A text input (a list of words, or an object array) is compared word by word."""
     index = 0 if backend == "numpy" else 1
+    device = next((v.device for v in values.values() if backend == "torch" and isinstance(v, torch.Tensor)), None)
 
     def ev(node):
         if isinstance(node, ast.Name):
@@ -155,7 +156,7 @@ def evaluate(tree, values, backend):
             return -value if isinstance(node.op, ast.USub) else value
         if isinstance(node, ast.Compare):
             left, right = ev(node.left), ev(node.comparators[0])
-            return _compare(_COMPARE[type(node.ops[0])], left, right, backend)
+            return _compare(_COMPARE[type(node.ops[0])], left, right, backend, device)
         if isinstance(node, ast.Attribute):
             value = ev(node.value)
             return value.T if value.ndim == 2 else value
@@ -165,13 +166,13 @@ def evaluate(tree, values, backend):
     return ev(tree)
 
 
-def _compare(test, left, right, backend):
+def _compare(test, left, right, backend, device=None):
     texts = [isinstance(v, (str, np.ndarray)) and (isinstance(v, str) or v.dtype == object) for v in (left, right)]
     if any(texts):  # words against a word: 1 where they match, compared as Excel does (case aside)
         fold = np.vectorize(lambda w: str(w).strip().casefold(), otypes=[object])
         left, right = (fold(np.asarray(v, dtype=object)) if t else v for v, t in ((left, texts[0]), (right, texts[1])))
         result = np.asarray(test(left, right), dtype=np.float64)
-        return result if backend == "numpy" else torch.as_tensor(result, dtype=torch.float64)
+        return result if backend == "numpy" else torch.as_tensor(result, dtype=torch.float64, device=device)
     result = test(left, right)
     if backend == "numpy":
         return np.asarray(result, dtype=np.float64)

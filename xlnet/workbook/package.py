@@ -53,6 +53,7 @@ class Package:
         names: workbook-level defined name -> the text it is defined as (``conv!$B$2:$I$9``).
         tables: Excel Tables, by name in capitals -> Table (its sheet, body rows and columns),
             read when first asked for.
+        pivot_tables: (name, location) of each pivot table.
         workbook_part: the workbook part's name (``xl/workbook.xml``).
         limits: the limits.Limits it was measured by, which its readers keep to.
     """
@@ -68,6 +69,15 @@ class Package:
         self.sheet_parts = _sheet_parts(self, root)
         self.sheetnames = [s.get("name") for s in root.iter(f"{{{MAIN}}}sheet")]
         self.names = _defined_names(self, root)
+
+    @property
+    def pivot_tables(self):
+        """The pivot tables of the package: (name, refs.Range of its location), read when first
+        asked for."""
+        if getattr(self, "_pivots", None) is None:
+            self._pivots = [(root.get("name") or "", refs_range) for root, refs_range in
+                            _sheet_children(self, "/pivotTable", "location")]
+        return self._pivots
 
     @property
     def tables(self):
@@ -231,11 +241,13 @@ class Table:
         return None
 
 
-def _tables(package):
-    """Every Excel Table of the package, by name in capitals (a part it cannot read is left out)."""
+def _sheet_children(package, kind, ref_element=None):
+    """(root element, refs.Range of its ``ref``) of each part a sheet relates to by a type ending
+    in ``kind`` (``/table``, ``/pivotTable``); the ref is the root's own, or that of its child
+    ``ref_element``. A part that cannot be read is left out."""
     from . import refs
 
-    found = {}
+    found = []
     for sheet, part in package.sheet_parts.items():
         rels = rels_name(part)
         if not package.has(rels):
@@ -245,22 +257,32 @@ def _tables(package):
         except Exception:
             continue
         for rel in relations:
-            if not rel.get("Type", "").endswith("/table"):
+            if not rel.get("Type", "").endswith(kind):
                 continue
             target = rel.get("Target", "")
             target = target.lstrip("/") if target.startswith("/") else posixpath.normpath(
                 posixpath.join(posixpath.dirname(part), target))
             try:
                 root = SafeET.fromstring(package.read(target))
-                whole = refs.parse(f"{refs.quote_sheet(sheet)}!{root.get('ref', '')}")
+                holder = root if ref_element is None else root.find(f"{{{MAIN}}}{ref_element}")
+                found.append((root, refs.parse(f"{refs.quote_sheet(sheet)}!{holder.get('ref', '')}")))
             except Exception:
                 continue
-            header, totals = int(root.get("headerRowCount", "1") or 1), int(root.get("totalsRowCount", "0") or 0)
-            body = refs.Range(sheet, whole.min_row + header, whole.min_col, whole.max_row - totals, whole.max_col)
-            columns = tuple(c.get("name", "") for c in root.iter(f"{{{MAIN}}}tableColumn"))
-            name = root.get("displayName") or root.get("name") or ""
-            if name:
-                found[name.upper()] = Table(name, sheet, body, columns)
+    return found
+
+
+def _tables(package):
+    """Every Excel Table of the package, by name in capitals."""
+    from . import refs
+
+    found = {}
+    for root, whole in _sheet_children(package, "/table"):
+        header, totals = int(root.get("headerRowCount", "1") or 1), int(root.get("totalsRowCount", "0") or 0)
+        body = refs.Range(whole.sheet, whole.min_row + header, whole.min_col, whole.max_row - totals, whole.max_col)
+        columns = tuple(c.get("name", "") for c in root.iter(f"{{{MAIN}}}tableColumn"))
+        name = root.get("displayName") or root.get("name") or ""
+        if name:
+            found[name.upper()] = Table(name, whole.sheet, body, columns)
     return found
 
 

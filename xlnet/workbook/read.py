@@ -309,7 +309,7 @@ def _read_tensors(book, path, shown, manifest, strict_inputs):
                     problem, value = None, (0.0 if blank == "zero" else value)
                 if problem is not None:
                     if info["role"] != "output" and strict_inputs:
-                        raise InputError(f"{shown}: input cell {cells[-1]} of {name} holds {problem}; "
+                        raise InputError(f"{shown}: input cell {cells[-1]} of {info.get('title') or name} holds {problem}; "
                                          "expected a number")
                     errors[len(flat)] = problem
                 flat.append(value)
