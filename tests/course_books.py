@@ -426,7 +426,8 @@ def training_run_book(folder, lr_cell="lr"):
     """Gradient descent down the rows, as a course's graddesc sheet writes it: each row a step on
     its own data point, the gradient of (a*x+b-y)^2 in D and E, and the next row's a and b
     computed from this row's (B5 = B4-lr*D4). The second sheet runs RMSProp the way the course
-    writes it: a running average of g^2 whose state is its own column, and a step without eps."""
+    writes it: a running average of g^2 whose state is its own column, and a step without eps;
+    the third Adam without bias correction."""
     rng = random.Random(13)
     wb = openpyxl.Workbook()
     ws = wb.active
@@ -453,6 +454,15 @@ def training_run_book(folder, lr_cell="lr"):
         rms[f"A{r}"] = f"=2*C{r}-1"  # the gradient of (p-0.5)^2
         rms[f"B{r}"] = f"=$H$1*B{r - 1}+(1-$H$1)*A{r}^2" if t else f"=(1-$H$1)*A{r}^2"
         rms[f"C{r + 1}"] = f"=C{r}-$F$1*A{r}/SQRT(B{r})"
+    adam = wb.create_sheet("adam")  # Adam as the course writes it: no bias correction
+    adam.append(["g", "m", "v", "p", "", "lr", 0.05, "b1", 0.9, "b2", 0.99, "eps", 1e-8])
+    adam["D2"] = -1.5
+    for t in range(steps):
+        r = t + 2
+        adam[f"A{r}"] = f"=2*(D{r}-1)"  # the gradient of (p-1)^2
+        adam[f"B{r}"] = f"=$I$1*B{r - 1}+(1-$I$1)*A{r}" if t else f"=(1-$I$1)*A{r}"
+        adam[f"C{r}"] = f"=$K$1*C{r - 1}+(1-$K$1)*A{r}^2" if t else f"=(1-$K$1)*A{r}^2"
+        adam[f"D{r + 1}"] = f"=D{r}-$G$1*B{r}/(SQRT(C{r})+$M$1)"
     spec = f"""[ranges]
 a = "sgd!B2:B{last - 1}"
 b = "sgd!C2:C{last - 1}"
@@ -511,6 +521,41 @@ lr = "rmsprop!F1"
 g = "rmsprop!A2:A{last - 1}"
 s = "rmsprop!B2:B{last - 1}"
 out = "rmsprop!C3:C{last}"
+
+[[block]]
+title = "adam gradient"
+op = "expr"
+expr = "2 * (p - 1)"
+p = "adam!D2:D{last - 1}"
+out = "adam!A2:A{last - 1}"
+
+[[block]]
+title = "adam m"
+op = "ewma"
+g = "adam!A2:A{last - 1}"
+state = "adam!B2:B{last - 1}"
+beta = "adam!I1"
+out = "adam!B2:B{last - 1}"
+
+[[block]]
+title = "adam v"
+op = "ewma"
+square = true
+g = "adam!A2:A{last - 1}"
+state = "adam!C2:C{last - 1}"
+beta = "adam!K1"
+out = "adam!C2:C{last - 1}"
+
+[[block]]
+title = "adam step without bias correction"
+op = "expr"
+expr = "p - lr * m / (sqrt(v) + eps)"
+p = "adam!D2:D{last - 1}"
+lr = "adam!G1"
+m = "adam!B2:B{last - 1}"
+v = "adam!C2:C{last - 1}"
+eps = "adam!M1"
+out = "adam!D3:D{last}"
 """
     return _save(wb, folder, "run", spec)
 
@@ -568,6 +613,68 @@ ids = { range = "words!E11:G11", text = true }
 out = "words!E12:G17"
 """
     return _save(wb, folder, "words", spec)
+
+
+def collab_bias_book(folder):
+    """Collaborative filtering with biases and no sigmoid range, as the course's first collab
+    sheet writes it: a prediction only where a rating exists, and the RMSE over those cells."""
+    rng = random.Random(17)
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "collab"
+    users, movies, k = 4, 5, 2
+    for i in range(users):
+        for d in range(k):
+            ws.cell(row=4 + i, column=1 + d, value=round(rng.uniform(0, 1), 3))
+        ws.cell(row=4 + i, column=3, value=round(rng.uniform(-0.5, 0.5), 3))  # the user's bias
+    for d in range(k):
+        for j in range(movies):
+            ws.cell(row=1 + d, column=5 + j, value=round(rng.uniform(0, 1), 3))
+    for j in range(movies):
+        ws.cell(row=3, column=5 + j, value=round(rng.uniform(-0.5, 0.5), 3))  # the movie's bias
+    for i in range(users):
+        for j in range(movies):
+            if (i + 2 * j) % 3:
+                ws.cell(row=10 + i, column=5 + j, value=rng.randint(1, 5))
+            rating = f"{openpyxl.utils.get_column_letter(5 + j)}{10 + i}"
+            ws.cell(row=4 + i, column=5 + j, value=(
+                f'=IF(ISNUMBER({rating}),MMULT($A{4 + i}:$B{4 + i},{openpyxl.utils.get_column_letter(5 + j)}$1:'
+                f'{openpyxl.utils.get_column_letter(5 + j)}$2)+$C{4 + i}+{openpyxl.utils.get_column_letter(5 + j)}$3,"")'))
+    for i in range(users):
+        for j in range(movies):
+            cell = f"{openpyxl.utils.get_column_letter(5 + j)}"
+            ws[f"{cell}{16 + i}"] = f'=IF(ISNUMBER({cell}{10 + i}),({cell}{4 + i}-{cell}{10 + i})^2,"")'
+    ws["A21"], ws["B21"] = "rmse", "=SQRT(AVERAGE(E16:I19))"
+    spec = """[ranges]
+ratings = { range = "collab!E10:I13", blank = "mask" }
+predictions = { range = "collab!E4:I7", blank = "mask" }
+
+[[block]]
+title = "dot product plus biases, where rated"
+op = "rated_dot_bias"
+user = "collab!A4:B7"
+movie = "collab!E1:I2"
+user_bias = "collab!C4:C7"
+movie_bias = "collab!E3:I3"
+ratings = "ratings"
+out = "predictions"
+
+[[block]]
+title = "squared errors, where rated"
+op = "expr"
+expr = "(p - r) ^ 2"
+p = "predictions"
+r = "ratings"
+out = { range = "collab!E16:I19", blank = "mask" }
+
+[[block]]
+title = "rmse over the ratings"
+op = "expr"
+expr = "sqrt(nanmean(e))"
+e = { range = "collab!E16:I19", blank = "mask" }
+out = "collab!B21"
+"""
+    return _save(wb, folder, "collab", spec)
 
 
 _PIVOT = {
@@ -664,5 +771,5 @@ out = "ratings!L3:L5"
     return path, spec
 
 
-MAKERS = [training_run_book, words_book, ewma_book, line_fit_book, xent_book, pool_book, ratings_book, titanic_book, gram_book, offset_book,
+MAKERS = [training_run_book, words_book, collab_bias_book, ewma_book, line_fit_book, xent_book, pool_book, ratings_book, titanic_book, gram_book, offset_book,
           sgd_book]

@@ -139,9 +139,44 @@ def check(paths, engine="libreoffice", device="auto", timeout=engines.DEFAULT_TI
     trusted = trust.load_reference(reference, limits, rebuild) if reference is not None else None
     options = dict(perturb=perturb, seed=seed, rebuild=rebuild)
     for name in engine_names(engine):
-        with engines.workspace() as workdir:
-            reports += _check_with(name, paths, workdir, device, timeout, spec, trusted, warm, started, limits, options)
+        found = {}
+        for chosen, picked in _engine_for_each(paths, name):
+            with engines.workspace() as workdir:
+                done = _check_with(chosen, [paths[i] for i in picked], workdir, device, timeout, spec, trusted,
+                                   warm if chosen == name else None, started if chosen == name else None, limits,
+                                   options)
+            for i, report in zip(picked, done):
+                if chosen != name:
+                    report.notes.append(f"checked with {chosen}: {name} lays the pivot tables of this book out again "
+                                        f"as it opens it, which moves the cells around them; {chosen} leaves them "
+                                        "alone")
+                found[i] = report
+        reports += [found[i] for i in sorted(found)]
     return reports
+
+
+def _engine_for_each(paths, engine):
+    """[(engine, indices of the paths it checks)]: ``engine`` for every path, except a book with
+    pivot tables, which LibreOffice lays out again as it opens them: Gnumeric, which leaves them
+    alone, checks it when it is installed."""
+    everyone = list(range(len(paths)))
+    if engine != "libreoffice" or "gnumeric" not in engines.installed():
+        return [(engine, everyone)]
+    pivoted = [i for i in everyone if _has_pivot_tables(paths[i])]
+    rest = [i for i in everyone if i not in pivoted]
+    return [(name, picked) for name, picked in ((engine, rest), ("gnumeric", pivoted)) if picked]
+
+
+def _has_pivot_tables(path):
+    """True when the package holds a pivot table part (a file that cannot be read: False, and
+    its check says why)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(name.startswith("xl/pivotTables/") for name in archive.namelist())
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return False
 
 
 def _perturbs(prep, trusted, asked):

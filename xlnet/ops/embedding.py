@@ -112,6 +112,29 @@ class RatedSigmoidRangeDot(Op):
 
 
 @register
+class RatedDotBias(Op):
+    """``IF(ISNUMBER(rating),MMULT(user row,movie column)+user bias+movie bias,"")``: a
+    prediction with biases and no sigmoid range, where a rating exists."""
+
+    name = "rated_dot_bias"
+    inputs = ("user", "movie", "user_bias", "movie_bias", "ratings")
+    ranks = {"user": 2, "movie": 2, "user_bias": 1, "movie_bias": 1, "ratings": 2}
+
+    def shape(self, s, at):
+        return (s["user"][0], s["movie"][1])
+
+    def formula(self, ins, at, ix):
+        return _if_rated(ins["ratings"].ref(ix), _rated_z(ins, ix, True))
+
+    def cached(self, v, at):
+        z = exact.matmul(v["user"], v["movie"]) + v["user_bias"][:, None] + v["movie_bias"][None, :]
+        return np.where(np.isnan(v["ratings"]), np.nan, z)
+
+    def reference(self, a, at):
+        return _where_rated(a["ratings"], a["user"] @ a["movie"] + a["user_bias"][:, None] + a["movie_bias"][None, :])
+
+
+@register
 class RatedError(Op):
     """``IF(ISNUMBER(rating),prediction-rating,"")``."""
 

@@ -42,6 +42,14 @@ FUNCTIONS = {
             lambda x, dim=None: x.amin() if dim is None else x.amin(dim=dim), (1, 2)),
     "prod": (lambda x, dim=None: np.prod(x, axis=dim),
              lambda x, dim=None: x.prod() if dim is None else x.prod(dim=dim), (1, 2)),
+    # over the cells that hold numbers, as SUM, AVERAGE and COUNT skip blanks (a range read with blank = "mask")
+    "nansum": (lambda x, dim=None: np.nansum(x, axis=dim),
+               lambda x, dim=None: x.nansum() if dim is None else x.nansum(dim=dim), (1, 2)),
+    "nanmean": (lambda x, dim=None: np.nanmean(x, axis=dim),
+                lambda x, dim=None: x.nanmean() if dim is None else x.nanmean(dim=dim), (1, 2)),
+    "count": (lambda x, dim=None: np.sum(x, axis=dim),
+              lambda x, dim=None: (~x.isnan()).sum(dim=dim).to(x.dtype) if dim is not None
+              else (~x.isnan()).sum().to(x.dtype), (1, 2)),
     "norm": (lambda x: np.sum(x), lambda x: torch.linalg.vector_norm(x), (1, 1)),
     "rmse": (lambda a, b: np.sum(np.subtract(*_same(a, b))), lambda a, b: torch.sqrt(F.mse_loss(*_same(a, b))),
              (2, 2)),
@@ -187,8 +195,8 @@ def _words(at):
 class Expression(Op):
     """A formula over named ranges, checked by torch: ``-sum(y * ln(p))``, ``x @ x.T``,
     ``sqrt(mean((pred - y)^2))``. Functions: ln, log10, log2, exp, sqrt, abs, square, tanh,
-    sigmoid, relu, sum, mean, max, min, prod (each with dim=), norm, rmse, mse, softmax,
-    log_softmax, where; operators + - * / ^ @ and comparisons (1 or 0). Operands broadcast as in
+    sigmoid, relu, sum, mean, max, min, prod, and nansum, nanmean, count over the cells holding
+    numbers (each with dim=), norm, rmse, mse, softmax, log_softmax, where; operators + - * / ^ @ and comparisons (1 or 0). Operands broadcast as in
     torch. A spec block names each range the formula reads: ``p = "xent!B2:D5"``."""
 
     name = "expr"
