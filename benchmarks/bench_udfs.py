@@ -31,6 +31,7 @@ def cases(side):
         "XLNET_MATMUL": lambda: udfs.XLNET_MATMUL(image, image),
         "XLNET_EMBEDDING": lambda: udfs.XLNET_EMBEDDING(targets, weight),
         "XLNET_MAXDIFF": lambda: udfs.XLNET_MAXDIFF(image, image.T),
+        "XLNET_ATTENTION": lambda: udfs.XLNET_ATTENTION(image, image.T, image),
         "XLNET_SGD_TRAJECTORY": lambda: udfs.XLNET_SGD_TRAJECTORY(x, 2 * x + 30, 1, 1, 1e-4, 1),
         "XLNET_ADAM_TRAJECTORY": lambda: udfs.XLNET_ADAM_TRAJECTORY(x, 2 * x + 30, 1, 1, 0.1, 0.9, 0.999, 1e-8, 1),
         "XLNET_DEVICE": udfs.XLNET_DEVICE,

@@ -677,6 +677,77 @@ out = "collab!B21"
     return _save(wb, folder, "collab", spec)
 
 
+def attention_book(folder, scale="SQRT(2)"):
+    """One head of causal self-attention typed by hand: x layer-normed (AVERAGE, VARP), q, k and
+    v given, the scores of each pair with the future left as "", the softmax of each row over
+    what it sees, and the weighted sum of the values. ``scale`` is what the scores divide by."""
+    rng = random.Random(19)
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "attn"
+    T, d = 4, 2
+    letters = openpyxl.utils.get_column_letter
+    for block, top in (("x", 2), ("q", 8), ("k", 14), ("v", 20)):
+        ws.cell(row=top - 1, column=1, value=block)
+        for i in range(T):
+            for c in range(d):
+                ws.cell(row=top + i, column=2 + c, value=round(rng.uniform(-1.5, 1.5), 2))
+    ws["E1"], ws["F1"], ws["G1"] = "gain", 1.1, 0.9
+    ws["E2"], ws["F2"], ws["G2"] = "shift", 0.1, -0.2
+    for i in range(T):  # layer norm of x, written out
+        r = 2 + i
+        for c in range(d):
+            cell = f"{letters(2 + c)}{r}"
+            ws[f"{letters(9 + c)}{r}"] = (f"=({cell}-AVERAGE($B{r}:$C{r}))/SQRT(VARP($B{r}:$C{r})+0.00001)"
+                                          f"*{letters(6 + c)}$1+{letters(6 + c)}$2")
+    for i in range(T):
+        for j in range(T):
+            r, col = 26 + i, 2 + j
+            ws.cell(row=r, column=col, value='=""' if j > i else
+                    f"=SUMPRODUCT($B{8 + i}:$C{8 + i},$B{14 + j}:$C{14 + j})/{scale}")
+            seen = f"$B{r}:${letters(2 + i)}{r}"
+            terms = "+".join(f"EXP({letters(2 + m)}{r}-MAX({seen}))" for m in range(i + 1))
+            ws.cell(row=r, column=8 + j, value='=""' if j > i else f"=EXP({letters(col)}{r}-MAX({seen}))/({terms})")
+        for c in range(d):
+            weights = f"$H{26 + i}:${letters(8 + i)}{26 + i}"
+            values = f"{letters(2 + c)}$20:{letters(2 + c)}${20 + i}"
+            ws.cell(row=32 + i, column=2 + c, value=f"=MMULT({weights},{values})")
+    spec = """[ranges]
+scores = "attn!B26:E29"
+weights = "attn!H26:K29"
+
+[[block]]
+title = "layer norm"
+op = "layer_norm"
+x = "attn!B2:C5"
+weight = "attn!F1:G1"
+bias = "attn!F2:G2"
+eps = 1e-5
+out = "attn!I2:J5"
+
+[[block]]
+title = "scores, the future blank"
+op = "attention_scores"
+q = "attn!B8:C11"
+k = "attn!B14:C17"
+out = "scores"
+
+[[block]]
+title = "softmax of each row"
+op = "masked_softmax"
+scores = "scores"
+out = "weights"
+
+[[block]]
+title = "weighted sum of the values"
+op = "attention_mix"
+weights = "weights"
+v = "attn!B20:C23"
+out = "attn!B32:C35"
+"""
+    return _save(wb, folder, "attention", spec)
+
+
 _PIVOT = {
     "xl/pivotTables/pivotTable1.xml": (
         '<?xml version="1.0" encoding="UTF-8" standalone="yes"?><pivotTableDefinition '
@@ -771,5 +842,5 @@ out = "ratings!L3:L5"
     return path, spec
 
 
-MAKERS = [training_run_book, words_book, collab_bias_book, ewma_book, line_fit_book, xent_book, pool_book, ratings_book, titanic_book, gram_book, offset_book,
+MAKERS = [training_run_book, attention_book, words_book, collab_bias_book, ewma_book, line_fit_book, xent_book, pool_book, ratings_book, titanic_book, gram_book, offset_book,
           sgd_book]

@@ -34,6 +34,7 @@ def test_every_block_of_a_course_book_passes(tmp_path, make):
 
 PLANTED = [  # (maker, options, the block that must fail, the cell it must name)
     (course_books.training_run_book, {"lr_cell": "bug"}, "the step, row after row", "sgd!B8"),
+    (course_books.attention_book, {"scale": "2"}, "scores, the future blank", None),
     (course_books.ewma_book, {"beta_cell": "0.8"}, "running average", "ewma!C6"),
     (course_books.line_fit_book, {"mean_rows": 29}, "mean squared error", "fit!G4"),
     (course_books.xent_book, {"log": "LOG"}, "y log p", None),

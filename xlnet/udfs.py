@@ -245,6 +245,29 @@ def XLNET_SIGMOID(x):
 
 
 @xw.func
+@xw.arg("q", np.array, ndim=2)
+@xw.arg("k", np.array, ndim=2)
+@xw.arg("v", np.array, ndim=2)
+@_friendly
+def XLNET_ATTENTION(q, k, v, causal=True):
+    """softmax(q kᵀ / √d) v, one row per position, as F.scaled_dot_product_attention computes it;
+    with causal (the default) a position attends to itself and the positions before it."""
+    q, k, v = matrix("q", q), matrix("k", k), matrix("v", v)
+    if q.shape[1] != k.shape[1]:
+        raise UdfArgumentError(f"q is {q.shape[0]}x{q.shape[1]} and k is {k.shape[0]}x{k.shape[1]}: "
+                               "a query and a key must have as many columns")
+    if k.shape[0] != v.shape[0]:
+        raise UdfArgumentError(f"k has {k.shape[0]} rows and v {v.shape[0]}: one value per key")
+    if isinstance(causal, str) or causal is None or (isinstance(causal, float) and not math.isfinite(causal)):
+        raise UdfArgumentError(f"causal should be TRUE or FALSE, not {causal!r}")
+    causal = bool(causal)
+    if causal and q.shape[0] != k.shape[0]:
+        raise UdfArgumentError(f"a causal mask pairs each query with the keys up to its own position: q has "
+                               f"{q.shape[0]} rows and k {k.shape[0]}")
+    return _out(_reference(ops.ScaledDotProductAttention, {"causal": causal}, q=_t(q), k=_t(k), v=_t(v)))
+
+
+@xw.func
 @xw.arg("a", np.array, ndim=2)
 @xw.arg("b", np.array, ndim=2)
 @_friendly

@@ -529,6 +529,8 @@ class _Builder:
             if want is not None and tuple(adapted) != tuple(want):
                 self.fail(f"shape mismatch: op {name} makes {list(want)} from these inputs, but "
                           f"{src.where()} holds {'x'.join(map(str, src.natural()))} cells", line_key, k)
+            if op.leaves_blank and src.blank is None:  # the masked cells are blank by design
+                src.blank = "nan"
             out_names[key] = self._tensor(src, adapted, "output", src.label or key, k if src.label is None else None)
         entry = {"op": name, "inputs": inputs, "outputs": out_names,
                  "title": str(block.get("title") or f"{name} -> {self.tensors[out_names[next(iter(out_names))]]['title']}")}

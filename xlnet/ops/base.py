@@ -107,6 +107,8 @@ class Op:
             step count): a perturbed recheck keeps them as they are.
         same_shape: groups of inputs the op pairs cell by cell, whose shapes must be equal.
         spec_only: only a spec names it (a formula the sheet's author wrote): it writes no cells.
+        leaves_blank: its output has blank cells by design (the future under a causal mask):
+            a spec reads them as blank, not as a missing number.
 
     and define ``shape`` (output shape from input shapes), ``reference`` (torch) and, for ops
     that place a block, ``formula`` (one output cell) and ``cached`` (numpy values).
@@ -123,6 +125,7 @@ class Op:
     discrete = ()
     same_shape = ()
     spec_only = False
+    leaves_blank = False
 
     def mismatch(self, shapes):
         """A line saying which inputs differ in shape where the op pairs them cell by cell
