@@ -22,6 +22,14 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ] && ! "$PYTHON" -c "import ensurepip, venv" >/dev/null 2>&1; then
+  # Debian and Ubuntu ship venv's pip bootstrap apart, in python3-venv
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "installing python3-venv with apt-get ($PYTHON -m venv needs it)"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 # Pin torch to its CPU build, 2.13.0: an unpinned torch pulls several GB of CUDA wheels.

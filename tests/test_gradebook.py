@@ -4,6 +4,7 @@ Gradescope exports, a file that cannot be read as its own row while the others a
 import csv
 import io
 import json
+import math
 import subprocess
 import sys
 
@@ -103,3 +104,18 @@ def test_points_read_from_a_book_are_validated(handed_out):
         forged["tensors"]["conv1_out"]["exercise"]["points"] = bad
         with pytest.raises(xlnet.ManifestError, match="points"):
             manifest_mod.validate(forged, where="book")
+
+
+def test_a_report_shows_in_a_notebook_as_an_escaped_table():
+    from xlnet.report import BlockResult, Report
+
+    failing = BlockResult(title="conv <relu>", op="conv2d", tensor="t", status="fail", max_abs=1.5, max_rel=math.inf,
+                          worst_cell="conv!B3", message="holds 1, torch 2.5", e2e_pass=False, e2e_max_abs=1.5)
+    passing = BlockResult(title="pool", op="max_pool2d", tensor="p", status="pass", max_abs=0.0, max_rel=0.0,
+                          worst_cell="", message="", e2e_pass=True, e2e_max_abs=0.0)
+    html = Report(path="a&b.xlsx", engine="libreoffice", device="cpu", blocks=[failing, passing],
+                  notes=["x < y"])._repr_html_()
+    assert "<b>a&amp;b.xlsx</b>" in html and "MISMATCH" in html and "note: x &lt; y" in html
+    assert html.count("<tr") == 3 and "conv &lt;relu&gt;" in html and "<relu>" not in html
+    assert '<tr style="background:#f8d0d0"><td>conv &lt;relu&gt;</td>' in html  # a failing row stands out
+    assert "<td>conv!B3</td><td>holds 1, torch 2.5</td>" in html

@@ -168,6 +168,23 @@ class Report:
                      + ("OK" if self.passed else "MISMATCH"))
         return "\n".join(lines)
 
+    def _repr_html_(self):
+        """The report as an HTML table, as a Jupyter notebook shows it (every text escaped)."""
+        from html import escape
+
+        colour = {"pass": "#d8f0d8", "e2e": "#e8f0f8", "fail": "#f8d0d0", "values": "#f8e0c0", "skip": "#eeeeee"}
+        head = (f"<p><b>{escape(str(self.path))}</b> — engine {escape(self.engine)}, device {escape(self.device)}: "
+                f"<b>{'OK' if self.passed else 'MISMATCH'}</b></p>")
+        notes = "".join(f"<p>note: {escape(n)}</p>" for n in self.notes)
+        notes += "".join(f"<p><b>problem</b>: {escape(p)}</p>" for p in self.problems)
+        rows = "".join(
+            f"<tr style=\"background:{colour.get(b.status, '#ffffff')}\"><td>{escape(b.title)}</td>"
+            f"<td>{escape(b.op)}</td><td>{_num(b.max_abs)}</td><td>{_num(b.max_rel)}</td>"
+            f"<td>{escape(b.status)}</td><td>{'pass' if b.e2e_pass else 'FAIL'}</td>"
+            f"<td>{escape(b.worst_cell)}</td><td>{escape(b.message)}</td></tr>" for b in self.blocks)
+        return (head + notes + "<table><tr><th>block</th><th>op</th><th>max abs</th><th>max rel</th><th>result</th>"
+                "<th>e2e</th><th>worst cell</th><th></th></tr>" + rows + "</table>")
+
 
 def exercise_text(data):
     """One exercise's lines, from its ``to_dict``."""
