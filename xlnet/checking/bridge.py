@@ -112,12 +112,15 @@ def end_to_end(manifest, sheet_values, device, coords=None):
     def run(k):
         here = dict(values)
         here.update(computed)
-        for name, pairs in derived.items():
+        reads = {manifest_mod.parse_spec(spec)[0] for spec in entries[k]["inputs"].values()}
+        for name in reads & derived.keys():
+            pairs = derived[name]
             base = torch.as_tensor(np.array(sheet_values[name], dtype=np.float64), device=device).clone()
             flat = base.view(-1)
-            for at, source, source_at in pairs:
+            for source, (at, source_at) in pairs.items():  # one gather per computing block
                 if source in computed:
-                    flat[at] = computed[source].reshape(-1)[source_at]
+                    flat[torch.as_tensor(at, device=device)] = \
+                        computed[source].reshape(-1)[torch.as_tensor(source_at, device=device)]
             here[name] = base
         results[k] = _run(entries[k], here, device)
         if ops.get(entries[k]["op"]).trajectory:
@@ -149,8 +152,8 @@ def end_to_end(manifest, sheet_values, device, coords=None):
 
 
 def _derived_inputs(manifest, providers, sheet_values, coords):
-    """Input tensor -> [(flat index, the computed tensor holding that cell, its flat index)] for
-    inputs read over cells a block computes."""
+    """Input tensor -> {computed tensor: (flat indices of the input, the same cells' flat indices
+    in the computed tensor)} for inputs read over cells a block computes."""
     owner = {}
     for name in providers:
         for flat, cell in enumerate(coords.get(name, ())):
@@ -159,7 +162,13 @@ def _derived_inputs(manifest, providers, sheet_values, coords):
     for name in manifest["tensors"]:
         if name in providers or name not in sheet_values or getattr(sheet_values[name], "dtype", None) == object:
             continue
-        pairs = [(flat,) + owner[cell] for flat, cell in enumerate(coords.get(name, ())) if cell in owner]
+        pairs = {}
+        for flat, cell in enumerate(coords.get(name, ())):
+            if cell in owner:
+                source, source_at = owner[cell]
+                at, there = pairs.setdefault(source, ([], []))
+                at.append(flat)
+                there.append(source_at)
         if pairs:
             derived[name] = pairs
     return derived
@@ -172,7 +181,7 @@ def _sources(entries, providers, derived, k):
         name = manifest_mod.parse_spec(spec)[0]
         if name in providers:
             found.add(providers[name])
-        found.update(providers[source] for _, source, _ in derived.get(name, ()))
+        found.update(providers[source] for source in derived.get(name, {}))
     return found
 
 

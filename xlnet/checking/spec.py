@@ -352,6 +352,15 @@ class _Builder:
             info["role"] = "output"
         return name
 
+    def _outputs_over(self, src):
+        """The block outputs over the same cells, read the same way (however their blanks are
+        read: an output's blank cells are as its op leaves them)."""
+        if src.ident is None:
+            return []
+        cells = src.ident[:3]
+        return [n for ident, names in self.by_ranges.items() if ident[:3] == cells
+                for n in names if self.tensors[n]["role"] == "output"]
+
     def _carried(self, block, argnames, k):
         """``rows = "fit!B4:C32"``: the parameters of every step, one row each, each row computed
         from the row above; the block reads p from all rows but the last and writes all rows but
@@ -475,7 +484,7 @@ class _Builder:
             tensor = next((n for n in found if self._input_spec(n, rank) is not None and
                            (src.shape is None or self.tensors[n]["shape"] == list(src.shape))
                            and (rank is not None or self.tensors[n]["shape"] == list(adapted))), None)
-            computed = [n for n in found if self.tensors[n]["role"] == "output"]
+            computed = self._outputs_over(src)
             if tensor is None and computed and src.shape is None:  # read as written, so the chain holds
                 tensor = computed[0]
             if tensor is None:
@@ -530,7 +539,7 @@ class _Builder:
                 self.fail(f"shape mismatch: op {name} makes {list(want)} from these inputs, but "
                           f"{src.where()} holds {'x'.join(map(str, src.natural()))} cells", line_key, k)
             if op.leaves_blank and src.blank is None:  # the masked cells are blank by design
-                src.blank = "nan"
+                src = _Source(src.ranges, src.shape, src.transpose, src.step, "nan", src.text, label=src.label)
             out_names[key] = self._tensor(src, adapted, "output", src.label or key, k if src.label is None else None)
         entry = {"op": name, "inputs": inputs, "outputs": out_names,
                  "title": str(block.get("title") or f"{name} -> {self.tensors[out_names[next(iter(out_names))]]['title']}")}

@@ -141,6 +141,9 @@ def validate(manifest, where, limits=None):
         if not isinstance(shape, list) or not all(isinstance(s, int) and s > 0 for s in shape):
             raise ManifestError(f"{where}: tensor {name} has no valid shape")
         if "value" in info:  # a number the spec gives (a literal hyper-parameter): no cells
+            if info.get("role") == "output":
+                raise ManifestError(f"{where}: tensor {name} is an output with a value of its own; an output is "
+                                    "the cells a block computes")
             if info.get("tiles") or len(info["value"]) != math.prod(shape):
                 raise ManifestError(f"{where}: tensor {name} has a value of {len(info['value'])} numbers and "
                                     f"{len(info.get('tiles', []))} tiles; a literal has {math.prod(shape)} numbers "

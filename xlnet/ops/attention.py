@@ -88,7 +88,7 @@ class AttentionScores(Op):
     def cached(self, v, at):
         scores = exact.matmul(v["q"], v["k"].T) / math.sqrt(v["q"].shape[1])
         if at["causal"]:
-            scores = np.where(np.triu(np.ones(scores.shape, dtype=bool), 1), np.nan, scores)
+            scores = np.where(_hidden(scores.shape, True), np.nan, scores)
         return scores
 
     def reference(self, a, at):
@@ -127,7 +127,7 @@ class MaskedSoftmax(Op):
 
     def cached(self, v, at):
         s = np.array(v["scores"], dtype=np.float64)
-        hidden = np.triu(np.ones(s.shape, dtype=bool), 1) if at["causal"] else np.zeros(s.shape, dtype=bool)
+        hidden = _hidden(s.shape, at["causal"]) if at["causal"] else np.zeros(s.shape, dtype=bool)
         out = np.full(s.shape, np.nan)
         for i in range(s.shape[0]):
             row = s[i, ~hidden[i]]
@@ -164,7 +164,7 @@ class AttentionMix(Op):
     def cached(self, v, at):
         w = np.array(v["weights"], dtype=np.float64)
         if at["causal"]:
-            w = np.where(np.triu(np.ones(w.shape, dtype=bool), 1), 0.0, w)
+            w = np.where(_hidden(w.shape, True), 0.0, w)
         return exact.matmul(w, v["v"])
 
     def reference(self, a, at):

@@ -20,6 +20,17 @@ from .base import F, Op, register, torch
 
 MAX_EXPRESSION = 2000  # characters
 
+def _reduced(x, method, dim):
+    """``x.method()`` over everything, or over ``dim``."""
+    return getattr(x, method)() if dim is None else getattr(x, method)(dim=dim)
+
+
+def _reduction(numpy_function, method):
+    """A reduction with an optional ``dim``: numpy's function for the shape, the tensor's own
+    method for the value."""
+    return (lambda x, dim=None: numpy_function(x, axis=dim), lambda x, dim=None: _reduced(x, method, dim), (1, 2))
+
+
 # name -> (numpy function, torch function, how many arguments: (fewest, most))
 FUNCTIONS = {
     "ln": (np.log, lambda x: torch.log(x), (1, 1)),
@@ -32,24 +43,16 @@ FUNCTIONS = {
     "tanh": (np.tanh, lambda x: torch.tanh(x), (1, 1)),
     "sigmoid": (lambda x: x, lambda x: torch.sigmoid(x), (1, 1)),
     "relu": (lambda x: x, lambda x: torch.relu(x), (1, 1)),
-    "sum": (lambda x, dim=None: np.sum(x, axis=dim), lambda x, dim=None: x.sum() if dim is None else x.sum(dim=dim),
-            (1, 2)),
-    "mean": (lambda x, dim=None: np.mean(x, axis=dim),
-             lambda x, dim=None: x.mean() if dim is None else x.mean(dim=dim), (1, 2)),
-    "max": (lambda x, dim=None: np.max(x, axis=dim),
-            lambda x, dim=None: x.amax() if dim is None else x.amax(dim=dim), (1, 2)),
-    "min": (lambda x, dim=None: np.min(x, axis=dim),
-            lambda x, dim=None: x.amin() if dim is None else x.amin(dim=dim), (1, 2)),
-    "prod": (lambda x, dim=None: np.prod(x, axis=dim),
-             lambda x, dim=None: x.prod() if dim is None else x.prod(dim=dim), (1, 2)),
+    "sum": _reduction(np.sum, "sum"),
+    "mean": _reduction(np.mean, "mean"),
+    "max": _reduction(np.max, "amax"),
+    "min": _reduction(np.min, "amin"),
+    "prod": _reduction(np.prod, "prod"),
     # over the cells that hold numbers, as SUM, AVERAGE and COUNT skip blanks (a range read with blank = "mask")
-    "nansum": (lambda x, dim=None: np.nansum(x, axis=dim),
-               lambda x, dim=None: x.nansum() if dim is None else x.nansum(dim=dim), (1, 2)),
-    "nanmean": (lambda x, dim=None: np.nanmean(x, axis=dim),
-                lambda x, dim=None: x.nanmean() if dim is None else x.nanmean(dim=dim), (1, 2)),
+    "nansum": _reduction(np.nansum, "nansum"),
+    "nanmean": _reduction(np.nanmean, "nanmean"),
     "count": (lambda x, dim=None: np.sum(x, axis=dim),
-              lambda x, dim=None: (~x.isnan()).sum(dim=dim).to(x.dtype) if dim is not None
-              else (~x.isnan()).sum().to(x.dtype), (1, 2)),
+              lambda x, dim=None: _reduced((~x.isnan()).to(x.dtype), "sum", dim), (1, 2)),
     "norm": (lambda x: np.sum(x), lambda x: torch.linalg.vector_norm(x), (1, 1)),
     "rmse": (lambda a, b: np.sum(np.subtract(*_same(a, b))), lambda a, b: torch.sqrt(F.mse_loss(*_same(a, b))),
              (2, 2)),

@@ -259,9 +259,7 @@ def _sheet_children(package, kind, ref_element=None):
         for rel in relations:
             if not rel.get("Type", "").endswith(kind):
                 continue
-            target = rel.get("Target", "")
-            target = target.lstrip("/") if target.startswith("/") else posixpath.normpath(
-                posixpath.join(posixpath.dirname(part), target))
+            target = _target(posixpath.dirname(part), rel.get("Target", ""))
             try:
                 root = SafeET.fromstring(package.read(target))
                 holder = root if ref_element is None else root.find(f"{{{MAIN}}}{ref_element}")
@@ -286,6 +284,12 @@ def _tables(package):
     return found
 
 
+def _target(folder, target):
+    """The part a relationship's Target names: absolute from the package root, else relative to
+    the folder of the part it belongs to."""
+    return target.lstrip("/") if target.startswith("/") else posixpath.normpath(posixpath.join(folder, target))
+
+
 def rels_name(part):
     """The relationships part that belongs to ``part``."""
     folder, name = posixpath.split(part)
@@ -299,8 +303,7 @@ def _sheet_parts(package, root):
     if package.has(rels):
         for rel in SafeET.fromstring(package.read(rels)).iter(f"{{{PKG_REL}}}Relationship"):
             target = rel.get("Target", "")
-            targets[rel.get("Id")] = target.lstrip("/") if target.startswith("/") else posixpath.normpath(
-                posixpath.join(folder, target))
+            targets[rel.get("Id")] = _target(folder, target)
     parts = {}
     for sheet in root.iter(f"{{{MAIN}}}sheet"):
         part = targets.get(sheet.get(f"{{{REL}}}id"))

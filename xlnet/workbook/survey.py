@@ -95,22 +95,17 @@ def _mentions(path, pattern, limits):
                    for part in package.sheet_parts.values() if package.has(part))
 
 
-_ARRAY_REF = re.compile(rb'<(?:\w+:)?f\b[^>]*\bt="array"[^>]*\bref="([A-Z$0-9:]+)"|'
-                        rb'<(?:\w+:)?f\b[^>]*\bref="([A-Z$0-9:]+)"[^>]*\bt="array"')
-
-
 def _array_reach(path, limits):
+    """(rows, columns) the array formulas of each sheet reach, as sheetxml reads them."""
     reach = {}
-    with contextlib.suppress(Exception), open_package(path, limits) as package:
+    with contextlib.suppress(InputError), open_package(path, limits) as package:
         for sheet, part in package.sheet_parts.items():
             if not package.has(part):
                 continue
-            for match in _ARRAY_REF.finditer(package.read(part)):
-                ref = (match.group(1) or match.group(2)).decode("ascii")
-                with contextlib.suppress(InputError):
-                    found = refs.parse(f"{refs.quote_sheet(sheet)}!{ref}")
-                    rows, cols = reach.get(sheet, (0, 0))
-                    reach[sheet] = (max(rows, found.max_row), max(cols, found.max_col))
+            read = sheetxml.read_sheet(package.read(part), f"{path}: sheet {sheet}", formulas=True, limits=limits)
+            for span in read.arrays.values():
+                rows, cols = reach.get(sheet, (0, 0))
+                reach[sheet] = (max(rows, span.max_row), max(cols, span.max_col))
     return reach
 
 
