@@ -48,6 +48,8 @@ class FileProof:
             op's inputs.
         problems: what fails the book outside any block (formula cells no block checks).
         notes: what the report should say of the proof (a manifest that could not be rebuilt).
+        pending: the work out of which cells compute, when it runs on while the engine
+            recalculates (``settle`` waits for it).
     """
 
     formulas: dict
@@ -56,9 +58,17 @@ class FileProof:
     unread: dict = field(default_factory=dict)
     problems: list = field(default_factory=list)
     notes: list = field(default_factory=list)
+    pending: object = None
+
+    def settle(self):
+        """Wait for the cells' analysis when it runs apart (its error raised here)."""
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            pending.result()
+        return self
 
 
-def trust_file(prep, trusted=None, rebuild=None):
+def trust_file(prep, trusted=None, rebuild=None, later=None):
     """Stage 2: refuse what the file alone shows to be wrong, and find the outputs that do not
     compute.
 
@@ -67,9 +77,12 @@ def trust_file(prep, trusted=None, rebuild=None):
         trusted: a trust.Reference (the teacher's original), or None.
         rebuild: ``lessons.provenance.verify``: refuses a lesson book whose manifest is not the
             one its lesson builds (None: not verified).
+        later: runs a function on another thread and returns its future (None: run it now).
+            What refuses a file is done first, here; which cells compute, which only the
+            verdict needs, is then worked out while the engine recalculates.
 
     Returns:
-        A FileProof.
+        A FileProof (``settle`` it before reading what computes).
     """
     notes = []
     lesson_book = trusted is None and prep.spec is None and bool(prep.manifest.get("lesson"))
@@ -82,19 +95,30 @@ def trust_file(prep, trusted=None, rebuild=None):
     trust.verify_sentinel(formulas, prep.source)
     saved = read.read_workbook(prep.package, manifest=prep.manifest, strict_inputs=False, source=prep.source)
     trust.refuse_external_inputs(saved.manifest, saved.tensors, formulas, prep.source)
-    typed, unread, reach = trust.typed_values(saved.manifest, saved.tensors, formulas, trusted, prep.package.names,
-                                              hand_made=prep.spec is not None or not prep.manifest.get("lesson"),
-                                              tables=prep.package.tables)
-    problems = []
+    proof = FileProof(formulas, saved, {}, notes=notes)
     exercises = any("exercise" in info for info in saved.manifest["tensors"].values())
-    if lesson_book and (not exercises or why):  # a learner's own scratch cells pass only where the manifest is proved
-        loose = trust.uncovered_formulas(saved.manifest, saved.tensors, formulas, reach)
-        if loose:
-            sheet, r, c = loose[0]
-            problems.append(f"{len(loose)} formula cells belong to no checked block (first {refs.quote_sheet(sheet)}!"
-                            f"{refs.a1(r, c)} ={formulas[sheet][(r, c)][:40]}): the manifest has lost the op that "
-                            "checks them")
-    return FileProof(formulas, saved, typed, unread, problems, notes)
+    # a learner's own scratch cells pass only where the manifest is proved
+    loose = lesson_book and (not exercises or bool(why))
+
+    def what_computes():
+        typed, unread, reach = trust.typed_values(saved.manifest, saved.tensors, formulas, trusted,
+                                                  prep.package.names,
+                                                  hand_made=prep.spec is not None or not prep.manifest.get("lesson"),
+                                                  tables=prep.package.tables)
+        proof.typed.update(typed)
+        proof.unread.update(unread)
+        found = trust.uncovered_formulas(saved.manifest, saved.tensors, formulas, reach) if loose else []
+        if found:
+            sheet, r, c = found[0]
+            proof.problems.append(f"{len(found)} formula cells belong to no checked block (first "
+                                  f"{refs.quote_sheet(sheet)}!{refs.a1(r, c)} ={formulas[sheet][(r, c)][:40]}): the "
+                                  "manifest has lost the op that checks them")
+
+    if later is None:
+        what_computes()
+    else:
+        proof.pending = later(what_computes)
+    return proof
 
 
 def engine_names(engine):
@@ -211,11 +235,11 @@ class _Proofs:
         from concurrent.futures import ThreadPoolExecutor
 
         self._pool = ThreadPoolExecutor(1)
+        self._later = ThreadPoolExecutor(1)  # which cells compute, while the engine recalculates
         self._futures = [self._pool.submit(self._one, prep, trusted, options, chosen_engine) for prep in prepared]
 
-    @staticmethod
-    def _one(prep, trusted, options, chosen_engine):
-        proof = trust_file(prep, trusted, options["rebuild"])
+    def _one(self, prep, trusted, options, chosen_engine):
+        proof = trust_file(prep, trusted, options["rebuild"], later=self._later.submit)
         return proof, _plan(prep, proof, chosen_engine, trusted, options)
 
     def get(self, k):
@@ -224,6 +248,7 @@ class _Proofs:
     def close(self):
         """Stop: a proof under way finishes first (the files it reads are closed after)."""
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._later.shutdown(wait=True, cancel_futures=True)
 
 
 def _moved_copy(prep, moves, workdir, k):
@@ -402,6 +427,7 @@ def _check_one(prep, proof, copy, engine, device, trusted, ahead=None, recheck=N
     moved inputs."""
     from . import bridge
 
+    proof.settle()
     book = read.read_workbook(copy, manifest=prep.manifest, strict_inputs=False, source=prep.source,
                               limits=prep.limits)
     recalculates = engines.get(engine).recalculates

@@ -97,7 +97,7 @@ def _input_shapes(manifest, entry):
     return shapes
 
 
-def reach_of(manifest, tensors, formulas, names, tables=None):
+def reach_of(manifest, tensors, formulas, names, tables=None, through_blocks=True):
     """A precedents.Reach over the book's tensors: bit k stands for the k-th tensor of the manifest."""
     bits = {name: 1 << k for k, name in enumerate(manifest["tensors"])}
     owners = {}
@@ -105,7 +105,7 @@ def reach_of(manifest, tensors, formulas, names, tables=None):
         for sheet, r, c in tensor.coords:
             cells = owners.setdefault(sheet, {})
             cells[(r, c)] = cells.get((r, c), 0) | bits[name]
-    return precedents.Reach(formulas, owners, names, tables), bits
+    return precedents.Reach(formulas, owners, names, tables, through_blocks), bits
 
 
 def typed_values(manifest, tensors, formulas, reference=None, names=None, hand_made=False, tables=None):
@@ -129,7 +129,7 @@ def typed_values(manifest, tensors, formulas, reference=None, names=None, hand_m
         reading none of the inputs}, the precedents.Reach used), only tensors with such cells.
     """
     typed, unread = {}, {}
-    reach, bits = reach_of(manifest, tensors, formulas, names, tables)
+    reach, bits = reach_of(manifest, tensors, formulas, names, tables, through_blocks=hand_made)
     for entry in manifest["ops"]:
         if entry.get("composite"):
             continue
@@ -156,7 +156,7 @@ def typed_values(manifest, tensors, formulas, reference=None, names=None, hand_m
                 if text is None:
                     bad.append(k)
                 elif wanted and text and not (hand_made and precedents.dynamic(text)) \
-                        and not reach.of(sheet, r, c) & wanted:
+                        and not reach.reads_any(sheet, r, c, wanted):
                     detached.append(k)
             if bad:
                 typed[name] = bad

@@ -8,7 +8,6 @@ another namespace is not one; a shared formula's cells get their own text).
 
 from __future__ import annotations
 
-from . import sheetxml
 
 
 def formula_cells(package, sheets):
@@ -22,14 +21,9 @@ def formula_cells(package, sheets):
         {sheet: {(row, col) from 1: formula text without '=', '' for a cell an array formula
         covers but does not start}}.
     """
-    parts = package.sheet_parts
-    sheets = list(parts) if sheets is None else sheets
+    sheets = list(package.sheet_parts) if sheets is None else sheets
     found = {}
     for sheet in sheets:
-        part = parts.get(sheet)
-        if part is None or not package.has(part):
-            found[sheet] = {}
-            continue
-        found[sheet] = sheetxml.read_sheet(package.read(part), f"{package.path}: sheet {sheet}",
-                                           formulas=True, limits=package.limits).formulas
+        cells = package.sheet_cells(sheet)  # the values come with them, for the reads after
+        found[sheet] = {} if cells is None else cells.formulas
     return found

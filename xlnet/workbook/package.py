@@ -63,6 +63,8 @@ class Package:
         self.limits = limits
         self._handle, self._zip = handle, archive
         self._lock = threading.Lock()  # readers on several threads share one file position
+        self._sheets = {}  # sheet -> its cells, formulas and values read in one pass
+        self._strings = None
         self._members = set(archive.namelist())
         self.workbook_part = _workbook_part(self)
         root = SafeET.fromstring(self.read(self.workbook_part))
@@ -92,6 +94,35 @@ class Package:
     def parts(self):
         """Every part's name, in the zip's order."""
         return self._zip.namelist()
+
+    def shared_strings(self):
+        """The shared strings table (read once)."""
+        from . import sheetxml
+
+        if self._strings is None:
+            parts = [n for n in self.parts() if n.endswith("sharedStrings.xml")]
+            self._strings = sheetxml.shared_strings(self.read(parts[0]), str(self.path)) if parts else []
+        return self._strings
+
+    def sheet_cells(self, sheet):
+        """One worksheet read in one pass, with its formulas and the values of every cell it
+        holds (within the limits), as a sheetxml.SheetCells, kept: the formulas of a book and
+        its values come from the same pass. None for a sheet the book does not have."""
+        from . import refs, sheetxml
+
+        part = self.sheet_parts.get(sheet)
+        if part is None or not self.has(part):
+            return None
+        found = self._sheets.get(sheet)
+        if found is None:
+            found = self._sheets[sheet] = sheetxml.read_sheet(
+                self.read(part), f"{self.path}: sheet {sheet}", self.shared_strings(),
+                box=(refs.MAX_ROW, refs.MAX_COL), formulas=True, limits=self.limits)
+        return found
+
+    def read_sheet_once(self, sheet):
+        """The cells of a sheet already read by ``sheet_cells`` (None when not read yet)."""
+        return self._sheets.get(sheet)
 
     def read(self, part):
         """The bytes of one part; an XML part whose prolog declares a document type is refused.

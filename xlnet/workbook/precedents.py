@@ -55,10 +55,9 @@ def references(text, sheet, names=None, tables=None):
             on = m.group(2)[:-1]
             on = on[1:-1].replace("''", "'") if on.startswith("'") else on
         if m.group(3):
-            a = _cell(m.group(3))
-            b = _cell(m.group(4)) if m.group(4) else a
-            if a and b:
-                found.append(refs.Range(on, min(a[0], b[0]), min(a[1], b[1]), max(a[0], b[0]), max(a[1], b[1])))
+            span = _span(on, m.group(3), m.group(4))
+            if span is not None:
+                found.append(span)
         elif m.group(5):
             c1, c2 = (refs.column_number(g.lstrip("$").upper()) for g in (m.group(5), m.group(6)))
             if 1 <= min(c1, c2) and max(c1, c2) <= refs.MAX_COL:
@@ -98,6 +97,16 @@ def _structured(text, tables, found):
     return _STRUCTURED.sub(resolve, text)
 
 
+@functools.lru_cache(maxsize=1 << 17)
+def _span(sheet, first, last):
+    """The range ``first:last`` (or the one cell ``first``) on a sheet; None when not a cell."""
+    a = _cell(first)
+    b = _cell(last) if last else a
+    if not (a and b):
+        return None
+    return refs.Range(sheet, min(a[0], b[0]), min(a[1], b[1]), max(a[0], b[0]), max(a[1], b[1]))
+
+
 @functools.lru_cache(maxsize=1 << 16)
 def _cell(text):
     return refs.cell(text.upper())
@@ -127,10 +136,15 @@ class Reach:
         formulas: {sheet: {(row, col): formula text}} (formulacells.formula_cells).
         owners: {sheet: {(row, col): bit mask of the blocks the cell belongs to}}.
         names: workbook-level defined names (name -> text).
+        through_blocks: walk on through a block's cell into what it reads (a hand-made sheet's
+            blocks read each other as their author wrote them); False: a block's cell ends the
+            walk (a built book, whose every block reads its own inputs: a formula must read its
+            op's inputs itself, or through helper cells).
     """
 
-    def __init__(self, formulas, owners, names=None, tables=None):
+    def __init__(self, formulas, owners, names=None, tables=None, through_blocks=True):
         self.formulas, self.owners, self.names, self.tables = formulas, owners, names or {}, tables or {}
+        self.through_blocks = through_blocks
         self._memo = {}  # node -> mask of the blocks it holds or reads; a node is a cell or a refs.Range
         self._walked = set()  # formula cells walked through
         self._parsed = {}  # (sheet, row, col) -> the ranges its formula reads
@@ -147,6 +161,17 @@ class Reach:
         for span in self._read(sheet, row, col):
             mask |= self._value(span)
         return mask
+
+    def reads_any(self, sheet, row, col, wanted):
+        """Whether the formula in (sheet, row, col) reads any of the blocks in the mask
+        ``wanted``. When every range it reads starts on a block's cell (a formula of a built
+        book, reading blocks only), a range starting on a wanted block answers at once; else the
+        walk of ``of`` decides (and finds the helper cells on the way)."""
+        spans = self._read(sheet, row, col)
+        starts = [self.owners.get(span.sheet, {}).get((span.min_row, span.min_col), 0) for span in spans]
+        if starts and all(starts) and any(bits & wanted for bits in starts):
+            return True
+        return bool(self.of(sheet, row, col) & wanted)
 
     def _read(self, sheet, row, col):
         """The ranges the formula in a cell reads (each formula parsed once)."""
@@ -169,7 +194,7 @@ class Reach:
                          if node.min_row <= at[0] <= node.max_row and node.min_col <= at[1] <= node.max_col)
             return [(node.sheet, r, c) for r, c in cells if (r, c) in owners or (r, c) in formulas]
         sheet, r, c = node
-        if not self.formulas.get(sheet, {}).get((r, c)):
+        if not self.formulas.get(sheet, {}).get((r, c)) or (not self.through_blocks and self._own(node)):
             return []
         self._walked.add(node)
         return self._read(sheet, r, c)

@@ -40,14 +40,14 @@ class Book:
 
     def strings(self):
         """The shared strings table."""
-        if self._strings is None:
-            parts = [n for n in self.package.parts() if n.endswith("sharedStrings.xml")]
-            self._strings = sheetxml.shared_strings(self.package.read(parts[0]), str(self.path)) if parts else []
-        return self._strings
+        return self.package.shared_strings()
 
     def cells(self, sheet, max_row, max_col):
         """The values and error values of the sheet's cells in ``A1:(max_row, max_col)``, as a
         sheetxml.SheetCells (formulas left out)."""
+        whole = self.package.read_sheet_once(sheet)  # read whole already, with its formulas
+        if whole is not None:
+            return whole
         box, found = self._read.get(sheet, ((0, 0), None))
         if found is not None and box[0] >= max_row and box[1] >= max_col:
             return found
