@@ -11,11 +11,13 @@ import pytest
 from hypothesis import settings
 
 import xlnet
+import xlnet.lessons
 from xlnet import engines
 from xlnet.workbook import read
 from xlnet.errors import InputError
 
 ROOT = Path(__file__).resolve().parent.parent
+LESSONS = tuple(xlnet.lessons.all_lessons())  # every lesson, in the order they are taught
 
 # A check goes to `xlnet serve` when one is running: the tests start their own, or none.
 # Weights trained for a conv shape are kept in a cache folder: the suite's own, new each session.

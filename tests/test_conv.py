@@ -9,7 +9,8 @@ from hypothesis import HealthCheck, Phase, assume, given, settings, strategies a
 import xlnet
 from xlnet.workbook import legibility
 from xlnet.errors import InputError
-from conftest import check, assert_every_block_checked, edit, needs_gnumeric, needs_libreoffice, recalculated, statuses, tensor_cell
+from conftest import (LESSONS, check, assert_every_block_checked, edit, needs_gnumeric, needs_libreoffice, recalculated,
+                      statuses, tensor_cell)
 
 
 @needs_libreoffice
@@ -146,7 +147,7 @@ def test_workbook_has_a_defined_name_per_tensor_and_a_heat_map(built):
 
 
 
-@pytest.mark.parametrize("lesson", ["conv", "softmax", "embeddings", "graddesc", "backprop"])
+@pytest.mark.parametrize("lesson", LESSONS)
 def test_every_formula_of_every_workbook_is_portable(built, lesson):
     import openpyxl
     book = openpyxl.load_workbook(built[lesson])

@@ -16,7 +16,7 @@ from xlnet.cli import main
 from xlnet.workbook import read
 from xlnet.workbook.fillpatterns import moved, relative
 
-from conftest import check, needs_libreoffice, needs_warm_libreoffice
+from conftest import LESSONS, check, needs_libreoffice, needs_warm_libreoffice
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +104,7 @@ def test_unknown_exercise_block_is_one_line(tmp_path, capsys):
 def test_list_exercises(capsys):
     assert main(["list", "--exercises"]) == 0
     out = capsys.readouterr().out
-    for lesson in ("conv", "softmax", "embeddings", "graddesc", "backprop"):
+    for lesson in LESSONS:
         assert f"xlnet build {lesson} --exercise all" in out
     assert "conv1_out" in out and "log_probs" in out and "dot_pred" in out
 

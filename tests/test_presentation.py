@@ -13,9 +13,9 @@ from xlnet.workbook import read
 from xlnet.workbook.fillpatterns import relative
 from xlnet.lessons.graddesc import TABLE_ROW
 
-from conftest import check, ROOT, break_formula, edit, needs_libreoffice, recalculated, tensor_cell
+from conftest import LESSONS, ROOT, break_formula, check, edit, needs_libreoffice, recalculated, tensor_cell
 
-BOOKS = {name: ROOT / "workbooks" / f"{name}.xlsx" for name in ("conv", "softmax", "embeddings", "graddesc", "backprop")}
+BOOKS = {name: ROOT / "workbooks" / f"{name}.xlsx" for name in LESSONS}
 
 
 @pytest.fixture(scope="module")

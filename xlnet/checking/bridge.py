@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from .. import engines, manifest as manifest_mod, ops
-from ..ops.base import window_stride
+from ..ops.base import slice_shape, window_stride
 from . import exercises
 from .device import pick_device
 from ..errors import ManifestError, option
@@ -45,6 +45,29 @@ def _run(entry, values, device):
         raise ManifestError(f"op {entry['op']} ({title[:60]}): torch refuses the inputs its manifest entry gives "
                             f"({' '.join(str(exc).split())[:160]})") from None
     return result if isinstance(result, dict) else {"out": result}
+
+
+def _unfilled(manifest, tensors):
+    """Outputs of ops that leave cells blank by design (the future under a causal mask) holding a
+    blank where a number belongs: an exercise not filled in yet. The blocks reading them wait
+    for it, as for any blank input; they would otherwise compare blanks with blanks."""
+    found = set()
+    for entry in manifest["ops"]:
+        op = ops.REGISTRY.get(entry["op"])
+        if entry.get("composite") or op is None or not op.leaves_blank:
+            continue
+        shapes = {}
+        for arg, spec in entry["inputs"].items():
+            name, index = manifest_mod.parse_spec(spec)
+            shapes[arg] = slice_shape(np.shape(tensors[name].values), index)
+        allowed = op.fixed_cells(shapes, op.resolve_attrs(entry.get("attrs", {}), entry["op"]))
+        for name in entry["outputs"].values():
+            blank = np.isnan(np.asarray(tensors[name].values, dtype=np.float64))
+            if allowed is not None and allowed.shape == blank.shape:
+                blank &= ~allowed
+            if blank.any():
+                found.add(name)
+    return found
 
 
 def _unexpected_errors(sheet, expected):
@@ -288,7 +311,8 @@ def check_workbook(book, device="auto", engine="?", typed=None, e2e=None, formul
     sheet_values = {n: t.values for n, t in tensors.items()}
     lenient = engine in engines.ENGINES and engines.get(engine).overflow_may_be_finite
     broken = {name for entry in manifest["ops"] if not entry.get("composite") for name in entry["outputs"].values()
-              if _unexpected_errors(tensors[name], infos[name].get("expected_errors", []))} | set(unusable or ())
+              if _unexpected_errors(tensors[name], infos[name].get("expected_errors", []))} | set(unusable or ()) \
+        | _unfilled(manifest, tensors)
     if e2e is None:
         e2e = end_to_end(manifest, sheet_values, device, {n: t.coords for n, t in tensors.items()})
     provider = manifest_mod.providers(manifest)
@@ -355,8 +379,9 @@ def _unreadable(upstream, tensors, unusable, infos):
         first = tensors[bad[0]]
         k, problem = next(iter(first.errors.items()))
         return f"input {named}: cell {first.address(k)} holds {problem}"
-    blank = [n for n in upstream if n in tensors and tensors[n].errors
-             and all(code == "blank" for code in tensors[n].errors.values())]
+    blank = [n for n in upstream if n in tensors and (np.isnan(np.asarray(tensors[n].values, dtype=np.float64)).any()
+                                                     if not tensors[n].errors else
+                                                     all(code == "blank" for code in tensors[n].errors.values()))]
     if len(blank) == len(upstream):
         return f"input {named} has blank cells (not filled in yet)"
     return f"input {named} holds error values"

@@ -12,8 +12,8 @@ DEFAULT_OUT = "workbooks"  # where `xlnet build` writes
 
 def _registry():
     if not _LOADED:
-        from . import backprop, conv, embeddings, graddesc, softmax
-        lessons = {m.NAME: m for m in (conv, softmax, embeddings, graddesc, backprop)}
+        from . import attention, backprop, conv, embeddings, graddesc, softmax
+        lessons = {m.NAME: m for m in (conv, softmax, embeddings, graddesc, backprop, attention)}
         _LOADED["options"] = _merge_options(lessons)
         _LOADED["lessons"] = lessons
     return _LOADED["lessons"]

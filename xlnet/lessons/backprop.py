@@ -21,6 +21,7 @@ from .. import ops
 from ..errors import InputError, option
 from ..sheet.blocks import Look
 from ..sheet.book import Book
+from .bands import GRAD_FORMAT, dense_backward, history, history_place, scalars, trajectory, updates
 from .options import Option
 
 NAME = "backprop"
@@ -52,7 +53,6 @@ OPTIONS = [
 CLASSES = 10
 POOL = 2
 SIDE = 8  # scikit-learn's digits are 8x8
-GRAD_FORMAT = "0.0000;-0.0000;0"  # a zero gradient shows as 0
 
 
 def _digit_indices(options):
@@ -125,14 +125,7 @@ def build(path, seed=0, exercises=None, worth=None, **options):
     book.save(path)
 
 
-# ---- shared pieces of both sheets ----
-
-def _scalars(sheet, blocks_and_captions, row, col):
-    """Scalars one under the other, label then value."""
-    return [sheet.apply(call, name, row=row + k, col=col, caption=caption, title=title,
-                        look=Look(number_format=fmt, heat=None))
-            for k, (call, name, caption, fmt, title) in enumerate(blocks_and_captions)]
-
+# ---- the classifier head of both sheets ----
 
 def _classifier_head(sheet, logits, labels, prefix, step, row, col):
     """EXP, probabilities, each sample's loss, prediction and correctness, the batch loss and
@@ -158,90 +151,12 @@ def _classifier_head(sheet, logits, labels, prefix, step, row, col):
                                  caption="right?",
                                  title=f"{step}: prediction = label",
                                  look=Look(orient="col", number_format="0", heat=None))
-    loss, accuracy = _scalars(sheet, [
+    loss, accuracy = scalars(sheet, [
         (ops.Mean(x=out["loss_rows"]), f"{prefix}loss", "batch loss (mean)", "0.0000", f"step {step}: batch loss"),
         (ops.Mean(x=out["correct"]), f"{prefix}accuracy", "accuracy", "0%", f"step {step}: batch accuracy"),
     ], row=row, col=col + 8)
     out["loss"], out["accuracy"] = loss, accuracy
     return out
-
-
-def _dense_backward(sheet, x, weight, bias, grad, prefix, step, names, row, col, input_grad_at=None):
-    """The gradients of a dense layer: of its weights and bias (placed at row, col) and, when
-    ``input_grad_at`` gives (row, col), of its input. Returns the blocks by name."""
-    out = {}
-    out["w"] = sheet.apply(ops.LinearGradWeight(x=x, weight=weight, bias=bias, grad=grad), f"{prefix}d{names[0]}",
-                           row=row, col=col,
-                           caption=f"dL/d{names[0]} = SUMPRODUCT(dL/dout column, input column): a sum over the batch",
-                           title=f"{step}: dL/d{names[0]}",
-                           look=Look(number_format=GRAD_FORMAT))
-    out["b"] = sheet.apply(ops.LinearGradBias(x=x, weight=weight, bias=bias, grad=grad), f"{prefix}d{names[1]}",
-                           row=row, col=out["w"].right + 2,
-                           caption=f"dL/d{names[1]} = SUM(column)",
-                           title=f"{step}: dL/d{names[1]}",
-                           look=Look(orient="col", number_format=GRAD_FORMAT))
-    if input_grad_at:
-        out["x"] = sheet.apply(ops.LinearGradInput(x=x, weight=weight, bias=bias, grad=grad), f"{prefix}d{names[2]}",
-                               row=input_grad_at[0], col=input_grad_at[1],
-                               caption=f"dL/d{names[2]} = MMULT(dL/dout row, {names[0]} column)",
-                               title=f"{step}: dL/d{names[2]}",
-                               look=Look(number_format=GRAD_FORMAT))
-    return out
-
-
-def _updates(sheet, params, grads, lr, prefix, step, row, col):
-    """new = old - lr x gradient for each parameter, left to right; returns the new blocks."""
-    new = {}
-    for key, param in params.items():
-        new[key] = sheet.apply(ops.SgdUpdate(p=param, g=grads[key], lr=lr), f"{prefix}{key}", row=row, col=col,
-                               caption=f"new {key} = {key} - lr x dL/d{key}",
-                               title=f"{step}: new {key}",
-                               look=Look(orient=param.orient, number_format="0.0000"))
-        col = new[key].right + 2
-    return new
-
-
-CHART_ROWS = 16  # the training chart's height (300 pixels) in rows
-
-
-def _history_place(row, steps, blocks):
-    """Where the history table and its chart go (right of the blocks above the bands), and the
-    row the first band starts on (below all of them)."""
-    col = max(b.right for b in blocks) + 3
-    first_band = max(max(b.bottom for b in blocks), row + 2 + steps, row + CHART_ROWS) + 3
-    return (row, col), first_band
-
-
-def _history(book, sheet, bands, prefix, row, col, title):
-    """The loss and accuracy of every step, and their line chart."""
-    steps = len(bands)
-    for s in range(steps):
-        sheet.text(row + 2 + s, col, f"step {s + 1}", "label")
-    loss = sheet.apply(ops.Stack(**{f"s{s + 1}": band["loss"] for s, band in enumerate(bands)},
-                                 order=[f"s{s + 1}" for s in range(steps)]),
-                       f"{prefix}loss_history", row=row, col=col + 1, caption="loss",
-                       title="batch loss of every step",
-                       look=Look(orient="col", number_format="0.0000"))
-    accuracy = sheet.apply(ops.Stack(**{f"s{s + 1}": band["accuracy"] for s, band in enumerate(bands)},
-                                     order=[f"s{s + 1}" for s in range(steps)]),
-                           f"{prefix}accuracy_history", row=row, col=col + 2,
-                           caption="accuracy", title="batch accuracy of every step",
-                           look=Look(orient="col", number_format="0%"))
-    first = loss.tiles[0].row
-    book.chart(sheet, f"{prefix}training", "line", title,
-               [("batch loss", loss), ("batch accuracy", accuracy)], row=row, col=col + 4,
-               categories=[str(s + 1) for s in range(steps)], x_label="step", y_label="loss / accuracy",
-               category_cells=[sheet.name, first, col, first + steps - 1, col], size=(560, 300))
-
-
-def _trajectory(book, op, inputs, bands, parameters, steps, title, **attrs):
-    """Record the torch.optim.SGD run covering every band."""
-    outputs = {}
-    for s, band in enumerate(bands, start=1):
-        outputs[f"loss_{s}"], outputs[f"accuracy_{s}"] = band["loss"], band["accuracy"]
-        for name in parameters:
-            outputs[f"{name}_{s}"] = band["new"][name]
-    book.composite(op(**inputs, steps=steps, **attrs), outputs, title=title)
 
 
 # ---- the CNN sheet ----
@@ -289,15 +204,15 @@ def _cnn_sheet(book, images, labels, indices, options, rng):
                                     col=params["dense_w"].right + 2,
                                     role="parameter", values=np.zeros(CLASSES),
                                     caption="bias", look=Look(orient="col"))
-    history_at, row = _history_place(6, steps, [x, target, *params.values()])
+    history_at, row = history_place(6, steps, [x, target, *params.values()])
     start, bands = dict(params), []
     for s in range(1, steps + 1):
         band = _cnn_band(book, sheet, x, target, params, lr, s, row, (batch, filters, k, conv_side, pooled_side))
         bands.append(band)
         params = band["new"]
         row = band["bottom"] + 3
-    _history(book, sheet, bands, "cnn_", history_at[0], history_at[1], "CNN: loss and accuracy on the batch per step")
-    _trajectory(book, ops.TrainCnn, {"x": x, "target": target, "lr": lr, **start}, bands, ("conv_w", "conv_b", "dense_w", "dense_b"), steps,
+    history(book, sheet, bands, "cnn_", history_at[0], history_at[1], "CNN: loss and accuracy on the batch per step")
+    trajectory(book, ops.TrainCnn, {"x": x, "target": target, "lr": lr, **start}, bands, ("conv_w", "conv_b", "dense_w", "dense_b"), steps,
                 "cnn: nn.Module trained by torch.optim.SGD", pool=POOL)
 
 
@@ -334,7 +249,7 @@ def _cnn_band(book, sheet, x, target, params, lr, s, row, sizes):
                           title=f"step {s}: dL/dlogits",
                           look=Look(number_format=GRAD_FORMAT))
     row_params = max(row_dback + 2 + batch, row_dback + 3) + 1
-    dense = _dense_backward(sheet, flat, params["dense_w"], params["dense_b"], dlogits, p, f"step {s}",
+    dense = dense_backward(sheet, flat, params["dense_w"], params["dense_b"], dlogits, p, f"step {s}",
                             ("dense_w", "dense_b", "flat"), row_params + k + 4, 1, input_grad_at=(row_dback, 1))
     dpooled = sheet.apply(ops.Reshape(x=dense["x"], shape=[batch, filters, pooled_side, pooled_side]), f"{p}dpool",
                           row=row_back, col=pooled.left,
@@ -365,9 +280,9 @@ def _cnn_band(book, sheet, x, target, params, lr, s, row, sizes):
                                        look=Look(number_format=GRAD_FORMAT))
     grads = {**conv_grads, "dense_w": dense["w"], "dense_b": dense["b"]}
     new_col = max(conv_grads["conv_b"].right + 4, dense["b"].right + 6)  # room for the bias gradients' captions
-    new_conv = _updates(sheet, {k2: params[k2] for k2 in ("conv_w", "conv_b")}, grads, lr, f"{p}new_", f"step {s}",
+    new_conv = updates(sheet, {k2: params[k2] for k2 in ("conv_w", "conv_b")}, grads, lr, f"{p}new_", f"step {s}",
                         row_params, new_col)
-    new_dense = _updates(sheet, {k2: params[k2] for k2 in ("dense_w", "dense_b")}, grads, lr, f"{p}new_", f"step {s}",
+    new_dense = updates(sheet, {k2: params[k2] for k2 in ("dense_w", "dense_b")}, grads, lr, f"{p}new_", f"step {s}",
                          row_params + k + 4, new_col)
     bottom = max(b.bottom for b in (*new_dense.values(), dense["w"]))
     return {"loss": head["loss"], "accuracy": head["accuracy"], "new": {**new_conv, **new_dense}, "bottom": bottom}
@@ -429,15 +344,15 @@ def _mlp_sheet(book, wine, options, rng):
     params["b2"] = sheet.place("out_b", (3,), row=top, col=params["w2"].right + 2, role="parameter",
                                values=np.zeros(3), caption="b2",
                                look=Look(orient="col"))
-    history_at, row = _history_place(4, steps, [raw, target, x, *params.values()])
+    history_at, row = history_place(4, steps, [raw, target, x, *params.values()])
     start, bands = dict(params), []
     for s in range(1, steps + 1):
         band = _mlp_band(sheet, x, target, params, lr, s, row)
         bands.append(band)
         params = band["new"]
         row = band["bottom"] + 3
-    _history(book, sheet, bands, "mlp_", history_at[0], history_at[1], "MLP: loss and accuracy per step")
-    _trajectory(book, ops.TrainMlp, {"x": x, "target": target, "lr": lr, **start}, bands, ("w1", "b1", "w2", "b2"),
+    history(book, sheet, bands, "mlp_", history_at[0], history_at[1], "MLP: loss and accuracy per step")
+    trajectory(book, ops.TrainMlp, {"x": x, "target": target, "lr": lr, **start}, bands, ("w1", "b1", "w2", "b2"),
                 steps, "mlp: nn.Module trained by torch.optim.SGD")
 
 
@@ -463,16 +378,16 @@ def _mlp_band(sheet, x, target, params, lr, s, row):
                           title=f"mlp step {s}: dL/dlogits",
                           look=Look(number_format=GRAD_FORMAT))
     grad_row = back + x.shape[0] + 3
-    out = _dense_backward(sheet, h, params["w2"], params["b2"], dlogits, p, f"mlp step {s}", ("w2", "b2", "h"),
+    out = dense_backward(sheet, h, params["w2"], params["b2"], dlogits, p, f"mlp step {s}", ("w2", "b2", "h"),
                           grad_row, 1, input_grad_at=(back, h.left))
     dz1 = sheet.apply(ops.ReluBackward(x=z1, grad=out["x"]), f"{p}dz1", row=back, col=1,
                       caption="dL/dz1 = IF(z1 > 0, dL/dh, 0)",
                       title=f"mlp step {s}: dL/dz1 through ReLU",
                       look=Look(number_format=GRAD_FORMAT))
-    hidden = _dense_backward(sheet, x, params["w1"], params["b1"], dz1, p, f"mlp step {s}", ("w1", "b1", "x"), grad_row,
+    hidden = dense_backward(sheet, x, params["w1"], params["b1"], dz1, p, f"mlp step {s}", ("w1", "b1", "x"), grad_row,
                              out["b"].right + 6)
     grads = {"w1": hidden["w"], "b1": hidden["b"], "w2": out["w"], "b2": out["b"]}
     update_row = max(out["w"].bottom, hidden["w"].bottom, out["b"].bottom) + 2
-    new = _updates(sheet, params, grads, lr, f"{p}new_", f"step {s}", update_row, 1)
+    new = updates(sheet, params, grads, lr, f"{p}new_", f"step {s}", update_row, 1)
     return {"loss": head["loss"], "accuracy": head["accuracy"], "new": new,
             "bottom": max(b.bottom for b in new.values())}

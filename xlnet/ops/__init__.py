@@ -8,14 +8,17 @@ reshaping; their backward passes), ``dense`` (linear layers and matrix products;
 pass of a linear layer), ``softmax`` (softmax, cross-entropy, sigmoid; the loss's gradient and
 the predictions), ``arith`` (cell arithmetic, copies, reductions), ``expression`` (a formula
 over named ranges, for a spec), ``attention`` (layer norm, causal scores, their softmax, the
-weighted sum of the values), ``dropout``, ``linefit``
+weighted sum of the values) with ``attention_backward`` (their gradients), ``layernorm`` (layer
+norm written out, and its gradients), ``transformer`` (residuals, heads side by side, embedding
+gradients, Adam across bands, a transformer block trained end to end), ``dropout``, ``linefit``
 (fitting a line step by step), ``optim`` (optimizer objects and the torch.optim run),
 ``embedding`` (lookups and collaborative filtering), ``training`` (an nn.Module trained from a
 sheet's weights). ``autograd`` holds the vector-Jacobian products the gradients are checked by;
 ``exact`` the arithmetic of cached values.
 """
 
-from . import arith, attention, conv, dense, dropout, embedding, expression, linefit, optim, softmax, training  # noqa: F401 (they register)
+from . import (arith, attention, attention_backward, conv, dense, dropout, embedding, expression, layernorm,  # noqa: F401
+               linefit, optim, softmax, training, transformer)  # (they register)
 from .base import REGISTRY, Arg, Op
 from .conv import out_size
 from .optim import OPTIMIZERS

@@ -55,6 +55,7 @@ class Book:
         self.ops = []
         self.charts = []
         self.reserved = {}
+        self.helpers = []  # (block read, sheet, row, col, formula, format): cells shown beside a block
         self._formats = {}
         self.sheets = []
         self.exercises = dict(exercises or {})
@@ -342,6 +343,9 @@ class Book:
             ws = self.workbook.get_worksheet_by_name(block.sheet)
             for r, c, formula, fmt in block.written:
                 ws.write_formula(r, c, formula, fmt, "")
+        for reads, sheet, r, c, formula, fmt in self.helpers:
+            if reads in after:
+                self.workbook.get_worksheet_by_name(sheet).write_formula(r, c, formula, fmt, "")
 
     def manifest(self):
         """Return the manifest dict describing this workbook."""

@@ -97,6 +97,15 @@ class Sheet:
         if lines > 1:
             self.height(row, lines * 15 * size / 11 + 2)
 
+    def helper(self, row, col, formula, value, reads, number_format="@"):
+        """A formula cell shown beside block ``reads`` (the word a predicted id stands for),
+        read by a checked block next to it; like a block's cells, it caches nothing in an
+        exercise book when ``reads`` comes after an exercise."""
+        fmt = self.book.fmt(f"cell:output:{number_format}", role="output", number_format=number_format)
+        self.ws.write_formula(row, col, formula, fmt, value)
+        self._claim(row, col, row, col, f"{reads} (shown)")
+        self.book.helpers.append((reads.name, self.name, row, col, formula, fmt))
+
     def height(self, row, points):
         """Make a row ``points`` tall."""
         self._heights[row] = points
@@ -303,6 +312,10 @@ class Sheet:
                 raise LayoutError(f"block {name}: only a hyper-parameter scalar can be fixed by the layout")
             block.fixed = {"value": float(values), "option": fixed_by}
         self._write(block, values, None, look)
+        if text:  # a column of words is as wide as its longest word
+            for index in np.ndindex(*block.shape):
+                tile, _, j = block.locate(index)
+                self.fit(tile.col + j, legibility.text_px(str(values[index]), 11) + 2 * legibility.PADDING_PX + 2)
         if allowed:
             self._guard(block, *allowed)
         return block
@@ -346,6 +359,8 @@ class Sheet:
             The TensorBlock.
         """
         op, where = call.op, f"block {name}"
+        if op.leaves_blank:  # its blank cells (the future under a causal mask) mean nothing to read
+            blank = "nan"
         if op.composite:
             raise LayoutError(f"{where}: op {op.name} is a composite op: it writes no cells; record it with "
                               "Book.composite over the blocks that compute it")

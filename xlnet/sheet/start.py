@@ -28,6 +28,16 @@ GLOSSARY = {
     "one-hot": "a row of zeros with a single 1 at an id's position; times a matrix, it picks that row",
     "sigmoid": "1 / (1 + EXP(-x)): squeezes any number into 0..1, a probability for one yes/no question",
     "backpropagation": "the chain rule applied from the loss back to every weight, layer by layer",
+    "token": "one unit of the text the model reads (here a word), numbered by its place in the vocabulary",
+    "position": "where a token stands in the context; a position embedding tells the model which place it is",
+    "layer norm": "each row moved to mean 0 and variance 1 (VARP over its features), then scaled and shifted",
+    "query": "q, what a position is looking for: its row times Wq",
+    "key": "k, what a position offers to be found by: its row times Wk; a score is q . k / SQRT(d)",
+    "value": "v, what a position hands on when looked at: its row times Wv",
+    "attention": "each position's output is a weighted sum of the values, the weights a softmax of its scores",
+    "causal mask": "a position may look only at itself and the past: the future's scores are left blank",
+    "residual": "a layer's input added back to its output (x + layer(x)), so a layer only adds what it learns",
+    "MLP": "a small dense network (a linear layer, ReLU, a linear layer) applied to each position alone",
 }
 
 COLORS = ("A pale blue cell with a blue border is an input or a weight: type another number and every formula "
