@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import contextlib
 import os
 import signal
@@ -69,6 +70,8 @@ def _parser(lesson_options=True):
     listing.add_argument("--ops", action="store_true", help="list every op a spec or manifest can name")
     listing.add_argument("--exercises", action="store_true",
                          help="list the blocks each lesson leaves to the learner with --exercise all")
+    listing.add_argument("--report-schema", action="store_true",
+                         help="print the JSON Schema of `xlnet check --json` (its records carry its version)")
 
     build = sub.add_parser("build", help="build lesson workbooks (default: all, into workbooks/)")
     build.add_argument("lessons", nargs="*", metavar="LESSON", help="lessons to build (default: all)")
@@ -346,6 +349,10 @@ def _run(args):
     if args.command in ("build", "annotate", "plot"):
         from . import api
     if args.command == "list":
+        if args.report_schema:
+            from .report.schema import SCHEMA
+            print(json.dumps(SCHEMA, indent=2))
+            return 0
         return _list_ops() if args.ops else _list_exercises() if args.exercises else _list()
     if args.command == "build":
         options = {k: v for k, v in vars(args).items() if k in lessons.all_options()}

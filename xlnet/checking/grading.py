@@ -199,10 +199,12 @@ def to_json(graded):
     """Every file's reports (as ``--json`` prints them) or its error, as a JSON list."""
     import json
 
+    from ..report import Report
+
     out = []
     for g in graded:
         if g.error:
-            out.append({"path": g.path, "error": g.error, "passed": False})
+            out.append(Report.error_record(g.path, g.error))
         else:
             out += [r.to_dict() for r in g.reports]
     return json.dumps(out, indent=2)

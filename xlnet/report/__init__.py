@@ -44,7 +44,14 @@ class ExerciseResult:
         return self.right == self.cells
 
     def to_dict(self):
-        return dict(asdict(self), done=self.done)
+        """As ``--json`` gives it: ``found`` the cell as text, ``found_value`` its number (or null)."""
+        try:
+            value = float(self.found)
+        except ValueError:
+            value = None
+        if value is not None and not math.isfinite(value):
+            value = None
+        return dict(asdict(self), found_value=value, done=self.done)
 
     def text(self):
         """Two lines at most: the count and the first wrong cell, then the hint."""
@@ -112,25 +119,40 @@ class Report:
         return not self.problems and all(b.status in ("pass", "e2e") and b.e2e_pass for b in self.blocks)
 
     def to_dict(self):
-        """The report as plain JSON-able data (infinities as "inf", NaN as null)."""
-        data = asdict(self)
-        data["passed"] = self.passed
+        """The report as a record of ``--json`` (``report.schema``, version VERSION): every
+        difference a number or null, the infinite ones named in the block's ``infinite``."""
+        from .schema import VERSION
+
+        data = {"version": VERSION, **asdict(self), "passed": self.passed, "error": None}
         for block in data["blocks"]:
-            for key in ("max_abs", "max_rel", "e2e_max_abs"):
+            block["infinite"] = []
+            for key in _DIFFERENCES:
                 if not math.isfinite(block[key]):
-                    block[key] = None if math.isnan(block[key]) else "inf"
+                    if math.isinf(block[key]):
+                        block["infinite"].append(key)
+                    block[key] = None
+        data["exercises"] = [dict(e, found_value=e.get("found_value")) for e in data["exercises"]]
         return data
 
     @classmethod
     def from_dict(cls, data):
         """The report ``to_dict`` gave (as sent by ``xlnet serve``)."""
-        def number(x):
-            return math.nan if x is None else math.inf if x == "inf" else x
+        def number(block, key):
+            return math.inf if key in block.get("infinite", ()) else math.nan if block[key] is None else block[key]
 
-        blocks = [BlockResult(**{k: number(v) if k in ("max_abs", "max_rel", "e2e_max_abs") else v
-                                 for k, v in b.items()}) for b in data["blocks"]]
+        blocks = [BlockResult(**{k: number(b, k) if k in _DIFFERENCES else v for k, v in b.items() if k != "infinite"})
+                  for b in data["blocks"]]
         fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k != "blocks"}
         return cls(blocks=blocks, **fields)
+
+    @staticmethod
+    def error_record(path, error):
+        """The record of a file that could not be checked: the shape of every record, no blocks."""
+        from .schema import VERSION
+
+        return {"version": VERSION, "path": str(path), "passed": False, "error": error, "engine": "", "device": "",
+                "blocks": [], "sentinel": "", "notes": [], "spec": "", "started": "", "exercises": [], "problems": [],
+                "perturbed": {}}
 
     def text(self):
         """A table: one line per block, then a summary line."""
@@ -186,9 +208,12 @@ class Report:
                 "<th>e2e</th><th>worst cell</th><th></th></tr>" + rows + "</table>")
 
 
+_DIFFERENCES = ("max_abs", "max_rel", "e2e_max_abs")
+
+
 def exercise_text(data):
     """One exercise's lines, from its ``to_dict``."""
-    return ExerciseResult(**{k: v for k, v in data.items() if k != "done"}).text()
+    return ExerciseResult(**{k: v for k, v in data.items() if k not in ("done", "found_value")}).text()
 
 
 def _num(x):
