@@ -15,7 +15,7 @@ from .workbook import read
 DEFAULT_OUT = lessons.DEFAULT_OUT
 
 
-def build(names=None, out=DEFAULT_OUT, seed=0, exercise=None, exercise_points=None, **options):
+def build(names=None, out=DEFAULT_OUT, seed=0, exercise=None, exercise_points=None, progress=None, **options):
     """Build lesson workbooks.
 
     Args:
@@ -27,6 +27,8 @@ def build(names=None, out=DEFAULT_OUT, seed=0, exercise=None, exercise_points=No
             book is then written as ``<lesson>-exercise.xlsx``.
         exercise_points: what each exercise is worth in the gradebook: a number for each, or
             ``"NAME=P,..."`` (a str or a dict); default 1 each.
+        progress: called as ``progress(k, lesson name)`` before the k-th lesson is built (a
+            terminal's progress line); None: nothing.
         **options: lesson options (``kernel_size=5`` …); each lesson takes those it declares.
 
     Returns:
@@ -43,7 +45,9 @@ def build(names=None, out=DEFAULT_OUT, seed=0, exercise=None, exercise_points=No
     resolved = [lessons.resolve_options(lesson, options) for lesson in chosen]  # all refused before any is built
     out = _output_folder(out)
     paths = []
-    for lesson, values, blocks in zip(chosen, resolved, sets):
+    for k, (lesson, values, blocks) in enumerate(zip(chosen, resolved, sets), start=1):
+        if progress is not None:
+            progress(k, lesson.NAME)
         path = out / (f"{lesson.NAME}-exercise.xlsx" if blocks else f"{lesson.NAME}.xlsx")
         try:
             lesson.build(path, seed=seed, exercises=blocks or None,
@@ -82,7 +86,7 @@ def load(path, limits=None):
 
 
 def check(paths, engine="libreoffice", device="auto", timeout=engines.DEFAULT_TIMEOUT, spec=None,
-          reference=None, limits=None, warm=None, started=None, perturb=None, seed=None):
+          reference=None, limits=None, warm=None, started=None, perturb=None, seed=None, progress=None):
     """Recalculate workbooks with a real engine and check every block against torch.
 
     Args:
@@ -102,6 +106,8 @@ def check(paths, engine="libreoffice", device="auto", timeout=engines.DEFAULT_TI
             on the moved inputs (True/False; None: for a copy checked with ``reference`` and a
             book with exercises, where a grade is given).
         seed: the seed of those moves (None: a fresh one, said in the report).
+        progress: called as ``progress(k, path)`` when the k-th report is done (a terminal's
+            progress line); None: nothing.
 
     Returns:
         A list of report.Report, one per workbook and engine.
@@ -110,7 +116,7 @@ def check(paths, engine="libreoffice", device="auto", timeout=engines.DEFAULT_TI
     from .lessons import provenance
     return pipeline.check(paths, engine=engine, device=device, timeout=timeout, spec=spec, reference=reference,
                           limits=limits, warm=warm, started=started, perturb=perturb, seed=seed,
-                          rebuild=provenance.verify)
+                          rebuild=provenance.verify, progress=progress)
 
 
 def annotate(path, spec, out):

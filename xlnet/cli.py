@@ -81,6 +81,8 @@ def _parser(lesson_options=True):
                             "`xlnet list --exercises`); writes LESSON-exercise.xlsx, graded by `xlnet check`")
     build.add_argument("--exercise-points", metavar="P|NAME=P[,NAME=P...]",
                        help="what each exercise is worth in the gradebook (default: 1 each)")
+    build.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors (no progress line, no "
+                                                                     "'wrote' lines)")
     build.add_argument("--seed", type=int, default=0, help=f"seed of every random constant (default: 0; {lessons.SEED.range_text})")
     for name, options in (lessons.all_options() if lesson_options else {}).items():  # a shared option (epochs, lr) is one flag
         kind = {"action": "store_true"} if options[0].type is bool else {"type": options[0].type}
@@ -108,6 +110,9 @@ def _parser(lesson_options=True):
     check.add_argument("--jobs", type=int, default=None, metavar="N",
                        help="check N workbooks at a time, each worker with a LibreOffice of its own, and end with a "
                             "table (file, blocks passed, first failing cell); a file that cannot be checked is a row")
+    check.add_argument("--quiet", "-q", action="store_true",
+                       help="text: one row per file (blocks passed, result, first failing cell) and a total line, "
+                            "instead of every block; no progress line")
     check.add_argument("--cold", action="store_true",
                        help="start a fresh LibreOffice even when `xlnet serve` is running")
     check.add_argument("--perturb", action=argparse.BooleanOptionalAction, default=None,
@@ -287,18 +292,24 @@ def _check(args):
     if args.json and fmt != "json":
         raise InputError(f"--json and --format {fmt}: choose one")
     engines.check_timeout(args.timeout)
-    if args.jobs is not None:
-        from .lessons import provenance
-        graded = grading.check_files(args.files, args.jobs, engine=args.engine, device=args.device,
-                                     timeout=args.timeout, spec=args.spec, reference=args.reference,
-                                     limits=_limits(args), perturb=True if args.perturb is None else args.perturb,
-                                     seed=args.perturb_seed, rebuild=provenance.verify)
-    else:
-        graded = grading.check_each(args.files, _check_here(args), engine=args.engine,
-                                    isolate=fmt in ("csv", "gradescope"), device=args.device, timeout=args.timeout,
-                                    spec=args.spec, reference=args.reference, limits=_limits(args),
-                                    perturb=args.perturb, seed=args.perturb_seed)
-    print(_formatted(graded, fmt, table=args.jobs is not None or len(graded) > 1))
+    from .checking.prepare import workbooks_in
+    from .progress import Progress
+    from .checking.pipeline import engine_names
+    total = len(workbooks_in(args.files)) * len(engine_names(args.engine))
+    with Progress("checked", total, enabled=False if args.quiet else None) as progress:
+        progress(0)
+        if args.jobs is not None:
+            from .lessons import provenance
+            graded = grading.check_files(args.files, args.jobs, engine=args.engine, device=args.device,
+                                         timeout=args.timeout, spec=args.spec, reference=args.reference,
+                                         limits=_limits(args), perturb=True if args.perturb is None else args.perturb,
+                                         seed=args.perturb_seed, rebuild=provenance.verify, progress=progress)
+        else:
+            graded = grading.check_each(args.files, _check_here(args), engine=args.engine,
+                                        isolate=fmt in ("csv", "gradescope"), device=args.device, timeout=args.timeout,
+                                        spec=args.spec, reference=args.reference, limits=_limits(args),
+                                        perturb=args.perturb, seed=args.perturb_seed, progress=progress)
+    print(_formatted(graded, fmt, table=args.jobs is not None or len(graded) > 1, quiet=args.quiet))
     return grading.exit_code(graded)
 
 
@@ -318,7 +329,7 @@ def _check_here(args):
     return check
 
 
-def _formatted(graded, fmt, table):
+def _formatted(graded, fmt, table, quiet=False):
     from .checking import grading
     from .report import gradebook
 
@@ -328,6 +339,8 @@ def _formatted(graded, fmt, table):
         return gradebook.to_csv(graded)
     if fmt == "gradescope":
         return gradebook.to_gradescope(graded)
+    if quiet:  # the summary: a row per file and the total
+        return grading.summary(graded)
     texts = [r.text() for g in graded for r in g.reports]
     if not table:  # the table has a row for a file that could not be checked
         texts += [f"{g.path}: error: {g.error}" for g in graded if g.error]
@@ -356,9 +369,14 @@ def _run(args):
         return _list_ops() if args.ops else _list_exercises() if args.exercises else _list()
     if args.command == "build":
         options = {k: v for k, v in vars(args).items() if k in lessons.all_options()}
-        for path in api.build(args.lessons, out=args.out, seed=args.seed, exercise=args.exercise, exercise_points=args.exercise_points,
-                              **options):
-            print(f"wrote {path}")
+        from .progress import Progress
+        names = args.lessons or list(lessons.all_lessons())
+        with Progress("building", len(names), enabled=False if args.quiet else None) as progress:
+            paths = api.build(args.lessons, out=args.out, seed=args.seed, exercise=args.exercise,
+                              exercise_points=args.exercise_points, progress=progress, **options)
+        if not args.quiet:
+            for path in paths:
+                print(f"wrote {path}")
         return 0
     if args.command == "check":
         return _check(args)

@@ -80,13 +80,14 @@ def _check_batch(paths, options):
     return check_each(paths, pipeline.check, isolate=True, **options)
 
 
-def check_files(paths, jobs, engine="libreoffice", **options):
+def check_files(paths, jobs, engine="libreoffice", progress=None, **options):
     """Check every file with ``jobs`` worker processes.
 
     Args:
         paths: the workbooks.
         jobs: worker processes (1 to 64), each with an engine of its own.
         engine: as ``api.check``; ``**options``: the rest of ``api.check``'s options.
+        progress: called as ``progress(k, path)`` as the k-th file is graded (None: nothing).
 
     Returns:
         A Graded per file, in the order given.
@@ -112,6 +113,8 @@ def check_files(paths, jobs, engine="libreoffice", **options):
             for future in concurrent.futures.as_completed(futures):
                 for graded in future.result():
                     results[graded.path] = graded
+                    if progress is not None:
+                        progress(len(results), graded.path)
         except concurrent.futures.process.BrokenProcessPool:
             raise EngineError("a grading worker stopped unexpectedly (could its LibreOffice not start?); "
                               f"try {option('jobs')} 1") from None
@@ -154,11 +157,14 @@ def check_each(paths, check, engine="libreoffice", isolate=False, **options):
         warm = engines.get(engine).start_warm()
     try:
         out = []
-        for path in paths:
+        progress = options.pop("progress", None)
+        for k, path in enumerate(paths, start=1):
             try:
                 out.append(Graded(str(path), check([path], engine=engine, **dict(options, **({"warm": warm} if warm else {})))))
             except XlnetError as exc:
                 out.append(Graded(str(path), error=" ".join(exc.command_line().split())))
+            if progress is not None:
+                progress(k, str(path))
         return out
     finally:
         if warm is not None:

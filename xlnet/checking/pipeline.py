@@ -68,6 +68,20 @@ class FileProof:
         return self
 
 
+def _counter(progress):
+    """``progress(k, path)`` called with a running count, from whichever thread a report is
+    done on (None: a function that does nothing)."""
+    if progress is None:
+        return lambda path: None
+    lock, count = threading.Lock(), [0]
+
+    def done(path):
+        with lock:
+            count[0] += 1
+            progress(count[0], str(path))
+    return done
+
+
 def trust_file(prep, trusted=None, rebuild=None, later=None):
     """Stage 2: refuse what the file alone shows to be wrong, and find the outputs that do not
     compute.
@@ -139,7 +153,8 @@ def engine_names(engine):
 
 
 def check(paths, engine="libreoffice", device="auto", timeout=engines.DEFAULT_TIMEOUT, spec=None,
-          reference=None, limits=None, warm=None, started=None, perturb=None, seed=None, rebuild=None):
+          reference=None, limits=None, warm=None, started=None, perturb=None, seed=None, rebuild=None,
+          progress=None):
     """Every file through the stages, with each engine; the arguments and the result are those of
     ``xlnet.api.check``, the public door to this function."""
     from .device import check_name
@@ -161,7 +176,7 @@ def check(paths, engine="libreoffice", device="auto", timeout=engines.DEFAULT_TI
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 31):
         raise InputError(f"{option('perturb-seed')} should be a whole number from 0 to {2 ** 31 - 1}, not {seed!r}")
     trusted = trust.load_reference(reference, limits, rebuild) if reference is not None else None
-    options = dict(perturb=perturb, seed=seed, rebuild=rebuild)
+    options = dict(perturb=perturb, seed=seed, rebuild=rebuild, progress=_counter(progress))
     for name in engine_names(engine):
         found = {}
         for chosen, picked in _engine_for_each(paths, name):
@@ -291,11 +306,14 @@ def _check_with(name, paths, workdir, device, timeout, spec, trusted, warm, star
                 rest = iter(copies[len(prepared):])
                 rechecks = [None if m is None else (m, next(rest)) for m in moved]
                 chosen = pick_device(device)  # a GPU asked for and absent: said before any file
-                found = [_check_one(prep, done[k][0], copy, name, chosen, trusted, ahead.take(k), rechecks[k],
-                                    ahead.take(k, moved=True))
-                         for k, (prep, copy) in enumerate(zip(prepared, copies))]
+                found = []
+                for k, (prep, copy) in enumerate(zip(prepared, copies)):
+                    found.append(_check_one(prep, done[k][0], copy, name, chosen, trusted, ahead.take(k), rechecks[k],
+                                            ahead.take(k, moved=True)))
+                    options["progress"](prep.source)
             else:
-                found = _pipelined(prepared, proofs, name, hot, workdir, timeout, device, trusted, ahead)
+                found = _pipelined(prepared, proofs, name, hot, workdir, timeout, device, trusted, ahead,
+                                   options["progress"])
         finally:
             ahead.close()
             if own is not None:
@@ -311,7 +329,7 @@ def _check_with(name, paths, workdir, device, timeout, spec, trusted, warm, star
     return found
 
 
-def _pipelined(prepared, proofs, engine, hot, workdir, timeout, device, trusted, ahead):
+def _pipelined(prepared, proofs, engine, hot, workdir, timeout, device, trusted, ahead, progress):
     """Recalculate book after book with a warm engine while the book before is checked
     on the other core; returns the reports in order."""
     from concurrent.futures import ThreadPoolExecutor
@@ -322,8 +340,10 @@ def _pipelined(prepared, proofs, engine, hot, workdir, timeout, device, trusted,
     def check(k, copy, recheck):
         if not chosen:
             chosen.append(pick_device(device))  # a GPU asked for and absent: said before any report
-        return _check_one(prepared[k], proofs.get(k)[0], copy, engine, chosen[0], trusted, ahead.take(k), recheck,
-                          ahead.take(k, moved=True))
+        report = _check_one(prepared[k], proofs.get(k)[0], copy, engine, chosen[0], trusted, ahead.take(k), recheck,
+                            ahead.take(k, moved=True))
+        progress(prepared[k].source)
+        return report
 
     pool = ThreadPoolExecutor(1)
     try:
