@@ -8,8 +8,15 @@ torch), so a command that only talks to ``xlnet serve`` starts in a fraction of 
 """
 
 import importlib
+from typing import TYPE_CHECKING
 
 from .errors import DeviceError, EngineError, InputError, LayoutError, ManifestError, XlnetError
+
+if TYPE_CHECKING:  # what a type checker sees of the names imported on first use
+    from .api import annotate, build, check, load, plot
+    from .checking.opened import OpenedBook, open_workbook as open, open_workbooks
+    from .lessons import all_lessons
+    from .report import Report, exit_code
 
 __version__ = "0.1.0"
 

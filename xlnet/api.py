@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Union
 
 from . import engines, lessons
 from .atomic import atomic_path
@@ -12,10 +14,18 @@ from .checking.prepare import prepare
 from .errors import InputError, option
 from .workbook import read
 
+if TYPE_CHECKING:
+    from .limits import Limits
+    from .report import Report
+
 DEFAULT_OUT = lessons.DEFAULT_OUT
+PathLike = Union[str, "os.PathLike[str]"]  # a path given as text or as a Path
+Progress = Callable[[int, str], object]  # progress(k, name): the k-th step of a run
 
 
-def build(names=None, out=DEFAULT_OUT, seed=0, exercise=None, exercise_points=None, progress=None, **options):
+def build(names: Iterable[str] | None = None, out: PathLike = DEFAULT_OUT, seed: int = 0,
+          exercise: str | Sequence[str] | None = None, exercise_points: float | str | Mapping[str, float] | None = None,
+          progress: Progress | None = None, **options: object) -> list[Path]:
     """Build lesson workbooks.
 
     Args:
@@ -58,7 +68,7 @@ def build(names=None, out=DEFAULT_OUT, seed=0, exercise=None, exercise_points=No
     return paths
 
 
-def _output_folder(out):
+def _output_folder(out: PathLike) -> Path:
     """The output folder, created if needed; one line when it cannot be a writable folder."""
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -72,7 +82,7 @@ def _output_folder(out):
     return out
 
 
-def load(path, limits=None):
+def load(path: PathLike, limits: Limits | None = None) -> read.Workbook:
     """Read a workbook as saved (cached values), validating its manifest and names.
 
     Args:
@@ -85,8 +95,10 @@ def load(path, limits=None):
     return read.read_workbook(path, limits=limits)
 
 
-def check(paths, engine="libreoffice", device="auto", timeout=engines.DEFAULT_TIMEOUT, spec=None,
-          reference=None, limits=None, warm=None, started=None, perturb=None, seed=None, progress=None):
+def check(paths: PathLike | Iterable[PathLike], engine: str = "libreoffice", device: str = "auto",
+          timeout: float = engines.DEFAULT_TIMEOUT, spec: PathLike | None = None, reference: PathLike | None = None,
+          limits: Limits | None = None, warm: object | None = None, started: str | None = None,
+          perturb: bool | None = None, seed: int | None = None, progress: Progress | None = None) -> list[Report]:
     """Recalculate workbooks with a real engine and check every block against torch.
 
     Args:
@@ -119,7 +131,7 @@ def check(paths, engine="libreoffice", device="auto", timeout=engines.DEFAULT_TI
                           rebuild=provenance.verify, progress=progress)
 
 
-def annotate(path, spec, out):
+def annotate(path: PathLike, spec: PathLike, out: PathLike) -> Path:
     """Write a copy of a workbook that carries its spec as an xlnet manifest, so that
     ``xlnet check`` needs no spec afterwards.
 
@@ -155,7 +167,8 @@ def annotate(path, spec, out):
     return out
 
 
-def plot(path, out=".", engine="cached", charts_only=False, timeout=engines.DEFAULT_TIMEOUT, limits=None):
+def plot(path: PathLike, out: PathLike = ".", engine: str = "cached", charts_only: bool = False,
+         timeout: float = engines.DEFAULT_TIMEOUT, limits: Limits | None = None) -> list[Path]:
     """Draw every block of a workbook as a heat map PNG, in the sheet's colours.
 
     Args:

@@ -12,8 +12,11 @@ Cells, as read:
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,6 +26,9 @@ from ..workbook import refs
 from ..workbook.package import as_path
 from ..errors import EngineError, InputError
 from ..workbook.read import _number, open_values
+
+if TYPE_CHECKING:
+    from ..limits import Limits
 
 
 @dataclass
@@ -153,7 +159,9 @@ def notes_for(survey, name_errors, engine):
     return notes
 
 
-def open_workbooks(paths, engine="libreoffice", timeout=engines.DEFAULT_TIMEOUT, warm=None, limits=None):
+def open_workbooks(paths: Iterable[str | os.PathLike[str]], engine: str = "libreoffice",
+                   timeout: float = engines.DEFAULT_TIMEOUT, warm: object | None = None,
+                   limits: Limits | None = None) -> list[OpenedBook]:
     """Open several workbooks with one engine run (one start-up for all of them).
 
     Args:
@@ -199,7 +207,8 @@ def open_workbooks(paths, engine="libreoffice", timeout=engines.DEFAULT_TIMEOUT,
     return books
 
 
-def open_workbook(path, engine="libreoffice", timeout=engines.DEFAULT_TIMEOUT, limits=None):
+def open_workbook(path: str | os.PathLike[str], engine: str = "libreoffice", timeout: float = engines.DEFAULT_TIMEOUT,
+                  limits: Limits | None = None) -> OpenedBook:
     """Recalculate a copy of any workbook with a real engine and read it as tensors.
 
     Args:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
+from typing import Any
 import math
 from dataclasses import asdict, dataclass, field
 
@@ -40,7 +42,7 @@ class ExerciseResult:
     points: float = 1.0
 
     @property
-    def done(self):
+    def done(self) -> bool:
         return self.right == self.cells
 
     def to_dict(self):
@@ -114,11 +116,11 @@ class Report:
     perturbed: dict = field(default_factory=dict)  # the recheck with inputs moved: seed, cells, tensors
 
     @property
-    def passed(self):
+    def passed(self) -> bool:
         """True when every block passes, the end-to-end pass agrees, and nothing else failed."""
         return not self.problems and all(b.status in ("pass", "e2e") and b.e2e_pass for b in self.blocks)
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         """The report as a record of ``--json`` (``report.schema``, version VERSION): every
         difference a number or null, the infinite ones named in the block's ``infinite``."""
         from .schema import VERSION
@@ -154,7 +156,7 @@ class Report:
                 "blocks": [], "sentinel": "", "notes": [], "spec": "", "started": "", "exercises": [], "problems": [],
                 "perturbed": {}}
 
-    def text(self):
+    def text(self) -> str:
         """A table: one line per block, then a summary line."""
         engine = f"{self.engine}, {self.started}" if self.started else self.engine
         proof = {"ok": "recalculated: sentinel ok",
@@ -224,7 +226,7 @@ def _num(x):
     return f"{x:.1e}"
 
 
-def exit_code(reports):
+def exit_code(reports: Iterable[Report]) -> int:
     """0 when every report passes, 1 when any block mismatches."""
     return 0 if all(r.passed for r in reports) else 1
 
