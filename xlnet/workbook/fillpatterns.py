@@ -1,7 +1,10 @@
 """Formulas as a fill-drag sees them: each reference written relative to its own cell, R1C1
 style (``B5`` in C6 is ``R[-1]C[-1]``, ``$B$5`` is ``R5C2``), so two cells hold the same
 pattern exactly when one is the other dragged. Used to grade exercise blocks (a learner's
-formula against the worked cell's, moved) and to keep lesson blocks drag-friendly."""
+formula against the worked cell's, moved) and to keep lesson blocks drag-friendly.
+
+A drag itself is openpyxl's ``Translator``; the R1C1 pattern is written here because openpyxl
+has none to give (two formulas are compared by pattern, whatever cells they sit in)."""
 
 from __future__ import annotations
 
@@ -28,18 +31,16 @@ def relative(formula, row, col):
 
 def moved(formula, origin, target):
     """The formula at ``origin`` (row, col) dragged to ``target``: relative references follow,
-    anchored ones stay. Returns it in A1 form."""
-    dr, dc = target[0] - origin[0], target[1] - origin[1]
+    anchored ones stay (openpyxl's ``Translator``, which tokenizes the formula as Excel does).
+    Returns it in A1 form; ``=#REF!`` when the drag moves a reference off the sheet."""
+    from openpyxl.formula.translate import Translator, TranslatorError
 
-    def one(m):
-        if m.group(1):
-            return m.group(1)
-        sheet, col_abs, letters, row_abs, digits = m.group(2) or "", m.group(3), m.group(4), m.group(5), m.group(6)
-        r, c = int(digits) + (0 if row_abs else dr), column_number(letters) + (0 if col_abs else dc)
-        if r < 1 or c < 1:
-            return "#REF!"
-        return f"{sheet}{col_abs}{get_column_letter(c)}{row_abs}{r}"
-    return "=" + _CELL.sub(one, formula.lstrip("="))
+    def a1(at):
+        return f"{get_column_letter(at[1])}{at[0]}"
+    try:
+        return Translator("=" + formula.lstrip("="), origin=a1(origin)).translate_formula(a1(target))
+    except TranslatorError:
+        return "=#REF!"
 
 
 def references(formula):

@@ -36,7 +36,7 @@ def _cell(ref, value):
 
 def sheet_xml(cells):
     """A worksheet part holding ``cells``: {(row, col) from 0: value}."""
-    from openpyxl.utils.cell import get_column_letter
+    from .refs import get_column_letter
 
     rows = {}
     for (r, c), value in sorted(cells.items()):

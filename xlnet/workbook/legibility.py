@@ -15,7 +15,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from openpyxl.utils import get_column_letter, column_index_from_string
+from .refs import column_number as column_index_from_string, get_column_letter
 
 # Calibri's advance widths in ems (2048 units), by character class; bold is a little wider.
 _EM = {"digit": 0.507, ".": 0.252, ",": 0.250, "-": 0.306, "+": 0.498, "%": 0.715, " ": 0.226, "E": 0.488,

@@ -1,4 +1,8 @@
-"""A1 references as people type them: ``conv!B2:AC29``, ``'my sheet'!A1``, ``'it''s'!$C$3``."""
+"""A1 references as people type them: ``conv!B2:AC29``, ``'my sheet'!A1``, ``'it''s'!$C$3``.
+
+The one module of xlnet that turns columns into letters and back (openpyxl's ``utils.cell``
+underneath); a sheet-qualified reference, a range and its bounds are parsed here, as a check
+reads them from names, specs and formulas."""
 
 from __future__ import annotations
 
@@ -6,20 +10,17 @@ import functools
 import re
 from dataclasses import dataclass
 
+from openpyxl.utils.cell import column_index_from_string, get_column_letter as _letters
+
 from ..errors import InputError
 
 MAX_ROW, MAX_COL = 1048576, 16384  # the largest sheet Excel and LibreOffice hold
 
-@functools.lru_cache(maxsize=None)
 def get_column_letter(col):
-    """The letters of a column from 1 (``1`` -> ``A``, ``28`` -> ``AB``)."""
+    """The letters of a column from 1 (``1`` -> ``A``, ``28`` -> ``AB``): openpyxl's, within the sheet."""
     if not 1 <= col <= MAX_COL:
         raise ValueError(f"column {col} is outside the sheet (1 to {MAX_COL})")
-    letters = ""
-    while col:
-        col, rest = divmod(col - 1, 26)
-        letters = chr(65 + rest) + letters
-    return letters
+    return _letters(col)
 
 
 _CELL = r"\$?([A-Za-z]{1,3})\$?([0-9]{1,7})"
@@ -75,11 +76,8 @@ def quote_sheet(sheet):
 
 @functools.lru_cache(maxsize=None)
 def column_number(letters):
-    """The number of a column from its letters (``A`` -> 1, ``AB`` -> 28)."""
-    n = 0
-    for ch in letters.upper():
-        n = n * 26 + ord(ch) - 64
-    return n
+    """The number of a column from its letters (``A`` -> 1, ``AB`` -> 28): openpyxl's."""
+    return column_index_from_string(letters.upper())
 
 
 def is_reference(text):
