@@ -54,6 +54,11 @@ class OpenedBook:
         how = "recalculated" if self.recalculated else "as saved"
         return f"<OpenedBook {Path(self.path).name} ({self.engine}, {how}): sheets {', '.join(self.sheetnames)}>"
 
+    def _repr_html_(self):
+        """The book as a notebook shows it: its sheets and defined names."""
+        from ..report.html import opened_table
+        return opened_table(Path(self.path).name, self.engine, self.recalculated, self.sheetnames, self.names)
+
     @property
     def sheetnames(self):
         """The workbook's sheets (xlnet's own hidden sheet left out)."""

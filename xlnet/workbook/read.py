@@ -46,6 +46,11 @@ class SheetTensor:
         """The cell address (``conv!B3``) of one element, by flat index."""
         return self.cells[int(flat_index)]
 
+    def _repr_html_(self):
+        """The block as a notebook shows it: a table in the sheet's colours."""
+        from ..report.html import tensor_table
+        return tensor_table(self.name, self.values, self.cells)
+
 
 @dataclass
 class Workbook:
@@ -60,6 +65,11 @@ class Workbook:
 
     def __repr__(self):  # a notebook cell ending in a book shows this, not megabytes of tensors
         return f"<Workbook {self.path.name}: {len(self.tensors)} tensors, {len(self.manifest['ops'])} ops>"
+
+    def _repr_html_(self):
+        """The workbook as a notebook shows it: its tensors, their shapes and first cells."""
+        from ..report.html import workbook_table
+        return workbook_table(self.path.name, self.tensors, len(self.manifest["ops"]))
 
 
 def open_book(path, data_only=True, limits=None):
