@@ -4,6 +4,7 @@ None), compared with torch and with the lesson workbooks' recalculated values.""
 import tempfile
 
 import numpy as np
+import openpyxl
 import pytest
 import torch
 import torch.nn.functional as F
@@ -169,3 +170,48 @@ def test_bad_arguments_give_a_readable_message(call, words):
     message = call()
     assert isinstance(message, str) and message.startswith("xlnet: ") and words in message
     assert "Traceback" not in message and "\n" not in message
+
+
+def test_the_starter_book_names_the_module_and_every_call_runs_on_its_inputs(tmp_path, capsys):
+    """`xlnet udfs`: the xlwings.conf sheet names xlnet.udfs, and each call the try sheet makes
+    answers (here, as Excel would once the functions are imported) on the inputs typed beside it."""
+    import re
+
+    from openpyxl.utils.cell import range_boundaries
+
+    from xlnet.cli import main
+
+    path = tmp_path / "xlnet-udfs.xlsx"
+    assert main(["udfs", "--out", str(path)]) == 0 and f"wrote {path}" in capsys.readouterr().out
+    book = openpyxl.load_workbook(path)
+    assert book.sheetnames == ["start", "xlwings.conf", "try"]
+    conf = {row[0]: row[1] for row in book["xlwings.conf"].iter_rows(values_only=True)}
+    assert conf["UDF Modules"] == "xlnet.udfs"
+    steps = " ".join(str(c.value) for c in book["start"]["A"] if c.value)
+    assert ".xlsm" in steps and "Trust access to the VBA project object model" in steps and "Import Functions" in steps
+    ws = book["try"]
+
+    def grid(ref):
+        c0, r0, c1, r1 = range_boundaries(ref)
+        return np.array([[ws.cell(r, c).value for c in range(c0, c1 + 1)] for r in range(r0, r1 + 1)], dtype=float)
+
+    def run(formula):
+        name, args = re.fullmatch(r"(XLNET_\w+)\((.*)\)", formula).groups()
+        inner = re.fullmatch(r"(XLNET_\w+)\((.*)\)", args)
+        if inner:  # one call inside another
+            return getattr(udfs, name)(run(args))
+        return getattr(udfs, name)(*[grid(a) for a in args.split(",") if a])
+
+    formulas = [c.value for row in ws.iter_rows() for c in row if isinstance(c.value, str) and c.value.startswith("=")]
+    assert len(formulas) == 5
+    for formula in formulas:
+        out = run(formula[1:])
+        assert not isinstance(out, str) or out.startswith(("cpu", "cuda")), (formula, out)
+    conv = run("XLNET_CONV2D(B4:G9,I4:K6)")
+    assert np.asarray(conv).shape == (4, 4)
+
+
+def test_the_starter_book_is_refused_as_anything_but_xlsx(tmp_path, capsys):
+    from xlnet.cli import main
+    assert main(["udfs", "--out", str(tmp_path / "book.xlsm")]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1 and not (tmp_path / "book.xlsm").exists()

@@ -142,6 +142,9 @@ def _parser(lesson_options=True):
     annotate.add_argument("--spec", required=True, metavar="SPEC.toml", help="the spec to write into the copy")
     annotate.add_argument("-o", "--out", required=True, metavar="OUT", help="the copy to write")
 
+    udfs = sub.add_parser("udfs", help="write a starter book for the torch functions in Excel cells (xlwings, "
+                                       "Windows): an xlwings.conf sheet, calls to try, the steps")
+    udfs.add_argument("--out", default="xlnet-udfs.xlsx", help="the book to write (default: xlnet-udfs.xlsx)")
     plot = sub.add_parser("plot", help="draw every block of a workbook as PNG heat maps")
     plot.add_argument("file", metavar="FILE")
     plot.add_argument("--out", default=".", help="output directory (default: .)")
@@ -388,6 +391,10 @@ def _run(args):
                            interval=args.interval, count=args.count)
     if args.command == "annotate":
         print(f"wrote {api.annotate(args.file, args.spec, args.out)}")
+        return 0
+    if args.command == "udfs":
+        from . import udf_book
+        print(f"wrote {udf_book.write(args.out)}")
         return 0
     if args.command == "plot":
         for path in api.plot(args.file, out=args.out, engine=args.engine, charts_only=args.charts_only,
