@@ -360,13 +360,14 @@ def as_xlsm(path):
     return target, spec
 
 
-def as_xls(path):
-    """The same workbook saved in Excel 97-2003 format (LibreOffice does the saving)."""
+def as_xls(path, kind="xls"):
+    """The same workbook saved in Excel 97-2003 format, or as an OpenDocument spreadsheet with
+    ``kind="ods"`` (LibreOffice does the saving, as a LibreOffice user would)."""
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(["soffice", f"-env:UserInstallation=file://{tmp}/profile", "--headless", "--convert-to",
-                        "xls", "--outdir", tmp, str(path)], check=True, capture_output=True, timeout=180)
-        target = path.with_suffix(".xls")
-        shutil.copyfile(Path(tmp) / (path.stem + ".xls"), target)
+                        kind, "--outdir", tmp, str(path)], check=True, capture_output=True, timeout=180)
+        target = path.with_suffix(f".{kind}")
+        shutil.copyfile(Path(tmp) / (path.stem + f".{kind}"), target)
     return target
 
 

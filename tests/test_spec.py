@@ -151,6 +151,18 @@ def test_legacy_xls_is_converted_by_the_engine(tmp_path):
 
 
 @needs_libreoffice
+def test_an_ods_spreadsheet_is_converted_and_checked_by_its_spec(tmp_path):
+    """What LibreOffice users save: an .ods beside its spec, found in a folder too."""
+    path, spec = handmade.cross_entropy_book(tmp_path)
+    ods = handmade.as_xls(path, "ods")
+    path.unlink()
+    [report] = check(tmp_path)  # the folder: the .ods is its workbook
+    assert report.path == str(ods) and report.passed and len(report.blocks) == 3, report.text()
+    book = xlnet.open(ods, engine="libreoffice")
+    assert book.sheetnames == ["xent"] and book.recalculated
+
+
+@needs_libreoffice
 def test_annotate_writes_the_spec_into_a_copy_that_checks_without_it(tmp_path, capsys):
     path, spec = handmade.collab_book(tmp_path)
     before = digest(path)

@@ -144,8 +144,8 @@ def annotate(path: PathLike, spec: PathLike, out: PathLike) -> Path:
         The path written.
     """
     path, out = Path(path), Path(out)
-    if path.suffix.lower() == ".xls":
-        raise InputError(f"{path}: annotate writes .xlsx or .xlsm copies; save the .xls as .xlsx first")
+    if path.suffix.lower() in (".xls", ".ods"):
+        raise InputError(f"{path}: annotate writes .xlsx or .xlsm copies; save the {path.suffix.lower()} as .xlsx first")
     if out.resolve() == path.resolve():
         raise InputError(f"{out}: annotate never overwrites the workbook it reads; choose another -o")
     if out.suffix.lower() != path.suffix.lower():

@@ -170,7 +170,7 @@ def open_workbooks(paths: Iterable[str | os.PathLike[str]], engine: str = "libre
     """Open several workbooks with one engine run (one start-up for all of them).
 
     Args:
-        paths: workbooks (.xlsx, .xlsm, .xls); never modified.
+        paths: workbooks (.xlsx, .xlsm, .xls, .ods); never modified.
         engine: libreoffice, gnumeric, formulas, excel, or cached (values as saved: nothing
             proves they are current, and ``recalculated`` says so).
         timeout: seconds allowed to the engine.
@@ -196,7 +196,7 @@ def open_workbooks(paths: Iterable[str | os.PathLike[str]], engine: str = "libre
         for prep, copy in zip(prepared, copies):
             grids = _grids(copy, prep.limits)
             survey = prep.survey
-            survey.formulas  # read now: an .xls's converted copy goes with the folder
+            survey.formulas  # read now: an .xls's or .ods's converted copy goes with the folder
             sentinel = grids.get(manifest_mod.SHEET, {}).get((2, 2))
             recalculated = sentinel == manifest_mod.SENTINEL_VALUE
             if not recalculated and chosen.recalculates:
@@ -217,7 +217,7 @@ def open_workbook(path: str | os.PathLike[str], engine: str = "libreoffice", tim
     """Recalculate a copy of any workbook with a real engine and read it as tensors.
 
     Args:
-        path: an .xlsx, .xlsm or .xls file; never modified, its macros never run.
+        path: an .xlsx, .xlsm, .xls or .ods file; never modified, its macros never run.
         engine: libreoffice (default), gnumeric, formulas, excel, or cached.
         timeout: seconds allowed to the engine.
         limits: a limits.Limits (default: the environment's).

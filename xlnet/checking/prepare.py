@@ -23,7 +23,8 @@ EMPTY_MANIFEST = {"version": manifest_mod.VERSION, "lesson": None, "source": "op
                   "charts": []}
 
 
-WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xls")
+WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".ods")
+CONVERTED = {".xls": "a legacy .xls workbook", ".ods": "an OpenDocument spreadsheet (.ods)"}  # turned into .xlsx first
 
 
 def workbooks_in(paths):
@@ -41,21 +42,22 @@ def workbooks_in(paths):
         inside = sorted(p for p in path.iterdir() if p.suffix.lower() in WORKBOOK_SUFFIXES and p.is_file()
                         and not p.name.startswith(("~$", ".")))
         if not inside:
-            raise InputError(f"{path}: a folder with no workbook in it (.xlsx, .xlsm or .xls)")
+            raise InputError(f"{path}: a folder with no workbook in it (.xlsx, .xlsm, .xls or .ods)")
         found += inside
     return found
 
 
 def as_xlsx(path, workdir, engine, timeout):
-    """The file itself, or for a legacy .xls an .xlsx the engine converted it to."""
+    """The file itself, or for a legacy .xls or an .ods an .xlsx the engine converted it to."""
     path = Path(path)
     readable(path)
-    if path.suffix.lower() != ".xls":
+    what = CONVERTED.get(path.suffix.lower())
+    if what is None:
         return path
     converter = engine if engines.get(engine).converts_xls else next(
         (e for e in engines.ENGINES if engines.get(e).converts_xls and engines.available(e)), None)
     if converter is None:
-        raise InputError(f"{path}: a legacy .xls workbook needs LibreOffice or Gnumeric to convert it; "
+        raise InputError(f"{path}: {what} needs LibreOffice or Gnumeric to convert it; "
                          "install one, or save it as .xlsx")
     return engines.convert_to_xlsx(path, Path(workdir), converter, timeout)
 

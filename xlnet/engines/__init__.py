@@ -154,10 +154,11 @@ def recalc_moved(path, cells, workdir, warm, timeout=DEFAULT_TIMEOUT, source=Non
 
 
 def convert_to_xlsx(path, workdir, engine, timeout=DEFAULT_TIMEOUT):
-    """Convert a legacy .xls workbook to .xlsx with LibreOffice or Gnumeric.
+    """Convert a legacy .xls workbook or an OpenDocument .ods spreadsheet to .xlsx with
+    LibreOffice or Gnumeric.
 
     Args:
-        path: the .xls file (never modified).
+        path: the .xls or .ods file (never modified).
         workdir: an existing directory for the conversion.
         engine: libreoffice or gnumeric.
         timeout: seconds allowed.
@@ -166,13 +167,14 @@ def convert_to_xlsx(path, workdir, engine, timeout=DEFAULT_TIMEOUT):
         The .xlsx path.
     """
     path, workdir = Path(path), Path(workdir)
-    folder = Path(tempfile.mkdtemp(prefix="xls-", dir=workdir))
-    source = folder / "legacy.xls"
+    suffix = path.suffix.lower()
+    folder = Path(tempfile.mkdtemp(prefix="convert-", dir=workdir))
+    source = folder / f"source{suffix}"
     shutil.copyfile(path, source)
     converter = get(engine)
     if not converter.converts_xls:
-        raise EngineError(f"{path}: {engine} cannot convert a legacy .xls workbook")
+        raise EngineError(f"{path}: {engine} cannot convert a {suffix} workbook")
     converted = converter.recalc([source], folder, timeout)[0]
     if not converted.is_file() or converted.stat().st_size == 0:
-        raise EngineError(f"{path}: {engine} could not convert this .xls workbook; save it as .xlsx")
+        raise EngineError(f"{path}: {engine} could not convert this {suffix} workbook; save it as .xlsx")
     return converted

@@ -14,7 +14,7 @@ class Engine:
         recalculates: it computes the formulas (``cached`` only reads the saved values).
         runs_warm: it can be kept running between workbooks (``warm_available`` says whether
             what that needs is installed here).
-        converts_xls: it can turn a legacy ``.xls`` into ``.xlsx``.
+        converts_xls: it can turn a legacy ``.xls`` or an OpenDocument ``.ods`` into ``.xlsx``.
         overflow_may_be_finite: it may hold a number where Excel shows an overflow (``#NUM!``).
     """
 
