@@ -10,8 +10,9 @@ import pytest
 from conftest import ROOT, check
 
 # lowest first: a module may import its own package and any package on an earlier line
-LAYERS = [["errors", "limits", "atomic"], ["ops"], ["manifest"], ["workbook"], ["engines"], ["sheet"], ["report"],
-          ["checking"], ["lessons"], ["api", "cli", "serve", "watch", "pytest_plugin", "udfs", "__init__", "__main__"]]
+LAYERS = [["errors", "limits", "atomic", "progress"], ["ops"], ["manifest"], ["workbook"], ["engines"], ["sheet"],
+          ["report"], ["checking"], ["lessons"],
+          ["api", "cli", "serve", "watch", "pytest_plugin", "udfs", "udf_book", "docs_pages", "__init__", "__main__"]]
 RANK = {name: k for k, names in enumerate(LAYERS) for name in names}
 
 

@@ -4,7 +4,7 @@ as its tensors, an opened book as its sheets; short, and every text escaped."""
 import numpy as np
 
 import xlnet
-from xlnet.report.html import MAX_SHOWN, tensor_table
+from xlnet.workbook.html import MAX_SHOWN, tensor_table
 from conftest import ROOT
 
 

@@ -56,7 +56,7 @@ class OpenedBook:
 
     def _repr_html_(self):
         """The book as a notebook shows it: its sheets and defined names."""
-        from ..report.html import opened_table
+        from ..workbook.html import opened_table
         return opened_table(Path(self.path).name, self.engine, self.recalculated, self.sheetnames, self.names)
 
     @property

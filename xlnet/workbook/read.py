@@ -48,7 +48,7 @@ class SheetTensor:
 
     def _repr_html_(self):
         """The block as a notebook shows it: a table in the sheet's colours."""
-        from ..report.html import tensor_table
+        from .html import tensor_table
         return tensor_table(self.name, self.values, self.cells)
 
 
@@ -68,7 +68,7 @@ class Workbook:
 
     def _repr_html_(self):
         """The workbook as a notebook shows it: its tensors, their shapes and first cells."""
-        from ..report.html import workbook_table
+        from .html import workbook_table
         return workbook_table(self.path.name, self.tensors, len(self.manifest["ops"]))
 
 
