@@ -530,7 +530,8 @@ def _head(s, put, h2, p, text, row, step):
     return out
 
 
-# the weights' places: (name, row of the two, caption) in the order the starting weights show them
+# the weights in the order the starting weights show them, each with the strip it goes in: 0 the
+# matrices, 1 the layer norms and the MLP (the position embeddings' gradient is dL/dx0 itself)
 _LAYOUT = [("tok_emb", 0), ("wq", 0), ("wk", 0), ("wv", 0), ("wo", 0), ("wout", 0), ("bout", 0),
            ("ln1_w", 1), ("ln1_b", 1), ("ln2_w", 1), ("ln2_b", 1), ("mlp_w1", 1), ("mlp_b1", 1), ("mlp_w2", 1), ("mlp_b2", 1)]
 
@@ -557,8 +558,8 @@ def _update(s, put, p, dw, state, hyper, step, row):
     """new = old - lr x gradient (SGD), or Adam's moments and step, for every weight; returns
     the new weights, Adam's state and the last row used."""
     sheet = s.sheet
-    order = ["tok_emb", "pos_emb", "wq", "wk", "wv", "wo", "wout", "bout", "ln1_w", "ln1_b", "ln2_w", "ln2_b", "mlp_w1",
-             "mlp_b1", "mlp_w2", "mlp_b2"]
+    strip = dict(_LAYOUT, pos_emb=0)
+    order = ["tok_emb", "pos_emb"] + [name for name, _ in _LAYOUT[1:]]
     lines = (("m", "Adam m: beta1 x previous m + (1 - beta1) x gradient"),
              ("v", "Adam v: beta2 x previous v + (1 - beta2) x gradient^2"),
              ("new", "new weights")) if s.adam else (("new", "new weights: old - lr x gradient"),)
@@ -569,7 +570,7 @@ def _update(s, put, p, dw, state, hyper, step, row):
         cols, top, tallest = [1, 1], row, [0, 0]
         second = row + max(s.V, s.T, s.d) + 4
         for name in order:
-            which = 1 if name in ("ln1_w", "ln1_b", "ln2_w", "ln2_b", "mlp_w1", "mlp_b1", "mlp_w2", "mlp_b2") else 0
+            which = strip[name]
             r = top if which == 0 else second
             orient = p[name].orient
             if what == "new":
