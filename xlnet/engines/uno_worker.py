@@ -3,8 +3,9 @@ module (Debian's python3-uno, or LibreOffice's own program/python), never import
 
     python3 uno_worker.py SOFFICE PROFILE_URL PIPE_NAME START_TIMEOUT
 
-It starts ``soffice`` headless with the given profile (the one that forces recalculation on
-load and disables macros) listening on a named pipe, connects to it, prints one JSON line
+On the line ``go`` (sent once the caller guards its process group) it starts ``soffice``
+headless with the given profile (the one that forces recalculation on load and disables
+macros) listening on a named pipe, connects to it, prints one JSON line
 ``{"ready": "<LibreOffice version>"}``, then answers one JSON line per request read on stdin:
 ``{"in": PATH, "out": PATH}`` -> the workbook loaded (and so recalculated) and stored as .xlsx,
 ``{"ok": true}`` or ``{"error": "..."}``; with ``"moved": {"out": PATH, "cells": [[SHEET, ROW,
@@ -48,6 +49,10 @@ def _version(ctx):
 
 def main():
     soffice, profile_url, pipe_name, start_timeout = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+    # LibreOffice starts only once the caller says "go": by then the caller's watchdog guards this
+    # process group, so a kill -9 of the caller at any moment leaves no LibreOffice behind
+    if sys.stdin.readline().strip() != "go":
+        return 1
     office = subprocess.Popen(
         [soffice, f"-env:UserInstallation={profile_url}", "--headless", "--invisible", "--norestore",
          "--nolockcheck", "--nodefault", "--nologo", f"--accept=pipe,name={pipe_name};urp;StarOffice.ComponentContext"],

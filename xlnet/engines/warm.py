@@ -103,6 +103,8 @@ class WarmLibreOffice:
                 self._guard.stop()
                 raise
             self._guard.watch(self._proc)
+            self._proc.stdin.write("go\n")  # LibreOffice starts now, its group already guarded
+            self._proc.stdin.flush()
         self._lines = queue.Queue()
         threading.Thread(target=self._read, args=(self._proc, self._lines), daemon=True).start()
         reply = self._reply(self._start_timeout + 1, "starting")
