@@ -311,8 +311,9 @@ def check_workbook(book, device="auto", engine="?", typed=None, e2e=None, formul
     sheet_values = {n: t.values for n, t in tensors.items()}
     lenient = engine in engines.ENGINES and engines.get(engine).overflow_may_be_finite
     broken = {name for entry in manifest["ops"] if not entry.get("composite") for name in entry["outputs"].values()
-              if _unexpected_errors(tensors[name], infos[name].get("expected_errors", []))} | set(unusable or ()) \
-        | _unfilled(manifest, tensors)
+              if _unexpected_errors(tensors[name], infos[name].get("expected_errors", []))} | set(unusable or ())
+    unfilled = _unfilled(manifest, tensors)
+    broken |= unfilled
     if e2e is None:
         e2e = end_to_end(manifest, sheet_values, device, {n: t.coords for n, t in tensors.items()})
     provider = manifest_mod.providers(manifest)
@@ -336,7 +337,7 @@ def check_workbook(book, device="auto", engine="?", typed=None, e2e=None, formul
                 status, max_abs, max_rel, worst, message = "e2e", e2e_abs, math.nan, None, ""
             elif upstream:
                 status, max_abs, max_rel, worst = "skip", math.nan, math.nan, None
-                message = _unreadable(upstream, tensors, unusable or {}, infos)
+                message = _unreadable(upstream, tensors, unusable or {}, infos, unfilled)
             else:
                 ref = block_out[key].detach().cpu().numpy()
                 passed, max_abs, max_rel, worst, message = compare(sheet, ref, expected,
@@ -369,7 +370,7 @@ def check_workbook(book, device="auto", engine="?", typed=None, e2e=None, formul
                   exercises=[g.to_dict() for g in graded])
 
 
-def _unreadable(upstream, tensors, unusable, infos):
+def _unreadable(upstream, tensors, unusable, infos, unfilled=()):
     """Why a block is skipped: its inputs hold blank cells (an exercise not filled in yet),
     error values, or cells that are not numbers. Inputs are named by their titles (the ranges
     of a spec), not by internal names."""
@@ -379,9 +380,8 @@ def _unreadable(upstream, tensors, unusable, infos):
         first = tensors[bad[0]]
         k, problem = next(iter(first.errors.items()))
         return f"input {named}: cell {first.address(k)} holds {problem}"
-    blank = [n for n in upstream if n in tensors and (np.isnan(np.asarray(tensors[n].values, dtype=np.float64)).any()
-                                                     if not tensors[n].errors else
-                                                     all(code == "blank" for code in tensors[n].errors.values()))]
+    blank = [n for n in upstream if n in unfilled or n in tensors and tensors[n].errors
+             and all(code == "blank" for code in tensors[n].errors.values())]
     if len(blank) == len(upstream):
         return f"input {named} has blank cells (not filled in yet)"
     return f"input {named} holds error values"

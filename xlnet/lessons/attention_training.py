@@ -7,17 +7,15 @@ fixed number of steps). The weights are rounded to two decimals, as the sheet sh
 default shape's weights ship in ``attention_weights.json`` (made by
 ``scripts/train_attention_weights.py``), so the default workbook is the same whatever torch is
 installed and building it imports no torch; other shapes are trained when first built and kept
-in the user's cache folder (see ``conv_training.cache_folder``).
+in the user's cache folder (see ``trained``).
 """
 
 import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_path
-from .conv_training import cache_folder
+from . import trained
 
 WEIGHTS_FILE = Path(__file__).with_name("attention_weights.json")
 STEPS = 300
@@ -38,39 +36,8 @@ def shape_key(tokens, options, seed):
 def weights_for(tokens, vocab, options, seed, start):
     """The trained, rounded weights for this text and shape (a dict of arrays, as ``start``):
     the shipped file's, else the cache's, else trained now and cached."""
-    key = shape_key(tokens, options, seed)
-    shipped = json.loads(WEIGHTS_FILE.read_text()) if WEIGHTS_FILE.is_file() else []
-    for entry in shipped:
-        if entry["shape"] == key:
-            return _arrays(entry)
-    cached = _cache_file(key)
-    if cached is not None and cached.is_file():
-        try:
-            entry = json.loads(cached.read_text())
-            if entry.get("shape") == key:
-                return _arrays(entry)
-        except (OSError, ValueError, KeyError, TypeError):
-            pass  # a damaged cache entry is trained again
-    entry = train(tokens, vocab, options, seed, start)
-    if cached is not None:
-        try:
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(cached) as tmp:
-                Path(tmp).write_text(json.dumps(entry) + "\n")
-        except OSError:
-            pass  # no cache folder to write: the next build trains again
-    return _arrays(entry)
-
-
-def _cache_file(key):
-    folder = cache_folder()
-    if folder is None:
-        return None
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
-    return folder / f"attention-weights-{digest}.json"
-
-
-def _arrays(entry):
+    entry = trained.entry_for(shape_key(tokens, options, seed), WEIGHTS_FILE, "attention-weights",
+                              lambda: train(tokens, vocab, options, seed, start))
     return {k: np.asarray(v, dtype=np.float64) for k, v in entry["weights"].items()}
 
 

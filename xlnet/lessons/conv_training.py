@@ -9,21 +9,17 @@ example's) ship in ``conv_weights.json`` (made by ``scripts/train_conv_weights.p
 ``train`` below), so those workbooks are the same whatever torch is installed and building them
 imports no torch. Any other shape is trained when its workbook is first built,
 deterministically (a fixed seed, one thread, float64, full-batch steps in a fixed order), and
-kept in the user's cache folder (``XLNET_CACHE_DIR``, else ``$XDG_CACHE_HOME/xlnet``, else
-``~/.cache/xlnet``), so building it again takes no training.
+kept in the user's cache folder (``trained``), so building it again takes no training.
 
 The digits with index % 5 == 2 (359 of 1,797, among them the default digit #7) are held out:
 the network never sees them, and the sheet reports its accuracy on them.
 """
 
-import hashlib
-import json
-import os
 from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_path
+from . import trained
 
 WEIGHTS_FILE = Path(__file__).with_name("conv_weights.json")
 TRAIN_SEED = 0
@@ -49,49 +45,13 @@ def shape_key(side, options):
 def weights_for(side, options):
     """The trained weights (rounded) and their held-out accuracy for this shape: the shipped
     file's when it holds the shape, else the cache's, else trained now (and cached)."""
-    key = shape_key(side, options)
-    for entry in shipped():
-        if entry["shape"] == key:
-            return _arrays(entry)
-    cached = _cache_file(key)
-    if cached is not None and cached.is_file():
-        try:
-            entry = json.loads(cached.read_text())
-            if entry.get("shape") == key:
-                return _arrays(entry)
-        except (OSError, ValueError, KeyError, TypeError):
-            pass  # a damaged cache entry is trained again
-    entry = train(side, options)
-    if cached is not None:
-        try:
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(cached) as tmp:
-                Path(tmp).write_text(json.dumps(entry) + "\n")
-        except OSError:
-            pass  # no cache folder to write: the next build trains again
-    return _arrays(entry)
+    return _arrays(trained.entry_for(shape_key(side, options), WEIGHTS_FILE, "conv-weights",
+                                     lambda: train(side, options)))
 
 
 def shipped():
     """The entries of ``conv_weights.json``: one per shape in ``SHIPPED``."""
-    return json.loads(WEIGHTS_FILE.read_text()) if WEIGHTS_FILE.is_file() else []
-
-
-def cache_folder():
-    """Where trained weights of other shapes are kept (None: nowhere to keep them)."""
-    given = os.environ.get("XLNET_CACHE_DIR")
-    if given:
-        return Path(given)
-    base = os.environ.get("XDG_CACHE_HOME") or (Path.home() / ".cache" if Path.home() != Path("/") else None)
-    return Path(base) / "xlnet" if base else None
-
-
-def _cache_file(key):
-    folder = cache_folder()
-    if folder is None:
-        return None
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
-    return folder / f"conv-weights-{digest}.json"
+    return trained.shipped(WEIGHTS_FILE)
 
 
 def _arrays(entry):

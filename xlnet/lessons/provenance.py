@@ -58,7 +58,7 @@ def _build(key):
     its settings and xlnet's own source, so a changed lesson is never compared with a stale
     manifest): a class of copies of one book is rebuilt once."""
     from ..atomic import atomic_path
-    from .conv_training import cache_folder
+    from .trained import cache_folder
 
     folder = cache_folder()
     digest = hashlib.sha256(json.dumps([_source_digest(), key]).encode()).hexdigest()[:24]

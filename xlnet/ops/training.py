@@ -12,7 +12,8 @@ from .base import F, Op, Required, formula, register, torch, functional_optim
 
 
 class _Training(Op):
-    """S steps of ``torch.optim.SGD`` on one batch, from the sheet's starting parameters: the
+    """S steps of ``torch.optim.SGD`` (or the optimizer ``optimizer`` makes) on one batch, from
+    the sheet's starting parameters: the
     loss and batch accuracy before each step and the parameters after it (outputs
     ``loss_s``, ``accuracy_s``, ``<parameter>_s`` for s = 1..S)."""
 
@@ -38,21 +39,33 @@ class _Training(Op):
     def model(self, a, at):
         raise NotImplementedError
 
+    def model_input(self, a):
+        """What the model is run on (the sheet's batch ``x``)."""
+        return a["x"]
+
+    def optimizer(self, model, a, at):
+        """The torch.optim optimizer of the run (SGD with the sheet's learning rate)."""
+        return functional_optim.SGD(model.parameters(), lr=float(a["lr"]))
+
+    def named(self, model):
+        """The model's parameters by the names of the outputs (``parameters``, in order)."""
+        return dict(zip(self.parameters, model.parameters()))
+
     def reference(self, a, at):
         model = self.model(a, at)
         target = a["target"].long()
-        optimizer = functional_optim.SGD(model.parameters(), lr=float(a["lr"]))
+        optimizer = self.optimizer(model, a, at)
         out = {}
         with torch.enable_grad():
             for step in range(1, at["steps"] + 1):
-                logits = model(a["x"])
+                logits = model(self.model_input(a))
                 loss = F.cross_entropy(logits, target)
                 out[f"loss_{step}"] = loss.detach().clone()
                 out[f"accuracy_{step}"] = (logits.argmax(dim=1) == target).to(logits.dtype).mean().detach()
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
-                for name, param in zip(self.parameters, model.parameters()):
+                for name, param in self.named(model).items():
                     out[f"{name}_{step}"] = param.detach().clone()
         return out
 

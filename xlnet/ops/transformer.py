@@ -15,6 +15,7 @@ from . import exact
 from .arith import _Stacked
 from .autograd import vjp
 from .base import F, Op, Required, formula, functional_optim, register, torch
+from .training import _Training
 
 
 @register
@@ -292,57 +293,40 @@ def transformer(a, heads):
 
 
 @register
-class TrainTransformer(Op):
+class TrainTransformer(_Training):
     """S steps of ``torch.optim.SGD`` (or ``Adam``) on one sequence, from the sheet's starting
-    weights: the loss and accuracy before each step and every parameter after it (outputs
-    ``loss_s``, ``accuracy_s``, ``<parameter>_s`` for s = 1..S)."""
+    weights, of the block ``transformer`` builds: the loss and accuracy before each step and
+    every parameter after it (outputs ``loss_s``, ``accuracy_s``, ``<parameter>_s``)."""
 
     name = "train_transformer"
     discrete = ("ids", "target")
     inputs = ("ids", "target") + PARAMETERS + ("lr",)
     optional = ("beta1", "beta2", "eps")
     attrs = {"steps": Required(int), "heads": Required(int), "optimizer": "sgd"}
-    outputs = None
-    composite = True
-    trajectory = True
+    parameters = PARAMETERS
 
     def resolve_attrs(self, given, where):
         at = super().resolve_attrs(given, where)
         if at["optimizer"] not in ("sgd", "adam"):
             raise ManifestError(f"{where}: train_transformer runs sgd or adam, not {at['optimizer']!r}")
-        if not 1 <= at["steps"] <= 1000 or not 1 <= at["heads"] <= 64:
-            raise ManifestError(f"{where}: train_transformer runs 1 to 1000 steps of 1 to 64 heads")
+        if not 1 <= at["heads"] <= 64:
+            raise ManifestError(f"{where}: train_transformer runs 1 to 64 heads, not {at['heads']}")
         return at
 
-    def shape(self, s, at):
-        shapes = {}
-        for step in range(1, at["steps"] + 1):
-            shapes[f"loss_{step}"] = shapes[f"accuracy_{step}"] = ()
-            for name in PARAMETERS:
-                shapes[f"{name}_{step}"] = s[name]
-        return shapes
-
-    def reference(self, a, at):
+    def model(self, a, at):
         if a["wq"].shape[0] % at["heads"]:
             raise ManifestError(f"train_transformer: a width of {a['wq'].shape[0]} does not split into "
                                 f"{at['heads']} heads")
-        model = transformer(a, at["heads"])
-        ids, target = a["ids"].long(), a["target"].long()
+        return transformer(a, at["heads"])
+
+    def model_input(self, a):
+        return a["ids"].long()  # token ids, as nn.Embedding takes them
+
+    def optimizer(self, model, a, at):
         if at["optimizer"] == "adam":
-            optimizer = functional_optim.Adam(model.parameters(), lr=float(a["lr"]),
-                                              betas=(float(a["beta1"]), float(a["beta2"])), eps=float(a["eps"]))
-        else:
-            optimizer = functional_optim.SGD(model.parameters(), lr=float(a["lr"]))
-        out = {}
-        with torch.enable_grad():
-            for step in range(1, at["steps"] + 1):
-                logits = model(ids)
-                loss = F.cross_entropy(logits, target)
-                out[f"loss_{step}"] = loss.detach().clone()
-                out[f"accuracy_{step}"] = (logits.argmax(dim=1) == target).to(logits.dtype).mean().detach()
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                for name, param in model.parameters_by_name().items():
-                    out[f"{name}_{step}"] = param.detach().clone()
-        return out
+            return functional_optim.Adam(model.parameters(), lr=float(a["lr"]),
+                                         betas=(float(a["beta1"]), float(a["beta2"])), eps=float(a["eps"]))
+        return super().optimizer(model, a, at)
+
+    def named(self, model):
+        return model.parameters_by_name()
